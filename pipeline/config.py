@@ -1,0 +1,147 @@
+"""Frozen config dataclasses, presets, default paths and store URIs: the home for defaults."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+
+class PipelineError(ValueError):
+    """Bad input or a failed precondition, reported to the user as one line."""
+
+
+DEFAULT_DATA_DIR = Path("data/mnist")
+DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "mnist"
+
+# name -> (file name, official MD5, IDX kind)
+MNIST_FILES: dict[str, tuple[str, str, str]] = {
+    "train-images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "images"),
+    "train-labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", "labels"),
+    "test-images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", "images"),
+    "test-labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", "labels"),
+}
+OFFICIAL_CHECKSUMS = {spec[0]: spec[1] for spec in MNIST_FILES.values()}
+
+MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://yann.lecun.com/exdb/mnist/",
+)
+
+ARCHITECTURES = ("mlp", "lstm")
+PRESETS = ("default", "seed")
+IMAGE_SIDE = 28
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data lives and where it comes from."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    source: str | None = None
+    mirrors: tuple[str, ...] = MIRRORS
+    timeout_seconds: float = 30.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run computes (logged as params)."""
+
+    arch: str = "lstm"
+    preset: str = "default"
+    learning_rate: float = 0.001
+    hidden_size: int = 128
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    validation_fraction: float = 0.1
+    optimizer: str = "adam"
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("--arch", self.arch, ARCHITECTURES)
+        check_choice("--preset", self.preset, PRESETS)
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise PipelineError(f"--learning-rate must be > 0 (got {self.learning_rate})")
+        for option, value in (
+            ("--hidden-size", self.hidden_size),
+            ("--epochs", self.epochs),
+            ("--batch-size", self.batch_size),
+        ):
+            if value < 1:
+                raise PipelineError(f"{option} must be a positive integer (got {value})")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise PipelineError(f"--max-steps must be a positive integer (got {self.max_steps})")
+        if self.seed < 0:
+            raise PipelineError(f"--seed must be >= 0 (got {self.seed})")
+        if not 0 < self.validation_fraction < 1:
+            raise PipelineError(
+                f"--validation-fraction must be between 0 and 1, exclusive "
+                f"(got {self.validation_fraction})"
+            )
+
+    def params(self) -> dict[str, object]:
+        """The MLflow params of a run with this configuration (max_steps only where used)."""
+        values = asdict(self)
+        if values["max_steps"] is None:
+            del values["max_steps"]
+        return values
+
+
+# The notebooks' settings ("seed") and the house's modern choices ("default"); see README.
+PRESET_VALUES: dict[tuple[str, str], dict[str, object]] = {
+    ("mlp", "seed"): dict(learning_rate=0.001, hidden_size=256, epochs=15, batch_size=100),
+    ("lstm", "seed"): dict(
+        learning_rate=0.001, hidden_size=128, epochs=1000, batch_size=128, max_steps=10_000
+    ),
+    ("mlp", "default"): dict(learning_rate=0.001, hidden_size=256, epochs=20, batch_size=128),
+    ("lstm", "default"): dict(learning_rate=0.002, hidden_size=128, epochs=8, batch_size=64),
+}
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a one-line error when value is not one of choices."""
+    if value not in choices:
+        raise PipelineError(f"{option} must be one of {', '.join(choices)} (got {value!r})")
+
+
+def train_config(arch: str, preset: str = "default", **overrides: object) -> TrainConfig:
+    """The preset's values for arch, with every override that is not None applied."""
+    check_choice("--arch", arch, ARCHITECTURES)
+    check_choice("--preset", preset, PRESETS)
+    values = dict(PRESET_VALUES[(arch, preset)])
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    if "epochs" in overrides and overrides["epochs"] is not None and "max_steps" not in overrides:
+        values.pop("max_steps", None)  # an explicit epoch count replaces a step budget
+    return TrainConfig(arch=arch, preset=preset, **values)
+
+
+def with_changes(config: TrainConfig, **changes: object) -> TrainConfig:
+    """A copy of config with changes applied (and validated)."""
+    return replace(config, **changes)
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def experiment_name() -> str:
+    """MLFLOW_EXPERIMENT_NAME when set, else the house experiment."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a stage keeps local state that is not the MLflow store."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
+    progress: bool = True
+    extra_tags: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,192 @@
+"""IDX parsing and validation, the processed cache, the dataset digest and the train/val split."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import IMAGE_SIDE, MNIST_FILES, NUM_CLASSES, PipelineError
+
+IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
+CACHE_NAME = "mnist.npz"
+MANIFEST_NAME = "manifest.json"
+RAW_DIR = "raw"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The four MNIST arrays (images as uint8 0-255) plus where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    digest: str
+    official: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Training data split into train and validation (the test set is kept apart)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    digest: str
+
+
+def parse_idx(path: Path, kind: str) -> np.ndarray:
+    """Decompress and validate one IDX file; images come back as (n, 28, 28) uint8."""
+    name = path.name
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except EOFError:
+        raise PipelineError(f"{name}: truncated gzip (the file ends early)") from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as error:
+        raise PipelineError(f"{name}: corrupt gzip ({error})") from None
+    header_size = 16 if kind == "images" else 8
+    if len(raw) < header_size:
+        raise PipelineError(f"{name}: too short for an IDX {kind} header ({len(raw)} bytes)")
+    magic, count = struct.unpack(">II", raw[:8])
+    if magic != IDX_MAGIC[kind]:
+        raise PipelineError(
+            f"{name}: wrong magic number 0x{magic:08x} (expected 0x{IDX_MAGIC[kind]:08x} "
+            f"for IDX {kind})"
+        )
+    if kind == "images":
+        rows, cols = struct.unpack(">II", raw[8:16])
+        if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
+            raise PipelineError(f"{name}: images are {rows}x{cols}, expected 28x28")
+    item_size = IMAGE_SIDE * IMAGE_SIDE if kind == "images" else 1
+    expected = header_size + count * item_size
+    if len(raw) != expected:
+        raise PipelineError(
+            f"{name}: {len(raw)} bytes after decompression, but the header's count of {count} "
+            f"needs {expected}"
+        )
+    array = np.frombuffer(raw, dtype=np.uint8, offset=header_size)
+    if kind == "images":
+        return array.reshape(count, IMAGE_SIDE, IMAGE_SIDE)
+    if count and array.max() >= NUM_CLASSES:
+        raise PipelineError(f"{name}: label {int(array.max())} is outside 0-9")
+    return array
+
+
+def check_counts(arrays: dict[str, np.ndarray]) -> None:
+    """Raise when a split's image and label counts disagree."""
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}-images"], arrays[f"{split}-labels"]
+        if len(images) != len(labels):
+            raise PipelineError(
+                f"{MNIST_FILES[split + '-labels'][0]}: {len(labels)} labels but "
+                f"{MNIST_FILES[split + '-images'][0]} holds {len(images)} images"
+            )
+
+
+def dataset_digest(arrays: dict[str, np.ndarray]) -> str:
+    """A short content digest of the decoded arrays (independent of gzip settings)."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        digest.update(key.encode() + str(arrays[key].shape).encode())
+        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) then rename into place, so no partial file ever has the real name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(tmp_name))
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_cache(data_dir: Path, arrays: dict[str, np.ndarray], manifest: dict) -> None:
+    """Write the processed arrays and then the manifest that marks the cache complete."""
+
+    def save_arrays(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.savez(handle, **{key.replace("-", "_"): value for key, value in arrays.items()})
+
+    atomic_write(data_dir / CACHE_NAME, save_arrays)
+    atomic_write(
+        data_dir / MANIFEST_NAME,
+        lambda tmp: tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True)),
+    )
+
+
+def read_manifest(data_dir: Path) -> dict | None:
+    """The manifest of a complete cache, or None."""
+    path = data_dir / MANIFEST_NAME
+    if not path.is_file() or not (data_dir / CACHE_NAME).is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_dataset(data_dir: Path) -> Dataset:
+    """Load the processed cache written by the download stage."""
+    manifest = read_manifest(Path(data_dir))
+    if manifest is None:
+        raise PipelineError(
+            f"no MNIST data in {data_dir}: run `pipeline download --data-dir {data_dir}` first"
+        )
+    with np.load(Path(data_dir) / CACHE_NAME) as arrays:
+        return Dataset(
+            x_train=arrays["train_images"],
+            y_train=arrays["train_labels"],
+            x_test=arrays["test_images"],
+            y_test=arrays["test_labels"],
+            digest=manifest["digest"],
+            official=manifest["official"],
+            source=manifest["source"],
+        )
+
+
+def split_train_validation(dataset: Dataset, validation_fraction: float, seed: int) -> Splits:
+    """Carve a seeded, stratified validation set out of the training set."""
+    rng = np.random.default_rng(seed)
+    val_parts = []
+    for label in range(NUM_CLASSES):
+        members = np.flatnonzero(dataset.y_train == label)
+        rng.shuffle(members)
+        val_parts.append(members[: int(round(len(members) * validation_fraction))])
+    val_index = np.sort(np.concatenate(val_parts))
+    train_mask = np.ones(len(dataset.y_train), dtype=bool)
+    train_mask[val_index] = False
+    if not train_mask.any() or not len(val_index):
+        raise PipelineError(
+            f"--validation-fraction {validation_fraction} leaves an empty train or validation "
+            f"set for {len(dataset.y_train)} training images"
+        )
+    return Splits(
+        x_train=dataset.x_train[train_mask],
+        y_train=dataset.y_train[train_mask],
+        x_val=dataset.x_train[val_index],
+        y_val=dataset.y_train[val_index],
+        digest=dataset.digest,
+    )
+
+
+def class_counts(labels: np.ndarray) -> dict[str, int]:
+    """Images per digit, keyed '0'..'9'."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    return {str(digit): int(count) for digit, count in enumerate(counts)}

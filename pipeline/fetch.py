@@ -1,0 +1,243 @@
+"""The download stage: fetch the four MNIST files from mirrors or a local source, verify, cache."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import data
+from pipeline.config import MNIST_FILES, OFFICIAL_CHECKSUMS, DataConfig, PipelineError
+
+CHUNK = 1 << 16
+SUM_FILES = {"SHA256SUMS": "sha256", "MD5SUMS": "md5"}
+Progress = Callable[..., None]  # (label, done, total or None, unit="bytes")
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What the download stage verified and cached."""
+
+    data_dir: Path
+    source: str
+    official: bool
+    files: dict[str, dict[str, str]]  # file name -> md5, sha256, official, origin
+    counts: dict[str, int]
+    class_counts: dict[str, dict[str, int]]
+    digest: str
+    skipped: bool
+
+
+def _hashes(path: Path) -> dict[str, str]:
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+
+
+def _stream(reader, dest: Path, label: str, total: int | None, progress: Progress | None):
+    done = 0
+    with dest.open("wb") as out:
+        for chunk in iter(lambda: reader.read(CHUNK), b""):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(label, done, total)
+
+
+def _http_get(url: str, dest: Path, config: DataConfig, progress: Progress | None) -> None:
+    """GET url into dest with bounded retries; raises the last error."""
+    label = url.rsplit("/", 1)[-1]
+    for attempt in range(config.retries):
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": "mnist-pipeline"})
+            with urllib.request.urlopen(request, timeout=config.timeout_seconds) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                _stream(response, dest, label, total, progress)
+            return
+        except urllib.error.HTTPError as error:
+            if error.code < 500 or attempt + 1 == config.retries:
+                raise
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            if attempt + 1 == config.retries:
+                raise
+        time.sleep(0.5 * 2**attempt)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code}"
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    return str(error) or type(error).__name__
+
+
+def _from_mirrors(name: str, dest: Path, config: DataConfig, expected_md5: str, progress) -> str:
+    """Fetch name from the first mirror that serves a copy with the expected MD5."""
+    tried = []
+    for mirror in config.mirrors:
+        url = urllib.parse.urljoin(mirror if mirror.endswith("/") else mirror + "/", name)
+        try:
+            _http_get(url, dest, config, progress)
+        except (urllib.error.URLError, OSError) as error:
+            tried.append(f"{url} ({_describe(error)})")
+            continue
+        md5 = _hashes(dest)["md5"]
+        if md5 == expected_md5:
+            return url
+        tried.append(f"{url} (checksum mismatch: MD5 {md5}, expected {expected_md5})")
+    raise PipelineError(
+        f"{name}: no mirror gave a verified copy; tried {'; '.join(tried)}. "
+        f"Offline? Use `pipeline download --source PATH_OR_URL` with a folder holding the files"
+    )
+
+
+def _source_location(source: str) -> tuple[str, str]:
+    """('dir', path) for a folder or file:// URL, ('url', base) for http(s)."""
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme in ("http", "https"):
+        return "url", source if source.endswith("/") else source + "/"
+    if parsed.scheme == "file":
+        source = urllib.request.url2pathname(parsed.path)
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        raise PipelineError(f"--source {source}: only folders, file:// and http(s):// work")
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        raise PipelineError(f"--source {source}: no such folder")
+    return "dir", str(folder)
+
+
+def _from_source(
+    name: str, dest: Path, config: DataConfig, progress, optional=False
+) -> str | None:
+    """Copy name from the --source folder or URL into dest; None when optional and absent."""
+    kind, base = _source_location(config.source)
+    if kind == "dir":
+        path = Path(base) / name
+        if not path.is_file():
+            if optional:
+                return None
+            raise PipelineError(f"{name}: missing from source folder {base}")
+        with path.open("rb") as reader:
+            _stream(reader, dest, name, path.stat().st_size, progress)
+        return str(path)
+    url = base + name
+    try:
+        _http_get(url, dest, config, progress)
+    except (urllib.error.URLError, OSError) as error:
+        if optional:
+            return None
+        raise PipelineError(f"{name}: could not fetch {url} ({_describe(error)})") from None
+    return url
+
+
+def _source_sums(staging: Path, config: DataConfig) -> dict[str, tuple[str, str]]:
+    """Checksums published beside a source (SHA256SUMS / MD5SUMS): file -> (algorithm, hex)."""
+    sums = {}
+    for sum_file, algorithm in SUM_FILES.items():
+        dest = staging / sum_file
+        if _from_source(sum_file, dest, config, None, optional=True) is None:
+            continue
+        for line in dest.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                sums.setdefault(parts[1].lstrip("*"), (algorithm, parts[0].lower()))
+    return sums
+
+
+def _fetch_all(staging: Path, config: DataConfig, checksums, progress) -> dict[str, dict]:
+    """Fetch and checksum-verify the four files into staging."""
+    sums = _source_sums(staging, config) if config.source else {}
+    files = {}
+    for name, _, _ in MNIST_FILES.values():
+        dest = staging / name
+        if config.source:
+            origin = _from_source(name, dest, config, progress)
+        else:
+            origin = _from_mirrors(name, dest, config, checksums[name], progress)
+        hashes = _hashes(dest)
+        if name in sums and hashes[sums[name][0]] != sums[name][1]:
+            algorithm, expected = sums[name]
+            raise PipelineError(
+                f"{name}: checksum mismatch ({algorithm.upper()} {hashes[algorithm]}, the "
+                f"source's {algorithm.upper()}SUMS says {expected})"
+            )
+        official = hashes["md5"] == checksums[name]
+        files[name] = {**hashes, "official": official, "origin": origin}
+    return files
+
+
+def _writable(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=data_dir).close()
+    except OSError as error:
+        raise PipelineError(
+            f"data directory {data_dir} is not writable ({error.strerror or error})"
+        ) from None
+
+
+def _result(data_dir: Path, manifest: dict, skipped: bool) -> DownloadResult:
+    keys = ("source", "official", "files", "counts", "class_counts", "digest")
+    return DownloadResult(data_dir, **{key: manifest[key] for key in keys}, skipped=skipped)
+
+
+def _cached(data_dir: Path) -> dict | None:
+    """The manifest when every cached raw file still has its recorded checksum."""
+    manifest = data.read_manifest(data_dir)
+    if manifest is None:
+        return None
+    for name, recorded in manifest["files"].items():
+        path = data_dir / data.RAW_DIR / name
+        if not path.is_file() or _hashes(path)["sha256"] != recorded["sha256"]:
+            return None
+    return manifest
+
+
+def download(
+    config: DataConfig,
+    force: bool = False,
+    progress: Progress | None = None,
+    checksums: dict[str, str] = OFFICIAL_CHECKSUMS,
+) -> DownloadResult:
+    """Fetch, verify, parse and cache MNIST; a no-op when a verified cache is already there."""
+    data_dir = Path(config.data_dir)
+    if config.source:
+        _source_location(config.source)  # a bad source fails before anything is written
+    _writable(data_dir)
+    if not force and (manifest := _cached(data_dir)) is not None:
+        return _result(data_dir, manifest, skipped=True)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=data_dir) as staging_name:
+        staging = Path(staging_name)
+        files = _fetch_all(staging, config, checksums, progress)
+        arrays = {}
+        for key, (name, _, kind) in MNIST_FILES.items():
+            arrays[key] = data.parse_idx(staging / name, kind)
+            if progress:
+                progress("parsing", len(arrays), len(MNIST_FILES), "files")
+        data.check_counts(arrays)
+        official = all(entry["official"] for entry in files.values())
+        manifest = {
+            "source": config.source or ", ".join(config.mirrors),
+            "official": official,
+            "files": files,
+            "counts": {"train": len(arrays["train-labels"]), "test": len(arrays["test-labels"])},
+            "class_counts": {
+                split: data.class_counts(arrays[f"{split}-labels"]) for split in ("train", "test")
+            },
+            "digest": data.dataset_digest(arrays),
+        }
+        raw_dir = data_dir / data.RAW_DIR
+        raw_dir.mkdir(exist_ok=True)
+        for name in files:
+            (staging / name).replace(raw_dir / name)
+        data.write_cache(data_dir, arrays, manifest)
+    return _result(data_dir, manifest, skipped=False)

@@ -1,0 +1,161 @@
+"""Shared fixtures: synthetic IDX files, a temporary tracking store, a CLI runner, HTTP mirrors."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import os
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = Path(
+    os.environ.get("MNIST_LOCAL_SOURCE", REPO.parent / "shared" / "data" / "mnist")
+)
+FILE_NAMES = {
+    "train-images": "train-images-idx3-ubyte.gz",
+    "train-labels": "train-labels-idx1-ubyte.gz",
+    "test-images": "t10k-images-idx3-ubyte.gz",
+    "test-labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    """Raw (uncompressed) IDX bytes for a uint8 array of images (n, 28, 28) or labels (n,)."""
+    if magic is None:
+        magic = 0x803 if array.ndim == 3 else 0x801
+    header = struct.pack(">II", magic, array.shape[0])
+    if array.ndim == 3:
+        header += struct.pack(">II", *array.shape[1:])
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:
+    path.write_bytes(gzip.compress(idx_bytes(array, magic)))
+    return path
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits: each class lights its own 7x7 block, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(count, 28, 28))
+    for index, label in enumerate(labels):
+        row, col = divmod(int(label), 4)
+        images[index, row * 7 : row * 7 + 7, col * 7 : col * 7 + 7] += 180
+    return images.clip(0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_mnist_folder(folder: Path, train: int = 300, test: int = 100) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    x_train, y_train = synthetic_digits(train, 1)
+    x_test, y_test = synthetic_digits(test, 2)
+    arrays = {
+        "train-images": x_train,
+        "train-labels": y_train,
+        "test-images": x_test,
+        "test-labels": y_test,
+    }
+    for key, array in arrays.items():
+        write_idx(folder / FILE_NAMES[key], array)
+    return folder
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A folder holding four small synthetic MNIST-format files."""
+    return write_mnist_folder(tmp_path / "source")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working directory with its own SQLite tracking store."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    return work
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture):
+    """Run the console entry point in-process and capture its exit code and output."""
+    from pipeline.cli import main
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main([str(arg) for arg in args])
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return invoke
+
+
+@pytest.fixture
+def http_folder():
+    """Serve folders over HTTP on 127.0.0.1; yields a function folder -> base URL."""
+    servers = []
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def runs(experiment: str = "mnist"):
+    """All runs of the experiment in the current tracking store, as a DataFrame."""
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    return mlflow.search_runs(experiment_names=[experiment])
+
+
+def require_shared_mnist() -> Path:
+    """The shared real-MNIST folder; skip locally when absent, fail in CI."""
+    if (SHARED_MNIST / FILE_NAMES["train-images"]).is_file():
+        return SHARED_MNIST
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs the real MNIST files at {SHARED_MNIST}")
+    pytest.skip(f"real MNIST files not found at {SHARED_MNIST}")
