@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 from pipeline import __version__
-from pipeline.config import DEFAULT_DATA_DIR, DataConfig, PipelineError
+from pipeline.config import (
+    DEFAULT_CHECKPOINT_DIR,
+    DEFAULT_DATA_DIR,
+    DataConfig,
+    PipelineError,
+    StageInterrupted,
+)
 
 app = typer.Typer(
     help="MNIST experiments from two classic TensorFlow notebooks, tracked in MLflow.",
@@ -19,6 +24,9 @@ app = typer.Typer(
 )
 
 DataDir = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Where the MNIST cache lives.")
+CheckpointDir = typer.Option(
+    DEFAULT_CHECKPOINT_DIR, "--checkpoint-dir", help="Where per-run checkpoints are kept."
+)
 
 
 @app.callback()
@@ -66,20 +74,81 @@ def download(
     )
 
 
+@app.command()
+def train(
+    arch: str = typer.Option("lstm", "--arch", help="Architecture: mlp or lstm."),
+    preset: str = typer.Option(
+        "default", "--preset", help="default (modern choices) or seed (the notebook exactly)."
+    ),
+    learning_rate: float = typer.Option(None, "--learning-rate", help="Adam learning rate."),
+    hidden_size: int = typer.Option(None, "--hidden-size", help="Hidden units per layer."),
+    epochs: int = typer.Option(None, "--epochs", help="Passes over the training split."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Images per step."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    seed: int = typer.Option(0, "--seed", help="Seed for split, initialisation and shuffling."),
+    validation_fraction: float = typer.Option(
+        0.1, "--validation-fraction", help="Share of the training set held out for validation."
+    ),
+    resume: str = typer.Option(
+        None, "--resume", help="Continue the interrupted run RUN_ID from its checkpoint."
+    ),
+    data_dir: Path = DataDir,
+    checkpoint_dir: Path = CheckpointDir,
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show live bars."),
+) -> None:
+    """Train one architecture and track params, per-step metrics and the model in MLflow."""
+    from pipeline.config import train_config
+
+    config = train_config(
+        arch,
+        preset,
+        learning_rate=learning_rate,
+        hidden_size=hidden_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        seed=seed,
+        validation_fraction=validation_fraction,
+    )
+    from pipeline import training
+
+    result = training.train(config, data_dir, checkpoint_dir, resume, progress)
+    print_train_summary(result)
+
+
+def print_train_summary(result) -> None:
+    """One screen: what was trained, how well, how fast, and where to look."""
+    from pipeline.config import tracking_uri
+
+    config = result.config
+    typer.echo(
+        f"\nTrained {config.arch} ({config.preset} preset): {result.steps} steps, "
+        f"{config.epochs} epochs in {result.seconds:.1f} s "
+        f"({result.samples_per_second:,.0f} samples/s)\n"
+        f"  val_accuracy {result.val_accuracy:.4f}   val_loss {result.val_loss:.4f}\n"
+        f"  run   {result.run_id}\n"
+        f"  model {result.model_uri}\n"
+        f"  UI    mlflow ui --backend-store-uri {tracking_uri()}  then open\n"
+        f"        http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every expected failure is one line on stderr and a non-zero exit."""
+    message = None
     try:
         code = app(args=argv, prog_name="pipeline", standalone_mode=False)
-    except click.exceptions.Abort:
-        code = 130
-        typer.echo("Error: interrupted", err=True)
-    except click.ClickException as error:
-        typer.echo(f"Error: {error.format_message()}", err=True)
-        code = error.exit_code
+    except typer.Abort:
+        code, message = 130, "aborted"
+    except typer.TyperException as error:  # usage errors: unknown option, not a number, ...
+        code = getattr(error, "exit_code", 2)
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
     except PipelineError as error:
-        typer.echo(f"Error: {error}", err=True)
-        code = 1
-    except KeyboardInterrupt as error:
-        typer.echo(f"Error: {error or 'interrupted'}; the run was marked KILLED", err=True)
-        code = 128 + getattr(error, "signal_number", 2)
+        code, message = 1, str(error)
+    except StageInterrupted as error:
+        code, message = 128 + error.signal_number, str(error)
+    if code == 130 and message is None:  # Typer's answer to Ctrl-C outside any run
+        message = "interrupted by SIGINT"
+    if message:
+        typer.echo(f"Error: {message}", err=True)
     sys.exit(code if isinstance(code, int) else 0)

@@ -12,6 +12,15 @@ class PipelineError(ValueError):
     """Bad input or a failed precondition, reported to the user as one line."""
 
 
+class StageInterrupted(Exception):
+    """A stage stopped by SIGINT or SIGTERM after closing its run as KILLED."""
+
+    def __init__(self, run_id: str, signal_number: int) -> None:
+        name = "SIGTERM" if signal_number == 15 else "SIGINT"
+        super().__init__(f"interrupted by {name}; run {run_id} was marked KILLED")
+        self.run_id, self.signal_number = run_id, signal_number
+
+
 DEFAULT_DATA_DIR = Path("data/mnist")
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"

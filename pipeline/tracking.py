@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
+import time
 import warnings
 from collections.abc import Iterator
 
 import mlflow
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, RunStatus
 
 from pipeline import config as cfg
-from pipeline.config import PipelineError
+from pipeline.backend import keras
+from pipeline.config import PipelineError, StageInterrupted
 
 STAGE_TAG = "pipeline.stage"
 ARCH_TAG = "pipeline.arch"
@@ -81,9 +84,10 @@ def run(
         try:
             mlflow.set_tags({STAGE_TAG: stage, **(tags or {})})
             yield active
-        except KeyboardInterrupt:
-            _end(RunStatus.KILLED, "interrupted")
-            raise
+        except KeyboardInterrupt as error:
+            _end(RunStatus.KILLED, str(error) or "interrupted by SIGINT")
+            number = getattr(error, "signal_number", signal.SIGINT)
+            raise StageInterrupted(active.info.run_id, number) from None
         except BaseException as error:
             _end(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else repr(error))
             raise
@@ -133,3 +137,155 @@ def log_dataset(data_dir, digest: str, context: str) -> None:
             source=os.path.abspath(data_dir),
         )
     mlflow.log_input(dataset, context=context)
+
+
+def config_hash(params: dict) -> str:
+    """A short hash of a run's params, for finding runs with the same configuration."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[
+        :12
+    ]
+
+
+class StepMetricLogger(keras.callbacks.Callback):
+    """Buffers per-step train metrics and sends them with async log_batch at each epoch end.
+
+    Keras reports the running mean of the epoch at every batch; the logger turns it back into the
+    batch's own loss and accuracy. It is async-safe, so Keras calls it from a worker thread and
+    training never waits for it; records are ordered by batch index before they are sent.
+    """
+
+    async_safe = True
+
+    def __init__(self, run_id: str, first_step: int, batch_size: int, train_size: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.next_step = first_step
+        self.batch_size = batch_size
+        self.train_size = train_size
+        self.records: list[tuple[int, float, float, int]] = []
+        self.pending: list = []
+        self.epoch_started = time.perf_counter()
+        self.non_finite_step: int | None = None
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.records = []
+        self.epoch_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        loss = float(logs["loss"])
+        self.records.append((batch, loss, float(logs["accuracy"]), int(time.time() * 1000)))
+        if not math.isfinite(loss):
+            self.non_finite_step = self.next_step + batch
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        seconds = time.perf_counter() - self.epoch_started
+        trained = min(len(self.records) * self.batch_size, self.train_size)
+        metrics = self._step_metrics()
+        stamp, step = int(time.time() * 1000), self.next_step - 1
+        epoch_values = {
+            "val_loss": logs.get("val_loss"),
+            "val_accuracy": logs.get("val_accuracy"),
+            "epoch_seconds": seconds,
+            "samples_per_second": trained / seconds if seconds > 0 else None,
+        }
+        for key, value in epoch_values.items():
+            if value is not None and math.isfinite(value):
+                metrics.append(Metric(key, float(value), stamp, step))
+        self._send(metrics)
+
+    def flush_partial(self) -> None:
+        """Send what an interrupted epoch logged so far (called from the main thread)."""
+        self._send(self._step_metrics())
+        self.wait()
+
+    def _step_metrics(self) -> list[Metric]:
+        records, self.records = sorted(self.records), []
+        metrics, loss_sum, correct = [], 0.0, 0
+        for batch, mean_loss, mean_accuracy, stamp in records:
+            size = min(self.batch_size, self.train_size - batch * self.batch_size)
+            new_seen = batch * self.batch_size + size
+            new_loss_sum, new_correct = mean_loss * new_seen, round(mean_accuracy * new_seen)
+            step = self.next_step + batch
+            metrics.append(Metric("train_loss", (new_loss_sum - loss_sum) / size, stamp, step))
+            metrics.append(Metric("train_accuracy", (new_correct - correct) / size, stamp, step))
+            loss_sum, correct = new_loss_sum, new_correct
+        if records:
+            self.next_step += records[-1][0] + 1
+        return metrics
+
+    def _send(self, metrics: list[Metric]) -> None:
+        client = mlflow.MlflowClient()
+        for start in range(0, len(metrics), 1000):
+            chunk = metrics[start : start + 1000]
+            self.pending.append(client.log_batch(self.run_id, metrics=chunk, synchronous=False))
+
+    def wait(self) -> None:
+        """Block until every batch sent so far is stored (raises if the store refused one)."""
+        pending, self.pending = self.pending, []
+        for operation in pending:
+            operation.wait()
+
+
+def model_signature():
+    """The one contract both architectures share: raw 28x28 images in, 10 probabilities out."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    from pipeline.config import IMAGE_SIDE, NUM_CLASSES
+
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, IMAGE_SIDE, IMAGE_SIDE), "images")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, NUM_CLASSES), "probabilities")]),
+    )
+
+
+def log_model(model: keras.Model, input_example) -> str:
+    """Log a serving model so that mlflow.pyfunc predicts from raw images; returns its URI."""
+    import mlflow.tensorflow
+
+    from pipeline.backend import tf
+
+    # Explicit requirements: MLflow's inference would re-load the model in a subprocess.
+    requirements = [
+        f"tensorflow=={tf.__version__}",
+        f"keras=={keras.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.tensorflow.log_model(
+            model,
+            name="model",
+            signature=model_signature(),
+            input_example=input_example,
+            pip_requirements=requirements,
+        )
+    mlflow.set_tag("pipeline.model_uri", f"runs:/{mlflow.active_run().info.run_id}/model")
+    return info.model_uri
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of one metric of a run, ordered by step."""
+    history = mlflow.MlflowClient().get_metric_history(run_id, key)
+    return sorted((metric.step, metric.value) for metric in history)
+
+
+def latest_metrics(run_id: str) -> dict[str, float]:
+    """The latest value of every metric of a run."""
+    return dict(mlflow.get_run(run_id).data.metrics)
+
+
+def check_resumable(run_id: str) -> None:
+    """Raise unless run_id names a train run that did not finish."""
+    try:
+        found = mlflow.get_run(run_id)
+    except Exception:
+        uri = redact(cfg.tracking_uri())
+        raise PipelineError(f"--resume {run_id}: no such run in {uri}") from None
+    if found.info.status == "FINISHED":
+        raise PipelineError(f"--resume {run_id}: the run already finished")

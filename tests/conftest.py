@@ -159,3 +159,26 @@ def require_shared_mnist() -> Path:
     if os.environ.get("CI"):
         pytest.fail(f"CI needs the real MNIST files at {SHARED_MNIST}")
     pytest.skip(f"real MNIST files not found at {SHARED_MNIST}")
+
+
+@pytest.fixture
+def data_dir(workdir: Path, source: Path) -> Path:
+    """The synthetic set imported into the workdir's data/mnist, as the download stage does."""
+    from pipeline import fetch
+    from pipeline.config import DataConfig
+
+    target = workdir / "data" / "mnist"
+    fetch.download(DataConfig(data_dir=target, source=str(source)))
+    return target
+
+
+def metric_steps(run_id: str, key: str) -> list[tuple[int, float]]:
+    import mlflow
+
+    return sorted((m.step, m.value) for m in mlflow.MlflowClient().get_metric_history(run_id, key))
+
+
+def subprocess_env(workdir: Path) -> dict[str, str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    env.pop("MLFLOW_RUN_ID", None)
+    return env

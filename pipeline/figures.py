@@ -1,0 +1,48 @@
+"""Matplotlib figures shared by the stages (headless backend, small PNGs)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if len(values) < window or window < 2:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def learning_curves(curves: dict[str, dict[str, list[tuple[int, float]]]]):
+    """Loss and accuracy against step for one or more runs: {label: {metric: [(step, value)]}}."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=80)
+    for label, metrics in curves.items():
+        for axis, kind in zip(axes, ("loss", "accuracy"), strict=True):
+            train = np.array(metrics.get(f"train_{kind}", []), dtype=float).reshape(-1, 2)
+            if len(train):
+                window = max(1, len(train) // 100)
+                axis.plot(
+                    train[window - 1 :, 0] if window > 1 else train[:, 0],
+                    _smooth(train[:, 1], window),
+                    alpha=0.6,
+                    label=f"{label} train",
+                )
+            val = np.array(metrics.get(f"val_{kind}", []), dtype=float).reshape(-1, 2)
+            if len(val):
+                axis.plot(val[:, 0], val[:, 1], marker="o", markersize=3, label=f"{label} val")
+    for axis, kind in zip(axes, ("loss", "accuracy"), strict=True):
+        axis.set_xlabel("step (global batch index)")
+        axis.set_ylabel(kind)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    figure.tight_layout()
+    return figure
+
+
+def close(figure) -> None:
+    plt.close(figure)

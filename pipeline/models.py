@@ -1,0 +1,80 @@
+"""The two notebook architectures as functional Keras models (no tracking code here)."""
+
+from __future__ import annotations
+
+from pipeline.backend import keras
+from pipeline.config import IMAGE_SIDE, NUM_CLASSES, TrainConfig
+
+layers = keras.layers
+
+
+def _standard_normal() -> keras.initializers.Initializer:
+    return keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
+
+
+def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Raw 28x28 images (0-255) in; scaled to [0, 1] inside the model, as the notebooks' loader."""
+    images = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE), dtype="float32", name="images")
+    return images, layers.Rescaling(1.0 / 255.0, name="scale")(images)
+
+
+def build_mlp(hidden_size: int, preset: str = "default") -> keras.Model:
+    """Flatten -> Dense(relu) -> Dense(relu) -> Dense(10) logits."""
+    # The notebook drew every weight and bias from N(0, 1); the default uses Glorot and zeros.
+    init = (
+        dict(kernel_initializer=_standard_normal(), bias_initializer=_standard_normal())
+        if preset == "seed"
+        else {}
+    )
+    images, scaled = _inputs()
+    hidden = layers.Flatten(name="flatten")(scaled)
+    hidden = layers.Dense(hidden_size, activation="relu", name="hidden_1", **init)(hidden)
+    hidden = layers.Dense(hidden_size, activation="relu", name="hidden_2", **init)(hidden)
+    logits = layers.Dense(NUM_CLASSES, name="logits", **init)(hidden)
+    return keras.Model(images, logits, name="mlp")
+
+
+def build_lstm(hidden_size: int, preset: str = "default") -> keras.Model:
+    """28 timesteps of 28 pixels -> LSTM(hidden) -> Dense(10) logits."""
+    # Forget-gate bias 1.0 in both presets; the notebook's output layer was drawn from N(0, 1).
+    init = (
+        dict(kernel_initializer=_standard_normal(), bias_initializer=_standard_normal())
+        if preset == "seed"
+        else {}
+    )
+    images, scaled = _inputs()
+    hidden = layers.LSTM(hidden_size, unit_forget_bias=True, name="lstm")(scaled)
+    logits = layers.Dense(NUM_CLASSES, name="logits", **init)(hidden)
+    return keras.Model(images, logits, name="lstm")
+
+
+ARCHITECTURES = {"mlp": build_mlp, "lstm": build_lstm}
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+    """The architecture config names, with its preset's initialisation."""
+    return ARCHITECTURES[config.arch](config.hidden_size, config.preset)
+
+
+def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam; the seed preset uses the notebooks' TF1 epsilon of 1e-8."""
+    epsilon = 1e-8 if config.preset == "seed" else 1e-7
+    return keras.optimizers.Adam(
+        learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=epsilon
+    )
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """Compile with the config's optimizer, cross-entropy on logits and accuracy."""
+    model.compile(
+        optimizer=build_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def serving_model(model: keras.Model) -> keras.Model:
+    """The trained logits model with a softmax on top: what is logged, served and evaluated."""
+    probabilities = layers.Softmax(name="probabilities")(model.output)
+    return keras.Model(model.input, probabilities, name=f"{model.name}_serving")

@@ -1,0 +1,181 @@
+"""The train stage on synthetic data: params, per-step metrics, model, determinism, errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import pytest
+from conftest import metric_steps, require_shared_mnist, runs, subprocess_env
+from test_download import one_line_error
+
+TINY = ("--epochs", "2", "--batch-size", "32", "--hidden-size", "16", "--no-progress")
+
+
+def train(cli, *args: str):
+    result = cli("train", *args)
+    assert result.exit_code == 0, result.stderr
+    return runs().iloc[0]
+
+
+@pytest.mark.parametrize("arch", ["mlp", "lstm"])
+def test_params_and_every_step_logged(cli, data_dir, arch):
+    row = train(cli, "--arch", arch, *TINY, "--learning-rate", "0.01")
+    run_id = row["run_id"]
+    assert row["status"] == "FINISHED"
+    expected = {
+        "arch": arch,
+        "preset": "default",
+        "learning_rate": "0.01",
+        "hidden_size": "16",
+        "epochs": "2",
+        "batch_size": "32",
+        "seed": "0",
+        "validation_fraction": "0.1",
+        "optimizer": "adam",
+    }
+    assert {key: row[f"params.{key}"] for key in expected} == expected
+    assert row["tags.pipeline.stage"] == "train" and row["tags.pipeline.arch"] == arch
+    # 300 images, 30 held out -> 270 to train -> 9 batches of 32 per epoch, 18 steps in all
+    for key in ("train_loss", "train_accuracy"):
+        assert [step for step, _ in metric_steps(run_id, key)] == list(range(18))
+    accuracies = [value for _, value in metric_steps(run_id, "train_accuracy")]
+    assert all(
+        value * 32 == round(value * 32) or value * 14 == round(value * 14) for value in accuracies
+    )
+    for key in ("val_loss", "val_accuracy", "epoch_seconds", "samples_per_second"):
+        assert [step for step, _ in metric_steps(run_id, key)] == [8, 17]
+    run = mlflow.get_run(run_id)
+    digest = json.loads((data_dir / "manifest.json").read_text())["digest"]
+    assert run.data.tags["pipeline.data_digest"] == digest
+    assert [item.dataset.digest for item in run.inputs.dataset_inputs] == [digest]
+    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert "learning_curves.png" in artifacts
+
+
+def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir):
+    row = train(cli, "--arch", "mlp", *TINY, "--learning-rate", "0.01")
+    from pipeline import training
+    from pipeline.config import train_config
+
+    with np.load(data_dir / "mnist.npz") as arrays:
+        images, labels = arrays["test_images"].astype(np.float32), arrays["test_labels"]
+    served = mlflow.pyfunc.load_model(f"runs:/{row['run_id']}/model").predict(images)
+    assert served.shape == (100, 10)
+    np.testing.assert_allclose(served.sum(axis=1), 1.0, rtol=1e-4)
+    config = train_config("mlp", epochs=2, batch_size=32, hidden_size=16, learning_rate=0.01)
+    checkpoint = training.restore(config, workdir / "checkpoints" / row["run_id"])
+    assert (served.argmax(1) == checkpoint.predict(images).argmax(1)).all()
+    assert (served.argmax(1) == labels).mean() > 0.5  # the synthetic digits are easy
+
+
+def test_same_seed_same_metrics(cli, data_dir):
+    histories = []
+    for seed in ("3", "3", "4"):
+        train(cli, "--arch", "lstm", *TINY, "--seed", seed)
+        run_id = runs().iloc[0]["run_id"]
+        histories.append(metric_steps(run_id, "train_loss") + metric_steps(run_id, "val_loss"))
+    assert histories[0] == histories[1]
+    assert histories[0] != histories[2]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--arch", "cnn"), "--arch must be one of mlp, lstm"),
+        (("--preset", "fast"), "--preset must be one of default, seed"),
+        (("--learning-rate", "0"), "--learning-rate must be > 0"),
+        (("--learning-rate", "-0.1"), "--learning-rate must be > 0"),
+        (("--learning-rate", "nan"), "--learning-rate must be > 0"),
+        (("--learning-rate", "fast"), "Invalid value for '--learning-rate'"),
+        (("--hidden-size", "0"), "--hidden-size must be a positive integer"),
+        (("--epochs", "0"), "--epochs must be a positive integer"),
+        (("--epochs", "two"), "Invalid value for '--epochs'"),
+        (("--batch-size", "-5"), "--batch-size must be a positive integer"),
+        (("--max-steps", "0"), "--max-steps must be a positive integer"),
+        (("--seed", "-1"), "--seed must be >= 0"),
+        (("--validation-fraction", "0"), "--validation-fraction must be between 0 and 1"),
+        (("--validation-fraction", "1"), "--validation-fraction must be between 0 and 1"),
+        (("--resume", "0123456789abcdef"), "no checkpoint"),
+        (("--bogus",), "No such option: --bogus"),
+    ],
+)
+def test_invalid_options(cli, data_dir, args, fragment):
+    result = cli("train", "--no-progress", *args)
+    assert result.exit_code != 0
+    assert fragment in one_line_error(result)
+    assert len(runs()) == 0
+
+
+def test_missing_data(cli, workdir):
+    result = cli("train", "--no-progress", "--data-dir", workdir / "nothing")
+    assert result.exit_code != 0
+    assert "run `pipeline download" in one_line_error(result)
+    assert len(runs()) == 0
+
+
+def test_nan_loss_fails_the_run(cli, data_dir):
+    result = cli(
+        "train", "--arch", "mlp", "--preset", "seed", "--learning-rate", "1e12", *TINY[:4],
+        "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "loss became NaN" in one_line_error(result)
+    run = runs().iloc[0]
+    assert run["status"] == "FAILED"
+    assert "loss became NaN" in run["tags.pipeline.failure_reason"]
+
+
+def test_sigterm_kills_run_and_resume_completes_it(workdir, data_dir):
+    env = subprocess_env(workdir)
+    args = [sys.executable, "-m", "pipeline", "train", "--arch", "mlp", "--epochs", "40"]
+    args += ["--batch-size", "8", "--hidden-size", "16", "--no-progress"]
+    process = subprocess.Popen(args, cwd=workdir, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    states = list((workdir / "checkpoints").glob("*/state.json"))
+    while not states and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        states = list((workdir / "checkpoints").glob("*/state.json"))
+    time.sleep(0.3)  # into a later epoch
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "KILLED" in stderr.strip().splitlines()[-1]
+    run = runs().iloc[0]
+    run_id = run["run_id"]
+    assert run["status"] == "KILLED"
+    state = json.loads((workdir / "checkpoints" / run_id / "state.json").read_text())
+    assert 1 <= state["epoch"] < 40
+    logged = metric_steps(run_id, "train_loss")
+    assert len(logged) >= state["step"] > 0
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", "--resume", run_id, "--no-progress"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    frame = runs()
+    assert len(frame) == 1 and frame.iloc[0]["status"] == "FINISHED"
+    steps = [step for step, _ in metric_steps(run_id, "train_loss")]
+    assert steps == list(range(len(steps)))  # one value per step, none lost or repeated
+    assert len(metric_steps(run_id, "val_accuracy")) == 40
+    assert mlflow.get_run(run_id).data.params["epochs"] == "40"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, args, floor", [
+    ("mlp", ("--epochs", "2"), 0.93),
+    ("lstm", ("--max-steps", "300"), 0.80),
+])  # fmt: skip
+def test_short_real_run(cli, workdir, arch, args, floor):
+    assert cli("download", "--source", require_shared_mnist()).exit_code == 0
+    result = cli("train", "--arch", arch, *args, "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    row = runs().iloc[0]
+    assert row["metrics.val_accuracy"] > floor
+    assert row["status"] == "FINISHED"
