@@ -133,6 +133,43 @@ def print_train_summary(result) -> None:
     )
 
 
+@app.command()
+def evaluate(
+    run_id: str = typer.Option(None, "--run-id", help="A finished train run."),
+    model_uri: str = typer.Option(
+        None, "--model-uri", help="runs:/RUN_ID/model, models:/NAME@ALIAS or models:/NAME/VERSION."
+    ),
+    register: bool = typer.Option(
+        True, "--register/--no-register", help="Register the model; champion gate applies."
+    ),
+    data_dir: Path = DataDir,
+) -> None:
+    """Score a model on the official test set, log figures, and gate the champion alias."""
+    from pipeline import evaluation
+
+    result = evaluation.evaluate_run(data_dir, run_id, model_uri, register)
+    print_eval_summary(result)
+
+
+def print_eval_summary(result) -> None:
+    """Accuracy, loss, the most-confused pairs, the champion decision and the UI path."""
+    from pipeline.config import tracking_uri
+
+    pairs = ", ".join(f"{true}→{pred} ({count})" for true, pred, count in result.confused_pairs)
+    lines = [
+        f"Evaluated {result.model_uri} ({result.arch}) on the official test set",
+        f"  test_accuracy {result.test_accuracy:.4f}   test_loss {result.test_loss:.4f}",
+        f"  most confused (true→predicted): {pairs or 'none'}",
+    ]
+    if result.registration:
+        lines.append(f"  registry: {result.registration.describe()}")
+    lines.append(
+        f"  UI: mlflow ui --backend-store-uri {tracking_uri()}  then open "
+        f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+    )
+    typer.echo("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every expected failure is one line on stderr and a non-zero exit."""
     message = None

@@ -46,3 +46,35 @@ def learning_curves(curves: dict[str, dict[str, list[tuple[int, float]]]]):
 
 def close(figure) -> None:
     plt.close(figure)
+
+
+def confusion_matrix(matrix: np.ndarray):
+    """A 10x10 heat map with counts in the cells."""
+    figure, axis = plt.subplots(figsize=(5.5, 5), dpi=80)
+    axis.imshow(np.log1p(matrix), cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if row == col else "black"
+            axis.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    axis.set_xticks(range(10))
+    axis.set_yticks(range(10))
+    axis.set_xlabel("predicted digit")
+    axis.set_ylabel("true digit")
+    figure.tight_layout()
+    return figure
+
+
+def digit_grid(images, labels, predicted, confidence, columns: int = 4):
+    """Images with 'true -> predicted (confidence)' captions."""
+    count = max(len(images), 1)
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.8), dpi=80)
+    for index, axis in enumerate(np.atleast_1d(axes).ravel()):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index], cmap="gray_r")
+            axis.set_title(
+                f"{labels[index]}→{predicted[index]} ({confidence[index]:.2f})", fontsize=8
+            )
+    figure.tight_layout()
+    return figure

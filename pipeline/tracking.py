@@ -37,6 +37,7 @@ def setup(experiment: str | None = None) -> str:
     """Point MLflow at the configured store and experiment; returns the tracking URI."""
     uri = cfg.tracking_uri()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment(experiment or cfg.experiment_name())
@@ -289,3 +290,18 @@ def check_resumable(run_id: str) -> None:
         raise PipelineError(f"--resume {run_id}: no such run in {uri}") from None
     if found.info.status == "FINISHED":
         raise PipelineError(f"--resume {run_id}: the run already finished")
+
+
+EVALUATED_TAG = "pipeline.evaluated_on"
+
+
+@contextlib.contextmanager
+def reopen(run_id: str) -> Iterator[None]:
+    """Log more onto a finished run, then give it back its original status."""
+    status = mlflow.get_run(run_id).info.status
+    with _sigterm_raises():
+        mlflow.start_run(run_id=run_id)
+        try:
+            yield
+        finally:
+            mlflow.end_run(status)

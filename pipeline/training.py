@@ -143,7 +143,9 @@ def _fit(config, splits, run_id, checkpoint_dir, state, show_progress) -> tuple:
     train_size = len(splits.y_train)
     logger = tracking.StepMetricLogger(run_id, state["step"], config.batch_size, train_size)
     checkpoint = EpochCheckpoint(folder, state, logger)
-    callbacks = [logger, StepLimit(state["step"], config.max_steps), checkpoint]
+    callbacks = [logger, checkpoint]
+    if config.max_steps is not None:  # a synchronous per-batch callback costs time: only if needed
+        callbacks.append(StepLimit(state["step"], config.max_steps))
     started = time.perf_counter()
     with epoch_progress(show_progress, steps_per_epoch(config, train_size), config.epochs) as bar:
         try:

@@ -1,0 +1,170 @@
+"""Test-set metrics, confusion matrix, per-class report and figures; `evaluate_run` logs them."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from pipeline import data, figures, registry, tracking
+from pipeline.config import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What evaluating one model on the official test set found and decided."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    arch: str
+    test_accuracy: float
+    test_loss: float
+    confused_pairs: list[tuple[int, int, int]]  # (true, predicted, count)
+    registration: registry.Registration | None
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Counts with true digits as rows and predicted digits as columns."""
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(matrix, (labels.astype(int), predicted.astype(int)), 1)
+    return matrix
+
+
+def per_class_report(matrix: np.ndarray) -> pd.DataFrame:
+    """Precision, recall, F1 and support per digit."""
+    true_positive = np.diag(matrix).astype(float)
+    predicted = matrix.sum(axis=0).astype(float)
+    support = matrix.sum(axis=1).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positive / predicted, 0.0)
+        recall = np.where(support > 0, true_positive / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    frame = pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(int)}
+    )
+    frame.index.name = "digit"
+    return frame
+
+
+def most_confused(matrix: np.ndarray, count: int = 3) -> list[tuple[int, int, int]]:
+    """The off-diagonal cells with the most images: (true, predicted, images)."""
+    off_diagonal = matrix.copy()
+    np.fill_diagonal(off_diagonal, 0)
+    order = np.argsort(off_diagonal, axis=None)[::-1][:count]
+    pairs = [(int(i), int(j)) for i, j in zip(*np.unravel_index(order, matrix.shape), strict=True)]
+    return [(i, j, int(matrix[i, j])) for i, j in pairs if matrix[i, j] > 0]
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-probability of the true class."""
+    picked = probabilities[np.arange(len(labels)), labels.astype(int)]
+    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
+
+
+def worst_misclassified(probabilities: np.ndarray, labels: np.ndarray, count: int = 16):
+    """Indices of wrong predictions, most confident first."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities[wrong, predicted[wrong]]
+    return wrong[np.argsort(confidence)[::-1][:count]]
+
+
+def summary_markdown(result_numbers: dict, report: pd.DataFrame, pairs) -> str:
+    """A short markdown summary of one evaluation."""
+    lines = [
+        f"# Evaluation of {result_numbers['model_uri']}",
+        "",
+        f"- test accuracy: **{result_numbers['test_accuracy']:.4f}**",
+        f"- test loss: {result_numbers['test_loss']:.4f}",
+        f"- test images: {int(report['support'].sum())} (the official test set)",
+        "- most confused (true → predicted, images): "
+        + (", ".join(f"{i} → {j} ({n})" for i, j, n in pairs) or "none"),
+        "",
+        "| digit | precision | recall | F1 | support |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for digit, row in report.iterrows():
+        lines.append(
+            f"| {digit} | {row.precision:.4f} | {row.recall:.4f} | {row.f1:.4f} | "
+            f"{int(row.support)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write_artifacts(folder: Path, matrix, report, probabilities, dataset, summary) -> None:
+    frame = pd.DataFrame(matrix, index=range(NUM_CLASSES), columns=range(NUM_CLASSES))
+    frame.index.name, frame.columns.name = "true", "predicted"
+    frame.to_csv(folder / "confusion_matrix.csv")
+    report.to_csv(folder / "per_class.csv", float_format="%.6f")
+    (folder / "summary.md").write_text(summary)
+    figure = figures.confusion_matrix(matrix)
+    figure.savefig(folder / "confusion_matrix.png")
+    figures.close(figure)
+    worst = worst_misclassified(probabilities, dataset.y_test)
+    figure = figures.digit_grid(
+        dataset.x_test[worst], dataset.y_test[worst], probabilities[worst].argmax(axis=1),
+        probabilities[worst].max(axis=1),
+    )  # fmt: skip
+    figure.savefig(folder / "worst_misclassified.png")
+    figures.close(figure)
+
+
+def evaluate_run(
+    data_dir: Path,
+    run_id: str | None = None,
+    model_uri: str | None = None,
+    register: bool = True,
+) -> EvalResult:
+    """Evaluate a train run's model (or any model URI) on the test set and log the results."""
+    tracking.setup()
+    target = registry.resolve_model(run_id, model_uri)  # bad ids and URIs fail here
+    dataset = data.load_dataset(data_dir)
+    model = registry.load_model(target.model_uri)
+    probabilities = np.asarray(model.predict(dataset.x_test.astype(np.float32), verbose=0))
+    predicted = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(dataset.y_test, predicted)
+    report = per_class_report(matrix)
+    numbers = {
+        "model_uri": target.model_uri,
+        "test_accuracy": float((predicted == dataset.y_test).mean()),
+        "test_loss": cross_entropy(probabilities, dataset.y_test),
+    }
+    pairs = most_confused(matrix)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write_artifacts(
+            folder,
+            matrix,
+            report,
+            probabilities,
+            dataset,
+            summary_markdown(numbers, report, pairs),
+        )
+        with tracking.reopen(target.run_id):
+            mlflow.log_metrics({k: numbers[k] for k in ("test_accuracy", "test_loss")})
+            mlflow.log_artifacts(str(folder), "evaluation")
+            mlflow.set_tags(
+                {
+                    tracking.EVALUATED_TAG: dataset.digest,
+                    "pipeline.evaluated_model": target.model_uri,
+                }
+            )
+            registration = None
+            if register and target.registrable:
+                registration = registry.register_if_better(target, numbers["test_accuracy"])
+                mlflow.set_tag("pipeline.champion_decision", registration.describe())
+    return EvalResult(
+        run_id=target.run_id,
+        experiment_id=target.experiment_id,
+        model_uri=target.model_uri,
+        arch=target.arch,
+        test_accuracy=numbers["test_accuracy"],
+        test_loss=numbers["test_loss"],
+        confused_pairs=pairs,
+        registration=registration,
+    )

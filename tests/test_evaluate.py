@@ -1,0 +1,170 @@
+"""The evaluate stage: test metrics and artifacts, the champion gate, bad input, serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import runs, subprocess_env
+from test_download import one_line_error
+
+TINY = ("--arch", "mlp", "--batch-size", "32", "--hidden-size", "16", "--no-progress")
+
+
+def train_run(cli, *args: str) -> str:
+    result = cli("train", *TINY, *args)
+    assert result.exit_code == 0, result.stderr
+    return runs().iloc[0]["run_id"]
+
+
+def registry_state(name: str = "mnist-mlp") -> dict:
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions(f"name = '{name}'")
+    champion = client.get_registered_model(name).aliases.get("champion") if versions else None
+    champion = None if champion is None else str(champion)
+    return {"versions": sorted(int(v.version) for v in versions), "champion": champion}
+
+
+def test_metrics_and_artifacts(cli, data_dir):
+    run_id = train_run(cli, "--epochs", "2", "--learning-rate", "0.01")
+    result = cli("evaluate", "--run-id", run_id)
+    assert result.exit_code == 0, result.stderr
+    assert "most confused" in result.stdout and run_id in result.stdout
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert {"test_accuracy", "test_loss", "val_accuracy"} <= set(run.data.metrics)
+    client = mlflow.MlflowClient()
+    names = {item.path for item in client.list_artifacts(run_id, "evaluation")}
+    assert names == {
+        f"evaluation/{name}"
+        for name in (
+            "confusion_matrix.png", "confusion_matrix.csv", "per_class.csv",
+            "worst_misclassified.png", "summary.md",
+        )
+    }  # fmt: skip
+    folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation")
+    matrix = pd.read_csv(f"{folder}/confusion_matrix.csv", index_col=0).to_numpy()
+    assert matrix.sum() == 100  # the synthetic test set
+    assert run.data.metrics["test_accuracy"] == pytest.approx(np.trace(matrix) / 100)
+    report = pd.read_csv(f"{folder}/per_class.csv", index_col=0)
+    assert list(report.columns) == ["precision", "recall", "f1", "support"]
+    assert report["support"].tolist() == matrix.sum(axis=1).tolist()
+    assert registry_state() == {"versions": [1], "champion": "1"}
+
+
+def test_champion_gate_both_ways(cli, data_dir):
+    weak = train_run(cli, "--epochs", "1", "--learning-rate", "1e-7")
+    strong = train_run(cli, "--epochs", "3", "--learning-rate", "0.01")
+    assert cli("evaluate", "--run-id", weak).exit_code == 0
+    assert registry_state() == {"versions": [1], "champion": "1"}
+
+    better = cli("evaluate", "--run-id", strong)
+    assert better.exit_code == 0, better.stderr
+    assert "is the new champion" in better.stdout
+    assert registry_state() == {"versions": [1, 2], "champion": "2"}
+
+    worse = cli("evaluate", "--run-id", weak)
+    assert worse.exit_code == 0
+    assert "does not beat champion v2" in worse.stdout
+    assert registry_state() == {"versions": [1, 2, 3], "champion": "2"}
+    decision = mlflow.get_run(weak).data.tags["pipeline.champion_decision"]
+    assert "does not beat" in decision
+
+    by_alias = cli("evaluate", "--model-uri", "models:/mnist-mlp@champion")
+    assert by_alias.exit_code == 0, by_alias.stderr
+    assert registry_state()["versions"] == [1, 2, 3]  # a registered version is not re-registered
+
+
+def test_no_register(cli, data_dir):
+    run_id = train_run(cli, "--epochs", "1")
+    assert cli("evaluate", "--run-id", run_id, "--no-register").exit_code == 0
+    assert registry_state() == {"versions": [], "champion": None}
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--run-id", "0" * 32), "no run 000"),
+        (("--run-id", "DOWNLOAD"), "has no logged model"),
+        (("--model-uri", "models:/mnist-lstm@champion"), "does not resolve"),
+        (("--model-uri", "models:/mnist-mlp/7"), "does not resolve"),
+        (("--model-uri", "s3://bucket/model"), "expected runs:/RUN_ID/model"),
+        ((), "give exactly one of --run-id or --model-uri"),
+        (("--run-id", "TRAIN", "--data-dir", "elsewhere"), "run `pipeline download"),
+    ],
+)
+def test_bad_input_logs_nothing(cli, workdir, data_dir, source, args, fragment):
+    train_id = train_run(cli, "--epochs", "1")
+    assert cli("download", "--source", source, "--data-dir", workdir / "d2").exit_code == 0
+    download_id = runs().iloc[0]["run_id"]
+    args = [{"TRAIN": train_id, "DOWNLOAD": download_id}.get(arg, arg) for arg in args]
+    result = cli("evaluate", *args)
+    assert result.exit_code != 0
+    assert fragment in one_line_error(result)
+    assert "test_accuracy" not in mlflow.get_run(train_id).data.metrics
+    assert mlflow.MlflowClient().search_registered_models() == []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_env(workdir) -> dict:
+    """`mlflow models serve` execs `uvicorn` by name: the virtualenv's bin must be on PATH."""
+    env = subprocess_env(workdir)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["mlp", "lstm"])
+def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
+    result = cli("train", "--arch", arch, "--epochs", "2", "--hidden-size", "16", "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    run_id = runs().iloc[0]["run_id"]
+    assert cli("evaluate", "--run-id", run_id).exit_code == 0
+    folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation")
+    logged = pd.read_csv(f"{folder}/confusion_matrix.csv", index_col=0).to_numpy()
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/mnist-{arch}@champion",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=workdir, env=serve_env(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with np.load(data_dir / "mnist.npz") as arrays:
+            images, labels = arrays["test_images"], arrays["test_labels"]
+        body = json.dumps({"inputs": images.astype(float).tolist()}).encode()
+        deadline, answer = time.time() + 180, None
+        while answer is None and time.time() < deadline:
+            assert server.poll() is None, "mlflow models serve exited"
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", data=body,
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answer = json.loads(response.read())
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, "the model server never answered"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    predicted = np.asarray(answer["predictions"]).argmax(axis=1)
+    served = np.zeros((10, 10), dtype=int)
+    np.add.at(served, (labels, predicted), 1)
+    assert (served == logged).all()
