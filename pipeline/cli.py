@@ -11,6 +11,7 @@ from pipeline import __version__
 from pipeline.config import (
     DEFAULT_CHECKPOINT_DIR,
     DEFAULT_DATA_DIR,
+    DEFAULT_OPTUNA_STORAGE,
     DataConfig,
     PipelineError,
     StageInterrupted,
@@ -168,6 +169,87 @@ def print_eval_summary(result) -> None:
         f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
     )
     typer.echo("\n".join(lines))
+
+
+@app.command()
+def tune(
+    arch: str = typer.Option("mlp", "--arch", help="mlp, lstm or both."),
+    n_trials: int = typer.Option(20, "--n-trials", help="Trials this worker runs (per arch)."),
+    timeout: float = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
+    study_name: str = typer.Option(None, "--study-name", help="Default: mnist-ARCH."),
+    storage: str = typer.Option(
+        DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL (sqlite, postgresql, ...)."
+    ),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe or random."),
+    pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, median or none."),
+    seed: int = typer.Option(0, "--seed", help="Sampler seed, split and initialisation."),
+    learning_rate_range: tuple[float, float] = typer.Option(
+        (1e-4, 1e-2), "--learning-rate-range", help="LOW HIGH, searched log-uniformly."
+    ),
+    hidden_size_range: tuple[int, int] = typer.Option(
+        (32, 512), "--hidden-size-range", help="LOW HIGH hidden units, log-uniform integers."
+    ),
+    epochs_range: tuple[int, int] = typer.Option(
+        None, "--epochs-range", help="LOW HIGH epochs (default 2..20 MLP, 2..10 LSTM)."
+    ),
+    validation_fraction: float = typer.Option(0.1, "--validation-fraction"),
+    retrain_best: bool = typer.Option(
+        False, "--retrain-best", help="Train, evaluate and register the best configuration."
+    ),
+    data_dir: Path = DataDir,
+    checkpoint_dir: Path = CheckpointDir,
+) -> None:
+    """Search learning rate, hidden size and epochs with Optuna; one MLflow run per trial."""
+    from pipeline.config import TuneConfig
+
+    config = TuneConfig(
+        arch=arch, n_trials=n_trials, timeout_seconds=timeout, study_name=study_name,
+        storage=storage, sampler=sampler, pruner=pruner, seed=seed,
+        learning_rate_range=learning_rate_range, hidden_size_range=hidden_size_range,
+        epochs_range=epochs_range, validation_fraction=validation_fraction,
+        retrain_best=retrain_best,
+    )  # fmt: skip
+    from pipeline import tuning
+
+    for each in config.arches():
+        result = tuning.tune_arch(config, each, data_dir, checkpoint_dir, print_trial)
+        typer.echo(
+            f"Study {result.study_name}: {result.trials} finished trials "
+            f"({result.pruned} pruned), "
+            f"best val_accuracy {result.best_value if result.best_value is not None else 'n/a'} "
+            f"with {result.best_params}; MLflow parent run {result.parent_run_id}"
+        )
+        if result.retrained:
+            print_eval_summary(result.retrained)
+
+
+def print_trial(study, trial) -> None:
+    """The live line per finished trial."""
+    params = " ".join(f"{key}={value:.3g}" for key, value in trial.params.items())
+    pruned = trial.state.name == "PRUNED"
+    value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
+    if pruned:
+        last = max(trial.intermediate_values, default=0)
+        value = f"pruned at epoch {last} ({trial.intermediate_values.get(last, 0):.4f})"
+    try:
+        best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
+    except ValueError:
+        best = "no best yet"
+    typer.echo(f"trial {trial.number:>3}  {params}  {value}  {best}")
+
+
+@app.command("init-stores")
+def init_stores(
+    storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),
+) -> None:
+    """Create the MLflow and Optuna schemas once, before parallel tune workers start."""
+    from pipeline import tracking, tuning
+
+    uri = tracking.setup()
+    tuning.init_storage(storage)
+    typer.echo(
+        f"Ready: MLflow store {tracking.redact(uri)}, Optuna storage {tracking.redact(storage)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

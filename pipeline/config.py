@@ -154,3 +154,68 @@ class RunOptions:
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
     progress: bool = True
     extra_tags: dict[str, str] = field(default_factory=dict)
+
+
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("hyperband", "median", "none")
+TUNE_ARCHITECTURES = ("mlp", "lstm", "both")
+DEFAULT_OPTUNA_STORAGE = "sqlite:///optuna.db"
+# Per-arch epoch ceilings: the MLP's default preset trains 20 epochs, the slower LSTM's 8.
+MAX_EPOCHS = {"mlp": 20, "lstm": 10}
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """An Optuna search: budget, storage, sampler, pruner and the search ranges."""
+
+    arch: str = "mlp"
+    n_trials: int = 20
+    timeout_seconds: float | None = None
+    study_name: str | None = None
+    storage: str = DEFAULT_OPTUNA_STORAGE
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    seed: int = 0
+    learning_rate_range: tuple[float, float] = (1e-4, 1e-2)
+    hidden_size_range: tuple[int, int] = (32, 512)
+    epochs_range: tuple[int, int] | None = None  # None: 2 .. MAX_EPOCHS[arch]
+    validation_fraction: float = 0.1
+    retrain_best: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("--arch", self.arch, TUNE_ARCHITECTURES)
+        check_choice("--sampler", self.sampler, SAMPLERS)
+        check_choice("--pruner", self.pruner, PRUNERS)
+        if self.n_trials < 1:
+            raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
+        if self.timeout_seconds is not None and not self.timeout_seconds > 0:
+            raise PipelineError(f"--timeout must be > 0 seconds (got {self.timeout_seconds})")
+        if self.seed < 0:
+            raise PipelineError(f"--seed must be >= 0 (got {self.seed})")
+        if not self.storage or "://" not in self.storage:
+            raise PipelineError(
+                f"--storage {self.storage!r} is not a URL (e.g. sqlite:///optuna.db)"
+            )
+        ranges = [
+            ("--learning-rate-range", self.learning_rate_range),
+            ("--hidden-size-range", self.hidden_size_range),
+        ]
+        if self.epochs_range is not None:
+            ranges.append(("--epochs-range", self.epochs_range))
+        for option, (low, high) in ranges:
+            if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+                raise PipelineError(f"{option} needs 0 < LOW < HIGH (got {low} {high})")
+        if not 0 < self.validation_fraction < 1:
+            raise PipelineError("--validation-fraction must be between 0 and 1, exclusive")
+
+    def arches(self) -> tuple[str, ...]:
+        return ARCHITECTURES if self.arch == "both" else (self.arch,)
+
+    def study_for(self, arch: str) -> str:
+        """The study name for arch (the given name gets an -arch suffix when tuning both)."""
+        if self.study_name is None:
+            return f"mnist-{arch}"
+        return f"{self.study_name}-{arch}" if self.arch == "both" else self.study_name
+
+    def epochs_for(self, arch: str) -> tuple[int, int]:
+        return self.epochs_range or (2, MAX_EPOCHS[arch])

@@ -78,8 +78,12 @@ def run(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     run_id: str | None = None,
+    killed_on: tuple[type[BaseException], ...] = (),
 ) -> Iterator[mlflow.ActiveRun]:
-    """A run that always ends FINISHED, FAILED (with the reason) or KILLED, never RUNNING."""
+    """A run that always ends FINISHED, FAILED (with the reason) or KILLED, never RUNNING.
+
+    Exceptions in killed_on (an Optuna prune, say) end the run KILLED and propagate.
+    """
     with _sigterm_raises():
         active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
         try:
@@ -89,11 +93,26 @@ def run(
             _end(RunStatus.KILLED, str(error) or "interrupted by SIGINT")
             number = getattr(error, "signal_number", signal.SIGINT)
             raise StageInterrupted(active.info.run_id, number) from None
+        except killed_on as error:
+            _end(RunStatus.KILLED, str(error) or type(error).__name__)
+            raise
         except BaseException as error:
             _end(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else repr(error))
             raise
         else:
             _end(RunStatus.FINISHED, None)
+
+
+def create_run(run_name: str, tags: dict[str, str]) -> str:
+    """A RUNNING run that is not made active here (a study's parent, shared by workers)."""
+    experiment = mlflow.get_experiment_by_name(cfg.experiment_name())
+    client = mlflow.MlflowClient()
+    return client.create_run(experiment.experiment_id, tags=tags, run_name=run_name).info.run_id
+
+
+def finish_run(run_id: str, status: str) -> None:
+    """Set a run's end state (FINISHED, FAILED or KILLED) without making it active."""
+    mlflow.MlflowClient().set_terminated(run_id, status)
 
 
 def _end(status: int, reason: str | None) -> None:

@@ -130,20 +130,33 @@ def load_state(checkpoint_dir: Path, run_id: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _fit(config, splits, run_id, checkpoint_dir, state, show_progress) -> tuple:
-    """Fit (or continue) the model; returns (model, logger, seconds)."""
+def fit(
+    config: TrainConfig,
+    splits: data.Splits,
+    run_id: str,
+    checkpoint_dir: Path | None = None,
+    state: dict | None = None,
+    show_progress: bool = False,
+    extra_callbacks: tuple = (),
+) -> tuple[keras.Model, tracking.StepMetricLogger, float]:
+    """Fit (or continue, given a checkpoint state) inside the active run.
+
+    Returns the model, the metric logger (steps done, NaN step) and the seconds fit took.
+    """
     keras.utils.set_random_seed(config.seed + (state["epoch"] if state else 0))
-    folder = Path(checkpoint_dir) / run_id
     if state:
-        model = restore(config, folder)
+        model = restore(config, Path(checkpoint_dir) / run_id)
     else:
         model = models.compile_model(models.build_model(config), config)
         state = {"run_id": run_id, "config": config.params(), "digest": splits.digest}
         state.update(epoch=0, step=0)
     train_size = len(splits.y_train)
     logger = tracking.StepMetricLogger(run_id, state["step"], config.batch_size, train_size)
-    checkpoint = EpochCheckpoint(folder, state, logger)
-    callbacks = [logger, checkpoint]
+    callbacks = [logger]
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = EpochCheckpoint(Path(checkpoint_dir) / run_id, state, logger)
+        callbacks.append(checkpoint)
     if config.max_steps is not None:  # a synchronous per-batch callback costs time: only if needed
         callbacks.append(StepLimit(state["step"], config.max_steps))
     started = time.perf_counter()
@@ -158,13 +171,14 @@ def _fit(config, splits, run_id, checkpoint_dir, state, show_progress) -> tuple:
                 validation_data=(splits.x_val.astype(np.float32), splits.y_val),
                 shuffle=True,
                 verbose=0,
-                callbacks=callbacks + bar,
+                callbacks=callbacks + list(extra_callbacks) + bar,
             )
         except KeyboardInterrupt:
             time.sleep(0.05)  # let Keras' callback workers record the batch in flight
             logger.flush_partial()
-            checkpoint.save()
-            checkpoint.wait()
+            if checkpoint is not None:
+                checkpoint.save()
+                checkpoint.wait()
             raise
         finally:
             logger.wait()
@@ -221,7 +235,7 @@ def train(
         if not resume:
             mlflow.log_params(params)
             tracking.log_dataset(data_dir, dataset.digest, context="training")
-        model, logger, seconds = _fit(config, splits, run_id, checkpoint_dir, state, show_progress)
+        model, logger, seconds = fit(config, splits, run_id, checkpoint_dir, state, show_progress)
         if logger.non_finite_step is not None:
             raise PipelineError(
                 f"loss became NaN at step {logger.non_finite_step}; "

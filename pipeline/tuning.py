@@ -1,0 +1,242 @@
+"""Everything Optuna: search space, objective (a nested MLflow run per trial), storage, summary."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import optuna
+
+from pipeline import data, evaluation, figures, tracking, training
+from pipeline.backend import keras
+from pipeline.config import PipelineError, StageInterrupted, TuneConfig, train_config
+
+PARENT_ATTR = "mlflow_parent_run_id"
+RUN_ATTR = "mlflow_run_id"
+STUDY_TAG = "pipeline.study"
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """One arch's search: where it lives and what it found."""
+
+    arch: str
+    study_name: str
+    parent_run_id: str
+    trials: int
+    pruned: int
+    best_value: float | None
+    best_params: dict
+    retrained: evaluation.EvalResult | None = None
+
+
+class PruneOnValidation(keras.callbacks.Callback):
+    """Reports each epoch's validation accuracy to Optuna and stops weak trials."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        super().__init__()
+        self.trial, self.best = trial, 0.0
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        value = float(logs["val_accuracy"])
+        self.best = max(self.best, value)
+        self.trial.report(value, epoch + 1)
+        if self.trial.should_prune():
+            mlflow.set_tags({"pipeline.pruned": "true", "pipeline.pruned_at_epoch": epoch + 1})
+            mlflow.set_tag("optuna.trial_state", "PRUNED")
+            raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} (val_accuracy {value:.4f})")
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """The study storage: RDB (SQLite, PostgreSQL) with a heartbeat, or a journal file."""
+    try:
+        if url.startswith("journal:///"):
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal://") :]))
+        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+        if url.startswith("sqlite"):
+            connect_args = {"timeout": 60}  # several local workers wait for the file lock
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # A trial whose worker died (no heartbeat) is failed and queued again (3 times max).
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs={"connect_args": connect_args},
+                heartbeat_interval=5,
+                grace_period=20,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3),
+            )
+    except Exception as error:  # SQLAlchemy's errors for bad URLs and unreachable servers
+        message = str(error).strip().splitlines()[0][:200] if str(error) else type(error).__name__
+        safe_url = tracking.redact(url)
+        raise PipelineError(f"cannot open --storage {safe_url}: {_scrub(message, url)}") from None
+
+
+def _scrub(message: str, url: str) -> str:
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return message.replace(password, "***") if password else message
+
+
+def _sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
+    if tune.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=tune.seed)
+    return optuna.samplers.TPESampler(seed=tune.seed, n_startup_trials=5)
+
+
+def _pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
+    if tune.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if tune.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    # Epochs vary per trial, so the maximum resource is the largest epoch count searched.
+    return optuna.pruners.HyperbandPruner(
+        min_resource=1, max_resource=tune.epochs_for(arch)[1], reduction_factor=3
+    )
+
+
+def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str):
+    """The trial's training configuration, drawn from the search space."""
+    return train_config(
+        arch,
+        "default",
+        learning_rate=trial.suggest_float("learning_rate", *tune.learning_rate_range, log=True),
+        hidden_size=trial.suggest_int("hidden_size", *tune.hidden_size_range, log=True),
+        epochs=trial.suggest_int("epochs", *tune.epochs_for(arch)),
+        seed=tune.seed,
+        validation_fraction=tune.validation_fraction,
+    )
+
+
+def _objective(tune: TuneConfig, arch: str, splits, parent_run_id: str, study_name: str):
+    def objective(trial: optuna.Trial) -> float:
+        config = suggest(trial, tune, arch)
+        tags = {
+            "mlflow.parentRunId": parent_run_id,
+            tracking.ARCH_TAG: arch,
+            tracking.DIGEST_TAG: splits.digest,
+            tracking.CONFIG_HASH_TAG: tracking.config_hash(config.params()),
+            STUDY_TAG: study_name,
+            "optuna.trial_number": str(trial.number),
+        }
+        name = f"{study_name}-trial-{trial.number}"
+        with tracking.run("trial", name, tags, killed_on=(optuna.TrialPruned,)) as active:
+            trial.set_user_attr(RUN_ATTR, active.info.run_id)
+            mlflow.log_params(config.params())
+            pruning = PruneOnValidation(trial)
+            _, logger, _ = training.fit(
+                config, splits, active.info.run_id, extra_callbacks=(pruning,)
+            )
+            if logger.non_finite_step is not None:
+                raise PipelineError(f"loss became NaN at step {logger.non_finite_step}")
+            mlflow.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
+            mlflow.log_metric("best_val_accuracy", pruning.best)
+            return pruning.best
+
+    return objective
+
+
+def _create_or_join(tune: TuneConfig, arch: str, storage, study_name: str, digest: str):
+    """Load or create the study; whoever creates it also creates its MLflow parent run."""
+    kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune, arch))
+    try:
+        study = optuna.create_study(study_name=study_name, direction="maximize", **kwargs)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study, created = optuna.load_study(study_name=study_name, **kwargs), False
+    deadline = time.time() + (0 if created else 30)
+    while PARENT_ATTR not in study.user_attrs and time.time() < deadline:
+        time.sleep(0.5)  # another worker created the study a moment ago
+        study = optuna.load_study(study_name=study_name, **kwargs)
+    if PARENT_ATTR not in study.user_attrs:  # we created it, or its creator died early
+        tags = {tracking.STAGE_TAG: "tune", tracking.ARCH_TAG: arch, STUDY_TAG: study_name}
+        tags[tracking.DIGEST_TAG] = digest
+        study.set_user_attr(PARENT_ATTR, tracking.create_run(f"tune-{study_name}", tags))
+    return study, study.user_attrs[PARENT_ATTR]
+
+
+def _summarise(study: optuna.Study, parent_run_id: str, tune: TuneConfig, storage_url: str):
+    """Best params and value, the trials table and Optuna's plots onto the parent run."""
+    finished = [t for t in study.trials if t.state.is_finished()]
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    pruned = [t for t in finished if t.state == optuna.trial.TrialState.PRUNED]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
+        figures.optuna_plots(study, folder)
+        with tracking.reopen(parent_run_id):
+            mlflow.log_artifacts(str(folder), "study")
+            mlflow.set_tags(
+                {
+                    "optuna.storage": tracking.redact(storage_url),
+                    "optuna.sampler": tune.sampler,
+                    "optuna.pruner": tune.pruner,
+                    "optuna.trials": str(len(finished)),
+                    "optuna.pruned": str(len(pruned)),
+                }
+            )
+            if complete:
+                mlflow.log_metric("best_val_accuracy", study.best_value)
+                mlflow.set_tags({f"best.{k}": str(v) for k, v in study.best_params.items()})
+                mlflow.set_tag("best.trial_number", str(study.best_trial.number))
+    return len(finished), len(pruned)
+
+
+def tune_arch(
+    tune: TuneConfig,
+    arch: str,
+    data_dir: Path,
+    checkpoint_dir: Path,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> StudyResult:
+    """Run this worker's share of one arch's study, then summarise it on the parent run."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI prints a line per trial
+    storage = open_storage(tune.storage)  # bad URLs and unreachable servers fail here
+    dataset = data.load_dataset(data_dir)
+    splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
+    tracking.setup()
+    study_name = tune.study_for(arch)
+    study, parent = _create_or_join(tune, arch, storage, study_name, dataset.digest)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(
+                _objective(tune, arch, splits, parent, study_name),
+                n_trials=tune.n_trials,
+                timeout=tune.timeout_seconds,
+                catch=(PipelineError,),
+                callbacks=[on_trial] if on_trial else None,
+            )
+        trials, pruned = _summarise(study, parent, tune, tune.storage)
+    except StageInterrupted:
+        tracking.finish_run(parent, "KILLED")
+        raise
+    except BaseException:
+        tracking.finish_run(parent, "FAILED")
+        raise
+    tracking.finish_run(parent, "FINISHED")
+    best = study.best_trial if any(t.value is not None for t in study.trials) else None
+    retrained = None
+    if tune.retrain_best and best is not None:
+        config = train_config(
+            arch, "default", **best.params, seed=tune.seed,
+            validation_fraction=tune.validation_fraction,
+        )  # fmt: skip
+        result = training.train(config, data_dir, checkpoint_dir, show_progress=False)
+        retrained = evaluation.evaluate_run(data_dir, run_id=result.run_id)
+    return StudyResult(
+        arch, study_name, parent, trials, pruned,
+        best.value if best else None, best.params if best else {}, retrained,
+    )  # fmt: skip
+
+
+def init_storage(url: str) -> None:
+    """Create the storage's schema once, before parallel workers start."""
+    open_storage(url)

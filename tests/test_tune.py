@@ -1,0 +1,124 @@
+"""The tune stage on synthetic data: trials as nested runs, pruning, resume, workers, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import optuna
+import pytest
+from conftest import runs, subprocess_env
+from test_download import one_line_error
+
+SMALL = ("--hidden-size-range", "8", "16", "--validation-fraction", "0.2")
+
+
+def storage_url(workdir) -> str:
+    return f"sqlite:///{workdir / 'optuna.db'}"
+
+
+def tune(cli, workdir, *args: str):
+    result = cli("tune", "--storage", storage_url(workdir), *SMALL, *args)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def study_runs(study_name: str):
+    frame = runs()
+    trials = frame[frame["tags.pipeline.stage"] == "trial"]
+    parents = frame[frame["tags.pipeline.stage"] == "tune"]
+    return parents[parents["tags.pipeline.study"] == study_name], trials[
+        trials["tags.pipeline.study"] == study_name
+    ]
+
+
+def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir):
+    common = ("--arch", "mlp", "--pruner", "median", "--epochs-range", "2", "3")
+    common += ("--learning-rate-range", "0.005", "0.05")
+    first = tune(cli, workdir, *common, "--n-trials", "2")
+    assert first.stdout.count("trial ") >= 2 and "best" in first.stdout
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    # A hopeless trial (learning rate far below the range) must be pruned against the median.
+    study.enqueue_trial({"learning_rate": 1e-7, "hidden_size": 8, "epochs": 3})
+    tune(cli, workdir, *common, "--n-trials", "1")
+
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    states = [trial.state.name for trial in study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "PRUNED"]  # resume added to the same study
+    parents, trials = study_runs("mnist-mlp")
+    assert len(parents) == 1 and parents.iloc[0]["status"] == "FINISHED"
+    parent_id = parents.iloc[0]["run_id"]
+    assert len(trials) == 3
+    assert set(trials["tags.mlflow.parentRunId"]) == {parent_id}
+    for trial in study.trials:  # the link works both ways
+        run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.data.tags["optuna.trial_number"] == str(trial.number)
+        assert run.data.params["learning_rate"] == str(trial.params["learning_rate"])
+        assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")) > 0
+    pruned = mlflow.get_run(study.trials[2].user_attrs["mlflow_run_id"])
+    assert pruned.info.status == "KILLED"
+    assert pruned.data.tags["pipeline.pruned"] == "true"
+    assert int(pruned.data.tags["pipeline.pruned_at_epoch"]) < 3
+    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(parent_id, "study")}
+    assert {"study/trials.csv", "study/optimization_history.png"} <= artifacts
+    parent = mlflow.get_run(parent_id)
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
+    assert parent.data.tags["best.hidden_size"] == str(study.best_params["hidden_size"])
+
+
+def test_lstm_study(cli, workdir, data_dir):
+    tune(cli, workdir, "--arch", "lstm", "--n-trials", "3", "--epochs-range", "1", "2")
+    study = optuna.load_study(study_name="mnist-lstm", storage=storage_url(workdir))
+    assert len(study.trials) == 3
+    parents, trials = study_runs("mnist-lstm")
+    assert len(parents) == 1 and len(trials) == 3
+    assert set(trials["params.arch"]) == {"lstm"}
+    assert "RUNNING" not in set(trials["status"])
+
+
+def test_two_workers_share_one_study(cli, workdir, data_dir):
+    assert cli("init-stores", "--storage", storage_url(workdir)).exit_code == 0
+    args = [sys.executable, "-m", "pipeline", "tune", "--storage", storage_url(workdir), *SMALL]
+    args += ["--n-trials", "2", "--epochs-range", "1", "2", "--pruner", "none"]
+    workers = [
+        subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir), text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]  # fmt: skip
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    assert sorted(trial.number for trial in study.trials) == [0, 1, 2, 3]
+    assert {trial.state.name for trial in study.trials} == {"COMPLETE"}
+    parents, trials = study_runs("mnist-mlp")
+    assert len(parents) == 1 and len(trials) == 4
+    linked = {trial.user_attrs["mlflow_run_id"] for trial in study.trials}
+    assert linked == set(trials["run_id"])
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--n-trials", "0"), "--n-trials must be at least 1"),
+        (("--sampler", "grid"), "--sampler must be one of tpe, random"),
+        (("--pruner", "sometimes"), "--pruner must be one of hyperband, median, none"),
+        (("--arch", "cnn"), "--arch must be one of mlp, lstm, both"),
+        (("--learning-rate-range", "0.1", "0.01"), "--learning-rate-range needs 0 < LOW < HIGH"),
+        (("--hidden-size-range", "0", "10"), "--hidden-size-range needs 0 < LOW < HIGH"),
+        (("--epochs-range", "3", "3"), "--epochs-range needs 0 < LOW < HIGH"),
+        (("--timeout", "0"), "--timeout must be > 0"),
+        (("--storage", "optuna.db"), "is not a URL"),
+        (("--storage", "nosuchdb://x/y"), "cannot open --storage nosuchdb://x/y"),
+        (("--storage", "postgresql://tuner:s3cret@127.0.0.1:9/x"), "cannot open --storage"),
+    ],
+)
+def test_bad_input_creates_nothing(cli, workdir, data_dir, args, fragment):
+    result = cli("tune", "--n-trials", "1", *args)
+    assert result.exit_code != 0
+    message = one_line_error(result)
+    assert fragment in message
+    assert "s3cret" not in result.stdout + result.stderr
+    assert not (workdir / "optuna.db").exists()
+    assert len(runs()) == 0
