@@ -196,6 +196,9 @@ def tune(
     retrain_best: bool = typer.Option(
         False, "--retrain-best", help="Train, evaluate and register the best configuration."
     ),
+    heartbeat: int = typer.Option(
+        10, "--heartbeat", help="Seconds between trial heartbeats; 3 missed = worker dead."
+    ),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
 ) -> None:
@@ -207,7 +210,7 @@ def tune(
         storage=storage, sampler=sampler, pruner=pruner, seed=seed,
         learning_rate_range=learning_rate_range, hidden_size_range=hidden_size_range,
         epochs_range=epochs_range, validation_fraction=validation_fraction,
-        retrain_best=retrain_best,
+        retrain_best=retrain_best, heartbeat_seconds=heartbeat,
     )  # fmt: skip
     from pipeline import tuning
 

@@ -181,6 +181,7 @@ class TuneConfig:
     epochs_range: tuple[int, int] | None = None  # None: 2 .. MAX_EPOCHS[arch]
     validation_fraction: float = 0.1
     retrain_best: bool = False
+    heartbeat_seconds: int = 10
 
     def __post_init__(self) -> None:
         check_choice("--arch", self.arch, TUNE_ARCHITECTURES)
@@ -192,6 +193,8 @@ class TuneConfig:
             raise PipelineError(f"--timeout must be > 0 seconds (got {self.timeout_seconds})")
         if self.seed < 0:
             raise PipelineError(f"--seed must be >= 0 (got {self.seed})")
+        if self.heartbeat_seconds < 1:
+            raise PipelineError(f"--heartbeat must be >= 1 second (got {self.heartbeat_seconds})")
         if not self.storage or "://" not in self.storage:
             raise PipelineError(
                 f"--storage {self.storage!r} is not a URL (e.g. sqlite:///optuna.db)"

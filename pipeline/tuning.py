@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import tempfile
 import time
 import warnings
@@ -52,7 +55,24 @@ class PruneOnValidation(keras.callbacks.Callback):
             raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} (val_accuracy {value:.4f})")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+class ReapAndRetry:
+    """For a trial whose worker died: mark its MLflow run KILLED, then queue the trial again."""
+
+    def __init__(self, max_retry: int = 3) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get(RUN_ATTR)
+        if run_id:
+            with contextlib.suppress(Exception):  # the retry matters more than the tag
+                mlflow.MlflowClient().set_tag(run_id, tracking.FAILURE_TAG, "worker died")
+                tracking.finish_run(run_id, "KILLED")
+        self.retry(study, trial)
+
+
+def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseStorage:
     """The study storage: RDB (SQLite, PostgreSQL) with a heartbeat, or a journal file."""
     try:
         if url.startswith("journal:///"):
@@ -64,13 +84,13 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             connect_args = {"timeout": 60}  # several local workers wait for the file lock
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # A trial whose worker died (no heartbeat) is failed and queued again (3 times max).
+            # A trial whose worker stops beating for 3 intervals is failed and queued again.
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs={"connect_args": connect_args},
-                heartbeat_interval=5,
-                grace_period=20,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3),
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=3 * heartbeat_seconds,
+                heartbeat_stale_trial_callback=ReapAndRetry(),
             )
     except Exception as error:  # SQLAlchemy's errors for bad URLs and unreachable servers
         message = str(error).strip().splitlines()[0][:200] if str(error) else type(error).__name__
@@ -129,6 +149,7 @@ def _objective(tune: TuneConfig, arch: str, splits, parent_run_id: str, study_na
         name = f"{study_name}-trial-{trial.number}"
         with tracking.run("trial", name, tags, killed_on=(optuna.TrialPruned,)) as active:
             trial.set_user_attr(RUN_ATTR, active.info.run_id)
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             mlflow.log_params(config.params())
             pruning = PruneOnValidation(trial)
             _, logger, _ = training.fit(
@@ -198,7 +219,9 @@ def tune_arch(
 ) -> StudyResult:
     """Run this worker's share of one arch's study, then summarise it on the parent run."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI prints a line per trial
-    storage = open_storage(tune.storage)  # bad URLs and unreachable servers fail here
+    storage = open_storage(
+        tune.storage, tune.heartbeat_seconds
+    )  # bad URLs and unreachable servers fail here
     dataset = data.load_dataset(data_dir)
     splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
     tracking.setup()

@@ -182,3 +182,37 @@ def subprocess_env(workdir: Path) -> dict[str, str]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     env.pop("MLFLOW_RUN_ID", None)
     return env
+
+
+POSTGRES_ADMIN = os.environ.get("PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh PostgreSQL database URL (dropped afterwards); fails in CI when unreachable."""
+    import uuid
+
+    try:
+        import psycopg
+
+        admin = psycopg.connect(f"{POSTGRES_ADMIN}/postgres", connect_timeout=5, autocommit=True)
+    except Exception as error:
+        if os.environ.get("CI") or os.environ.get("PIPELINE_REQUIRE_POSTGRES"):
+            pytest.fail(
+                f"PostgreSQL is required here but unreachable at {POSTGRES_ADMIN}: {error}"
+            )
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN}")
+    names = []
+
+    def create() -> str:
+        name = f"pipeline_test_{uuid.uuid4().hex[:12]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+        names.append(name)
+        return f"{POSTGRES_ADMIN}/{name}"
+
+    yield create
+    with admin.cursor() as cursor:
+        for name in names:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()

@@ -122,3 +122,64 @@ def test_bad_input_creates_nothing(cli, workdir, data_dir, args, fragment):
     assert "s3cret" not in result.stdout + result.stderr
     assert not (workdir / "optuna.db").exists()
     assert len(runs()) == 0
+
+
+@pytest.mark.slow
+def test_postgres_workers_survive_a_killed_worker(workdir, data_dir, postgres_database):
+    """Three workers on PostgreSQL; one is SIGKILLed mid-trial; its trial is retried."""
+    import signal
+    import time
+
+    storage = postgres_database()
+    env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": postgres_database()}
+    base = [sys.executable, "-m", "pipeline"]
+    init = subprocess.run([*base, "init-stores", "--storage", storage], cwd=workdir, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    args = [*base, "tune", "--storage", storage, *SMALL, "--n-trials", "3", "--pruner", "none"]
+    args += ["--epochs-range", "25", "30", "--heartbeat", "2"]
+    workers = [
+        subprocess.Popen(args, cwd=workdir, env=env, text=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]  # fmt: skip
+    victim, killed_trial, deadline = None, None, time.time() + 300
+    while victim is None and time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+        except KeyError:
+            continue
+        for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            pid = int(trial.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
+            if pid in {worker.pid for worker in workers} and "mlflow_run_id" in trial.user_attrs:
+                victim = next(worker for worker in workers if worker.pid == pid)
+                killed_trial = trial.number
+                break
+    assert victim is not None, "no trial started"
+    time.sleep(1)
+    victim.send_signal(signal.SIGKILL)
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=900)
+        if worker is not victim:
+            assert worker.returncode == 0, stderr
+
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+    states = {trial.number: trial.state.name for trial in study.trials}
+    assert states[killed_trial] == "FAIL"
+    retries = [
+        trial for trial in study.trials
+        if trial.system_attrs.get("failed_trial") == killed_trial
+    ]  # fmt: skip
+    assert [trial.state.name for trial in retries] == ["COMPLETE"]
+    assert retries[0].params == study.trials[killed_trial].params
+    assert "RUNNING" not in states.values() and "WAITING" not in states.values()
+    assert list(states.values()).count("COMPLETE") >= 6  # both survivors' trials, and the retry
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    frame = mlflow.search_runs(experiment_names=["mnist"])
+    trial_runs = frame[frame["tags.pipeline.stage"] == "trial"]
+    assert "RUNNING" not in set(trial_runs["status"])
+    killed_run = study.trials[killed_trial].user_attrs["mlflow_run_id"]
+    assert mlflow.get_run(killed_run).info.status == "KILLED"
+    linked = {trial.user_attrs["mlflow_run_id"] for trial in study.trials}
+    assert linked == set(trial_runs["run_id"])  # Optuna trials and MLflow runs, one to one
