@@ -8,16 +8,16 @@ SOURCE_OPTION := $(if $(MNIST_SOURCE),--source $(MNIST_SOURCE),)
 
 .PHONY: run test lint clean
 
-$(BIN)/.installed: pyproject.toml
+# The runtime pins of conda.yaml are the versions the project is tested with: install exactly those.
+$(BIN)/.installed: pyproject.toml conda.yaml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	sed -n 's/^ *- \([A-Za-z0-9_.-]*==[^ ]*\)$$/\1/p' conda.yaml > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e '.[dev]'
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/pipeline download $(SOURCE_OPTION)
-	$(BIN)/pipeline train --arch mlp
-	$(BIN)/pipeline train --arch lstm
+	$(BIN)/pipeline main $(SOURCE_OPTION)
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check pipeline tests bench

@@ -241,6 +241,78 @@ def print_trial(study, trial) -> None:
     typer.echo(f"trial {trial.number:>3}  {params}  {value}  {best}")
 
 
+@app.command("main")
+def main_job(
+    preset: str = typer.Option("default", "--preset", help="default or seed, for both archs."),
+    arch: str = typer.Option("both", "--arch", help="mlp, lstm or both."),
+    tune: bool = typer.Option(False, "--tune/--no-tune", help="Tune each arch first."),
+    n_trials: int = typer.Option(10, "--n-trials", help="Trials per arch when tuning."),
+    storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),
+    source: str = typer.Option(None, "--source", help="Local MNIST folder or URL (offline)."),
+    data_dir: Path = DataDir,
+    checkpoint_dir: Path = CheckpointDir,
+    report_dir: Path = typer.Option(
+        Path("reports"), "--report-dir", help="Where the report goes."
+    ),
+) -> None:
+    """Download, (tune,) train and evaluate both archs, then report: one parent run."""
+    from pipeline.config import ARCHITECTURES, PRESETS, TUNE_ARCHITECTURES, check_choice
+
+    check_choice("--preset", preset, PRESETS)
+    check_choice("--arch", arch, TUNE_ARCHITECTURES)
+    if n_trials < 1:
+        raise PipelineError(f"--n-trials must be at least 1 (got {n_trials})")
+    from pipeline import workflow
+
+    config = workflow.MainConfig(
+        data=DataConfig(data_dir=data_dir, source=source), preset=preset, tune=tune,
+        n_trials=n_trials, storage=storage, checkpoint_dir=checkpoint_dir, report_dir=report_dir,
+        archs=ARCHITECTURES if arch == "both" else (arch,),
+    )  # fmt: skip
+    result = workflow.run_main(config, say=typer.echo)
+    reused = sum(1 for _, _, was_reused in result.steps if was_reused)
+    typer.echo(f"main run {result.run_id}: {len(result.steps)} steps, {reused} reused")
+
+
+@app.command()
+def report(
+    experiment: str = typer.Option(
+        None, "--experiment", help="Default: MLFLOW_EXPERIMENT_NAME or mnist."
+    ),
+    run_id: list[str] = typer.Option(None, "--run-id", help="Only these runs (repeatable)."),
+    output_dir: Path = typer.Option(Path("reports"), "--output-dir", help="Where to write."),
+) -> None:
+    """Compare architectures, presets and tuned runs with the notebooks: reports/report.md."""
+    from pipeline import reporting
+
+    written = reporting.write_report(output_dir, experiment, run_id or None)
+    typer.echo(reporting.markdown_table(written.table.drop(columns=["run_id"])))
+    typer.echo(f"\nWrote {output_dir / 'report.md'} and figures; report run {written.run_id}")
+
+
+@app.command()
+def ui(
+    port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface; loopback unless you mean it."
+    ),
+    storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),
+) -> None:
+    """Start the MLflow UI on the project's store (and say how to open optuna-dashboard)."""
+    import importlib.util
+    import subprocess
+
+    from pipeline.config import tracking_uri
+
+    if importlib.util.find_spec("optuna_dashboard"):
+        typer.echo(f"Optuna studies: optuna-dashboard {storage}")
+    else:
+        typer.echo(f"Optuna studies: pip install optuna-dashboard && optuna-dashboard {storage}")
+    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri()]
+    raise typer.Exit(subprocess.call([*command, "--host", host, "--port", str(port)]))
+
+
 @app.command("init-stores")
 def init_stores(
     storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),

@@ -26,6 +26,7 @@ class EvalResult:
     test_loss: float
     confused_pairs: list[tuple[int, int, int]]  # (true, predicted, count)
     registration: registry.Registration | None
+    evaluation_run_id: str = ""
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -135,29 +136,39 @@ def evaluate_run(
         "test_loss": cross_entropy(probabilities, dataset.y_test),
     }
     pairs = most_confused(matrix)
-    with tempfile.TemporaryDirectory() as tmp:
+    tags = {
+        tracking.ARCH_TAG: target.arch,
+        tracking.DIGEST_TAG: dataset.digest,
+        "pipeline.evaluated_run": target.run_id,
+    }
+    if mlflow.active_run() is None:
+        tags["mlflow.parentRunId"] = target.run_id  # shown under its train run in the UI
+    with (
+        tracking.run("evaluate", f"evaluate-{target.arch}", tags) as evaluation_run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         folder = Path(tmp)
-        _write_artifacts(
-            folder,
-            matrix,
-            report,
-            probabilities,
-            dataset,
-            summary_markdown(numbers, report, pairs),
+        summary = summary_markdown(numbers, report, pairs)
+        _write_artifacts(folder, matrix, report, probabilities, dataset, summary)
+        mlflow.log_param("model_uri", target.model_uri)
+        mlflow.log_metrics({key: numbers[key] for key in ("test_accuracy", "test_loss")})
+        mlflow.log_text(summary, "summary.md")
+        # The train run gets the numbers and figures too, so the UI shows val and test together.
+        tracking.log_onto(
+            target.run_id,
+            metrics={key: numbers[key] for key in ("test_accuracy", "test_loss")},
+            artifacts=(folder, "evaluation"),
+            tags={
+                tracking.EVALUATED_TAG: dataset.digest,
+                "pipeline.evaluated_model": target.model_uri,
+            },
         )
-        with tracking.reopen(target.run_id):
-            mlflow.log_metrics({k: numbers[k] for k in ("test_accuracy", "test_loss")})
-            mlflow.log_artifacts(str(folder), "evaluation")
-            mlflow.set_tags(
-                {
-                    tracking.EVALUATED_TAG: dataset.digest,
-                    "pipeline.evaluated_model": target.model_uri,
-                }
-            )
-            registration = None
-            if register and target.registrable:
-                registration = registry.register_if_better(target, numbers["test_accuracy"])
-                mlflow.set_tag("pipeline.champion_decision", registration.describe())
+        registration = None
+        if register and target.registrable:
+            registration = registry.register_if_better(target, numbers["test_accuracy"])
+            decision = {"pipeline.champion_decision": registration.describe()}
+            mlflow.set_tags(decision)
+            tracking.log_onto(target.run_id, tags=decision)
     return EvalResult(
         run_id=target.run_id,
         experiment_id=target.experiment_id,
@@ -167,4 +178,5 @@ def evaluate_run(
         test_loss=numbers["test_loss"],
         confused_pairs=pairs,
         registration=registration,
+        evaluation_run_id=evaluation_run.info.run_id,
     )

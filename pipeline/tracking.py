@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 
 import mlflow
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import Metric, RunStatus, RunTag
 
 from pipeline import config as cfg
 from pipeline.backend import keras
@@ -40,7 +40,11 @@ def setup(experiment: str | None = None) -> str:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     try:
-        mlflow.set_experiment(experiment or cfg.experiment_name())
+        adopted = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made the run: use its experiment
+        if adopted and experiment is None:
+            mlflow.set_experiment(experiment_id=mlflow.get_run(adopted).info.experiment_id)
+        else:
+            mlflow.set_experiment(experiment or cfg.experiment_name())
     except Exception as error:  # any store failure becomes one line for the user
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PipelineError(f"cannot use tracking store {redact(uri)}: {message}") from None
@@ -82,18 +86,23 @@ def run(
 ) -> Iterator[mlflow.ActiveRun]:
     """A run that always ends FINISHED, FAILED (with the reason) or KILLED, never RUNNING.
 
-    Exceptions in killed_on (an Optuna prune, say) end the run KILLED and propagate.
+    With another run active (the main job, a study) the new run is its child. Otherwise it is
+    run_id, or the run `mlflow run` made (MLFLOW_RUN_ID), or a new one. Exceptions in killed_on
+    (an Optuna prune, say) end the run KILLED and propagate.
     """
     with _sigterm_raises():
-        active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+        nested = mlflow.active_run() is not None
+        active = mlflow.start_run(
+            run_id=run_id, run_name=None if run_id else run_name, nested=nested
+        )
         try:
-            mlflow.set_tags({STAGE_TAG: stage, **(tags or {})})
+            mlflow.set_tags({STAGE_TAG: stage, **(tags or {}), **_SCOPED_TAGS.get(stage, {})})
             yield active
         except KeyboardInterrupt as error:
             _end(RunStatus.KILLED, str(error) or "interrupted by SIGINT")
             number = getattr(error, "signal_number", signal.SIGINT)
             raise StageInterrupted(active.info.run_id, number) from None
-        except killed_on as error:
+        except (StageInterrupted, *killed_on) as error:  # a child was interrupted, or pruned
             _end(RunStatus.KILLED, str(error) or type(error).__name__)
             raise
         except BaseException as error:
@@ -103,11 +112,18 @@ def run(
             _end(RunStatus.FINISHED, None)
 
 
-def create_run(run_name: str, tags: dict[str, str]) -> str:
-    """A RUNNING run that is not made active here (a study's parent, shared by workers)."""
-    experiment = mlflow.get_experiment_by_name(cfg.experiment_name())
-    client = mlflow.MlflowClient()
-    return client.create_run(experiment.experiment_id, tags=tags, run_name=run_name).info.run_id
+_SCOPED_TAGS: dict[str, dict[str, str]] = {}
+
+
+@contextlib.contextmanager
+def tag_runs(stage: str, tags: dict[str, str]) -> Iterator[None]:
+    """Add tags to every run of this stage that starts inside the block."""
+    previous = _SCOPED_TAGS.get(stage, {})
+    _SCOPED_TAGS[stage] = {**previous, **tags}
+    try:
+        yield
+    finally:
+        _SCOPED_TAGS[stage] = previous
 
 
 def finish_run(run_id: str, status: str) -> None:
@@ -314,13 +330,13 @@ def check_resumable(run_id: str) -> None:
 EVALUATED_TAG = "pipeline.evaluated_on"
 
 
-@contextlib.contextmanager
-def reopen(run_id: str) -> Iterator[None]:
-    """Log more onto a finished run, then give it back its original status."""
-    status = mlflow.get_run(run_id).info.status
-    with _sigterm_raises():
-        mlflow.start_run(run_id=run_id)
-        try:
-            yield
-        finally:
-            mlflow.end_run(status)
+def log_onto(run_id: str, metrics=None, artifacts=None, tags=None) -> None:
+    """Add metrics, an artifact folder (local folder, artifact path) and tags to another run."""
+    client = mlflow.MlflowClient()
+    stamp = int(time.time() * 1000)
+    metric_list = [Metric(key, float(value), stamp, 0) for key, value in (metrics or {}).items()]
+    tag_list = [RunTag(key, str(value)) for key, value in (tags or {}).items()]
+    if metric_list or tag_list:
+        client.log_batch(run_id, metrics=metric_list, tags=tag_list)
+    if artifacts:
+        client.log_artifacts(run_id, str(artifacts[0]), artifacts[1])

@@ -241,6 +241,7 @@ def train(
                 f"loss became NaN at step {logger.non_finite_step}; "
                 f"try a smaller --learning-rate (was {config.learning_rate})"
             )
+        mlflow.log_metric("train_seconds", seconds)
         model_uri = _log_outputs(run_id, model, splits)
         final = tracking.latest_metrics(run_id)
         trained = (logger.next_step - (state["step"] if state else 0)) * config.batch_size

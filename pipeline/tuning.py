@@ -17,7 +17,7 @@ import optuna
 
 from pipeline import data, evaluation, figures, tracking, training
 from pipeline.backend import keras
-from pipeline.config import PipelineError, StageInterrupted, TuneConfig, train_config
+from pipeline.config import PipelineError, TuneConfig, train_config
 
 PARENT_ATTR = "mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
@@ -135,11 +135,10 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str):
     )
 
 
-def _objective(tune: TuneConfig, arch: str, splits, parent_run_id: str, study_name: str):
+def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, tune, arch)
         tags = {
-            "mlflow.parentRunId": parent_run_id,
             tracking.ARCH_TAG: arch,
             tracking.DIGEST_TAG: splits.digest,
             tracking.CONFIG_HASH_TAG: tracking.config_hash(config.params()),
@@ -164,27 +163,23 @@ def _objective(tune: TuneConfig, arch: str, splits, parent_run_id: str, study_na
     return objective
 
 
-def _create_or_join(tune: TuneConfig, arch: str, storage, study_name: str, digest: str):
-    """Load or create the study; whoever creates it also creates its MLflow parent run."""
+def _open_study(tune: TuneConfig, arch: str, storage, study_name: str):
+    """Load or create the study, and the MLflow parent run id if another worker made it."""
     kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune, arch))
     try:
         study = optuna.create_study(study_name=study_name, direction="maximize", **kwargs)
-        created = True
+        return study, None
     except optuna.exceptions.DuplicatedStudyError:
-        study, created = optuna.load_study(study_name=study_name, **kwargs), False
-    deadline = time.time() + (0 if created else 30)
-    while PARENT_ATTR not in study.user_attrs and time.time() < deadline:
-        time.sleep(0.5)  # another worker created the study a moment ago
         study = optuna.load_study(study_name=study_name, **kwargs)
-    if PARENT_ATTR not in study.user_attrs:  # we created it, or its creator died early
-        tags = {tracking.STAGE_TAG: "tune", tracking.ARCH_TAG: arch, STUDY_TAG: study_name}
-        tags[tracking.DIGEST_TAG] = digest
-        study.set_user_attr(PARENT_ATTR, tracking.create_run(f"tune-{study_name}", tags))
-    return study, study.user_attrs[PARENT_ATTR]
+    deadline = time.time() + 30
+    while PARENT_ATTR not in study.user_attrs and time.time() < deadline:
+        time.sleep(0.5)  # the worker that created the study a moment ago is making the run
+        study = optuna.load_study(study_name=study_name, **kwargs)
+    return study, study.user_attrs.get(PARENT_ATTR)  # None: its creator died early
 
 
-def _summarise(study: optuna.Study, parent_run_id: str, tune: TuneConfig, storage_url: str):
-    """Best params and value, the trials table and Optuna's plots onto the parent run."""
+def _summarise(study: optuna.Study, tune: TuneConfig) -> tuple[int, int]:
+    """Best params and value, the trials table and Optuna's plots onto the active parent run."""
     finished = [t for t in study.trials if t.state.is_finished()]
     complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in finished if t.state == optuna.trial.TrialState.PRUNED]
@@ -192,22 +187,31 @@ def _summarise(study: optuna.Study, parent_run_id: str, tune: TuneConfig, storag
         folder = Path(tmp)
         study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
         figures.optuna_plots(study, folder)
-        with tracking.reopen(parent_run_id):
-            mlflow.log_artifacts(str(folder), "study")
-            mlflow.set_tags(
-                {
-                    "optuna.storage": tracking.redact(storage_url),
-                    "optuna.sampler": tune.sampler,
-                    "optuna.pruner": tune.pruner,
-                    "optuna.trials": str(len(finished)),
-                    "optuna.pruned": str(len(pruned)),
-                }
-            )
-            if complete:
-                mlflow.log_metric("best_val_accuracy", study.best_value)
-                mlflow.set_tags({f"best.{k}": str(v) for k, v in study.best_params.items()})
-                mlflow.set_tag("best.trial_number", str(study.best_trial.number))
+        mlflow.log_artifacts(str(folder), "study")
+    mlflow.set_tags(
+        {
+            "optuna.storage": tracking.redact(tune.storage),
+            "optuna.sampler": tune.sampler,
+            "optuna.pruner": tune.pruner,
+            "optuna.trials": str(len(finished)),
+            "optuna.pruned": str(len(pruned)),
+        }
+    )
+    if complete:
+        mlflow.log_metric("best_val_accuracy", study.best_value)
+        mlflow.set_tags({f"best.{k}": str(v) for k, v in study.best_params.items()})
+        mlflow.set_tag("best.trial_number", str(study.best_trial.number))
     return len(finished), len(pruned)
+
+
+def _retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path):
+    """Train the best configuration on the training split, then evaluate and register it."""
+    config = train_config(
+        arch, "default", **params, seed=tune.seed, validation_fraction=tune.validation_fraction
+    )
+    with tracking.tag_runs("train", {"pipeline.tuned_from": tune.study_for(arch)}):
+        result = training.train(config, data_dir, checkpoint_dir, show_progress=False)
+    return evaluation.evaluate_run(data_dir, run_id=result.run_id)
 
 
 def tune_arch(
@@ -219,43 +223,33 @@ def tune_arch(
 ) -> StudyResult:
     """Run this worker's share of one arch's study, then summarise it on the parent run."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI prints a line per trial
-    storage = open_storage(
-        tune.storage, tune.heartbeat_seconds
-    )  # bad URLs and unreachable servers fail here
+    # Bad URLs and unreachable servers fail here, before any study or run exists.
+    storage = open_storage(tune.storage, tune.heartbeat_seconds)
     dataset = data.load_dataset(data_dir)
     splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
     tracking.setup()
     study_name = tune.study_for(arch)
-    study, parent = _create_or_join(tune, arch, storage, study_name, dataset.digest)
-    try:
+    study, parent = _open_study(tune, arch, storage, study_name)
+    tags = {tracking.ARCH_TAG: arch, STUDY_TAG: study_name, tracking.DIGEST_TAG: dataset.digest}
+    with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as active:
+        if parent is None:
+            study.set_user_attr(PARENT_ATTR, active.info.run_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.optimize(
-                _objective(tune, arch, splits, parent, study_name),
+                _objective(tune, arch, splits, study_name),
                 n_trials=tune.n_trials,
                 timeout=tune.timeout_seconds,
                 catch=(PipelineError,),
                 callbacks=[on_trial] if on_trial else None,
             )
-        trials, pruned = _summarise(study, parent, tune, tune.storage)
-    except StageInterrupted:
-        tracking.finish_run(parent, "KILLED")
-        raise
-    except BaseException:
-        tracking.finish_run(parent, "FAILED")
-        raise
-    tracking.finish_run(parent, "FINISHED")
-    best = study.best_trial if any(t.value is not None for t in study.trials) else None
-    retrained = None
-    if tune.retrain_best and best is not None:
-        config = train_config(
-            arch, "default", **best.params, seed=tune.seed,
-            validation_fraction=tune.validation_fraction,
-        )  # fmt: skip
-        result = training.train(config, data_dir, checkpoint_dir, show_progress=False)
-        retrained = evaluation.evaluate_run(data_dir, run_id=result.run_id)
+        trials, pruned = _summarise(study, tune)
+        best = study.best_trial if any(t.value is not None for t in study.trials) else None
+        retrained = None
+        if tune.retrain_best and best is not None:
+            retrained = _retrain(tune, arch, best.params, data_dir, checkpoint_dir)
     return StudyResult(
-        arch, study_name, parent, trials, pruned,
+        arch, study_name, active.info.run_id, trials, pruned,
         best.value if best else None, best.params if best else {}, retrained,
     )  # fmt: skip
 

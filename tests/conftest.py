@@ -7,6 +7,7 @@ import gzip
 import http.server
 import os
 import struct
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,13 @@ def metric_steps(run_id: str, key: str) -> list[tuple[int, float]]:
 
 
 def subprocess_env(workdir: Path) -> dict[str, str]:
+    """The workdir's store for a child process, with the virtualenv's bin first on PATH.
+
+    (`mlflow run --env-manager local` runs `python`, and `mlflow models serve` runs `uvicorn`,
+    by name, as they would in an activated virtualenv.)
+    """
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MLFLOW_RUN_ID", None)
     return env
 

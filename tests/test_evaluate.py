@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -121,13 +119,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_env(workdir) -> dict:
-    """`mlflow models serve` execs `uvicorn` by name: the virtualenv's bin must be on PATH."""
-    env = subprocess_env(workdir)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["mlp", "lstm"])
 def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
@@ -142,7 +133,8 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/mnist-{arch}@champion",
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=workdir, env=serve_env(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=workdir, env=subprocess_env(workdir),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         with np.load(data_dir / "mnist.npz") as arrays:

@@ -1,0 +1,54 @@
+"""`mlflow run` entry points: MLproject `option=value` words become the CLI's own options.
+
+MLproject parameters are named like the CLI options (`learning-rate` for `--learning-rate`), so
+the run that `mlflow run` creates records what was asked for, while the stage records the values
+it resolved (`learning_rate`) beside them. An empty value means "not given" (the preset decides);
+`true` / `false` pick a flag's on or off form.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer.main
+
+from pipeline.cli import app, main
+
+TRUE = {"true", "1", "yes", "on"}
+FALSE = {"false", "0", "no", "off"}
+
+
+def options_of(command_name: str) -> dict:
+    """The command's options, keyed by their MLproject parameter name (the option minus --)."""
+    command = typer.main.get_command(app).commands[command_name]
+    return {param.opts[0].lstrip("-"): param for param in command.params}
+
+
+def cli_args(command_name: str, words: list[str]) -> list[str]:
+    """Translate `name=value` words into the command's CLI arguments."""
+    options, args = options_of(command_name), [command_name]
+    for word in words:
+        name, separator, value = word.partition("=")
+        if not separator or name not in options:
+            raise SystemExit(f"Error: {command_name} has no parameter {name!r}")
+        option, value = options[name], value.strip()
+        if value == "":
+            continue
+        if option.is_flag:
+            if value.lower() not in TRUE | FALSE:
+                raise SystemExit(f"Error: {name} must be true or false (got {value!r})")
+            on = value.lower() in TRUE
+            flag = option.opts[0] if on else (option.secondary_opts or [None])[0]
+            args += [flag] if flag else []
+        elif getattr(option, "multiple", False):  # --mirror A --mirror B
+            for part in value.split():
+                args += [option.opts[0], part]
+        elif option.nargs > 1:  # --epochs-range LOW HIGH
+            args += [option.opts[0], *value.split()]
+        else:
+            args += [option.opts[0], value]
+    return args
+
+
+if __name__ == "__main__":
+    main(cli_args(sys.argv[1], sys.argv[2:]))

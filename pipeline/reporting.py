@@ -1,0 +1,168 @@
+"""Runs from mlflow.search_runs -> pandas -> reports/: a markdown comparison and figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from pipeline import config as cfg
+from pipeline import figures, tracking
+
+NOTEBOOK_ACCURACY = {"lstm": 0.9881, "mlp": 0.9475}
+VARIANTS = ("seed preset", "default preset", "tuned best")
+COLUMNS = ["arch", "variant", "test_accuracy", "val_accuracy", "learning_rate", "hidden_size",
+           "epochs", "batch_size", "train_seconds", "samples_per_second", "run_id"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `pipeline report` wrote."""
+
+    folder: Path
+    table: pd.DataFrame
+    tuning: pd.DataFrame
+    run_id: str
+
+
+def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame:
+    """Finished runs of the experiment (only run_ids, when given)."""
+    frame = mlflow.search_runs(experiment_names=[experiment], filter_string="status = 'FINISHED'")
+    if frame.empty:
+        return frame
+    if run_ids:
+        frame = frame[frame["run_id"].isin(run_ids)]
+    return frame.sort_values("start_time", ascending=False)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index)
+
+
+def _variant(frame: pd.DataFrame) -> pd.Series:
+    tuned = _column(frame, "tags.pipeline.tuned_from").notna()
+    preset = _column(frame, "params.preset")
+    return pd.Series(
+        ["tuned best" if t else f"{p} preset" for t, p in zip(tuned, preset, strict=True)],
+        index=frame.index,
+    )
+
+
+def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per arch: the notebook's number, then the newest run of each variant (evaluated first)."""
+    rows = []
+    stage = _column(frame, "tags.pipeline.stage")
+    trains = frame[stage == "train"] if not frame.empty else frame
+    variants = _variant(trains) if not trains.empty else pd.Series(dtype=str)
+    for arch in ("lstm", "mlp"):
+        rows.append({"arch": arch, "variant": "notebook (published)",
+                     "test_accuracy": NOTEBOOK_ACCURACY[arch]})  # fmt: skip
+        for variant in VARIANTS:
+            if trains.empty:
+                continue
+            chosen = trains[(_column(trains, "params.arch") == arch) & (variants == variant)]
+            if chosen.empty:
+                continue
+            evaluated = chosen[_column(chosen, "metrics.test_accuracy").notna()]
+            best = (evaluated if not evaluated.empty else chosen).iloc[0]
+            row = {"arch": arch, "variant": variant, "run_id": best["run_id"]}
+            for name in COLUMNS[2:-1]:
+                for prefix in ("metrics.", "params."):
+                    if f"{prefix}{name}" in best and pd.notna(best[f"{prefix}{name}"]):
+                        row[name] = best[f"{prefix}{name}"]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per study: trials, pruned share, best value and params."""
+    if frame.empty or "tags.pipeline.study" not in frame:
+        return pd.DataFrame(
+            columns=["study", "arch", "trials", "pruned_share", "best_val_accuracy"]
+        )
+    parents = frame[_column(frame, "tags.pipeline.stage") == "tune"]
+    rows = []
+    for study, runs in parents.groupby("tags.pipeline.study"):
+        latest = runs.iloc[0]
+        trials = int(latest.get("tags.optuna.trials") or 0)
+        pruned = int(latest.get("tags.optuna.pruned") or 0)
+        best = {
+            key[len("tags.best.") :]: value
+            for key, value in latest.items()
+            if key.startswith("tags.best.") and pd.notna(value) and not key.endswith("_number")
+        }
+        rows.append({
+            "study": study, "arch": latest.get("tags.pipeline.arch"), "trials": trials,
+            "pruned_share": pruned / trials if trials else 0.0,
+            "best_val_accuracy": latest.get("metrics.best_val_accuracy"),
+            "best_params": ", ".join(f"{k}={v}" for k, v in sorted(best.items())),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 1.5 else f"{value:,.0f}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub markdown table (no extra dependency)."""
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + " --- |" * len(frame.columns)]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(_cell(value) for value in row) + " |")
+    return "\n".join(lines)
+
+
+def _data_line(frame: pd.DataFrame) -> str:
+    downloads = (
+        frame[_column(frame, "tags.pipeline.stage") == "download"] if not frame.empty else frame
+    )
+    if downloads.empty:
+        return "Data: unknown (no download run in this experiment)."
+    latest = downloads.iloc[0]
+    official = latest.get("params.official") == "True"
+    train, test = latest.get("metrics.train_count", 0), latest.get("metrics.test_count", 0)
+    counts = f"{int(train)} training / {int(test)} test images"
+    kind = "the official MNIST set" if official else "NOT the official MNIST set"
+    return (f"Data: {counts} from `{latest.get('params.source')}` ({kind}), "
+            f"digest `{latest.get('tags.pipeline.data_digest')}`.")  # fmt: skip
+
+
+def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
+    """The report's markdown."""
+    return "\n".join([
+        "# MNIST: notebooks vs pipeline", "", data_line, "",
+        "Test accuracy is on the official 10 000-image test set (evaluate stage); validation "
+        "accuracy on the seeded, stratified split of the training set.", "",
+        markdown_table(table.drop(columns=["run_id"]).assign(run=table["run_id"].str[:8])), "",
+        "![learning curves](learning_curves.png)", "", "## Tuning", "",
+        markdown_table(tuning) if not tuning.empty else "No studies in this experiment.", "",
+    ])  # fmt: skip
+
+
+def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> Report:
+    """Write report.md and learning_curves.png into folder and log them on a report run."""
+    tracking.setup(experiment)
+    frame = load_runs(experiment or cfg.experiment_name(), run_ids)
+    table, tuning = comparison_table(frame), tuning_summary(frame)
+    folder.mkdir(parents=True, exist_ok=True)
+    curves = {
+        f"{row.arch} {row.variant}": {
+            key: tracking.metric_history(row.run_id, key) for key in ("train_loss", "val_accuracy")
+        }
+        for row in table.itertuples()
+        if isinstance(row.run_id, str)
+    }
+    figure = figures.learning_curves(curves)
+    figure.savefig(folder / "learning_curves.png")
+    figures.close(figure)
+    (folder / "report.md").write_text(render(table, tuning, _data_line(frame)))
+    with tracking.run("report", "report") as active:
+        mlflow.log_artifacts(str(folder), "report")
+        return Report(folder, table, tuning, active.info.run_id)

@@ -1,0 +1,118 @@
+"""The main job (step caching, run structure), the report, and `mlflow run` entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from conftest import REPO, runs, subprocess_env
+
+TINY_TRAIN = ("--batch-size", "32", "--hidden-size", "16", "--no-progress")
+
+
+def children(parent_id: str):
+    frame = runs()
+    return frame[frame.get("tags.mlflow.parentRunId") == parent_id]
+
+
+def test_main_reuses_finished_steps_and_reruns_changed_ones(cli, workdir, source):
+    args = ("main", "--arch", "mlp", "--source", source, "--report-dir", workdir / "reports")
+    first = cli(*args)
+    assert first.exit_code == 0, first.stderr
+    parent = runs()
+    parent = parent[parent["tags.pipeline.stage"] == "main"].iloc[0]
+    assert parent["status"] == "FINISHED"
+    stages = sorted(children(parent["run_id"])["tags.pipeline.stage"])
+    assert stages == ["download", "evaluate", "report", "train"]
+    assert "reusing" not in first.stdout
+
+    second = cli(*args)
+    assert second.exit_code == 0, second.stderr
+    assert second.stdout.count("reusing") == 3  # download, train, evaluate
+    assert "4 steps, 3 reused" in second.stdout
+    main_runs = runs()
+    latest_main = main_runs[main_runs["tags.pipeline.stage"] == "main"].iloc[0]
+    assert latest_main["tags.pipeline.step.train_mlp"].endswith("(reused)")
+    frame = runs()
+    assert len(frame[frame["tags.pipeline.stage"] == "train"]) == 1
+
+    third = cli(*args, "--preset", "seed")
+    assert third.exit_code == 0, third.stderr
+    assert "train mlp: reusing" not in third.stdout
+    frame = runs()
+    trains = frame[frame["tags.pipeline.stage"] == "train"]
+    assert sorted(trains["params.preset"]) == ["default", "seed"]
+    assert (workdir / "reports" / "report.md").is_file()
+
+
+def test_report_compares_variants(cli, workdir, data_dir):
+    assert cli("train", "--arch", "mlp", "--epochs", "2", *TINY_TRAIN).exit_code == 0
+    default_run = runs().iloc[0]["run_id"]
+    assert cli("evaluate", "--run-id", default_run, "--no-register").exit_code == 0
+    seed = cli("train", "--arch", "mlp", "--preset", "seed", "--epochs", "1", *TINY_TRAIN)
+    assert seed.exit_code == 0
+    tuned = cli("tune", "--arch", "mlp", "--n-trials", "2", "--epochs-range", "1", "2",
+                "--hidden-size-range", "8", "16", "--storage",
+                f"sqlite:///{workdir / 'optuna.db'}", "--retrain-best")  # fmt: skip
+    assert tuned.exit_code == 0, tuned.stderr
+
+    result = cli("report", "--output-dir", workdir / "out")
+    assert result.exit_code == 0, result.stderr
+    text = (workdir / "out" / "report.md").read_text()
+    assert "| mlp | notebook (published) | 0.9475 |" in text
+    assert "| lstm | notebook (published) | 0.9881 |" in text
+    assert "| mlp | seed preset |" in text and "| mlp | tuned best |" in text
+    default_row = next(line for line in text.splitlines() if "| mlp | default preset |" in line)
+    test_accuracy = mlflow.get_run(default_run).data.metrics["test_accuracy"]
+    assert f"| {test_accuracy:.4f} |" in default_row
+    assert "| mnist-mlp | mlp | 2 |" in text  # the tuning summary
+    assert "NOT the official" in text or "Data: unknown" in text
+    assert (workdir / "out" / "learning_curves.png").stat().st_size > 1000
+    frame = runs()
+    report = frame[frame["tags.pipeline.stage"] == "report"].iloc[0]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(report["run_id"], "report")}
+    assert artifacts == {"report/report.md", "report/learning_curves.png"}
+
+
+def mlflow_run(workdir, entry: str, *params: str):
+    args = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager",
+            "local", "--experiment-name", "mnist"]  # fmt: skip
+    for param in params:
+        args += ["-P", param]
+    return subprocess.run(args, cwd=workdir, env=subprocess_env(workdir), capture_output=True,
+                          text=True, timeout=900)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_mlflow_run_train_logs_into_the_run_it_creates(workdir, data_dir):
+    done = mlflow_run(workdir, "train", "arch=mlp", "epochs=2", "hidden-size=16",
+                      f"data-dir={data_dir}", f"checkpoint-dir={workdir / 'ck'}",
+                      "progress=false")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = runs()
+    assert len(frame) == 1  # no stray or duplicate run
+    row = frame.iloc[0]
+    assert row["status"] == "FINISHED" and row["tags.pipeline.stage"] == "train"
+    assert row["tags.mlflow.project.entryPoint"] == "train"
+    assert row["params.learning_rate"] == "0.001"  # resolved from the preset
+    assert row["params.hidden_size"] == "16" and row["params.hidden-size"] == "16"
+    # 270 images, batches of 128 (the preset): 3 steps an epoch
+    assert len(mlflow.MlflowClient().get_metric_history(row["run_id"], "train_loss")) == 6
+
+
+@pytest.mark.slow
+def test_mlflow_run_main_builds_one_parent_with_children(workdir, source):
+    done = mlflow_run(workdir, "main", "arch=mlp", f"source={source}",
+                      f"data-dir={workdir / 'data'}", f"checkpoint-dir={workdir / 'ck'}",
+                      f"report-dir={workdir / 'reports'}")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = runs()
+    parents = frame[frame["tags.pipeline.stage"] == "main"]
+    assert len(parents) == 1
+    parent = parents.iloc[0]
+    assert parent["tags.mlflow.project.entryPoint"] == "main"
+    kids = children(parent["run_id"])
+    assert sorted(kids["tags.pipeline.stage"]) == ["download", "evaluate", "report", "train"]
+    assert len(frame) == 5 and set(frame["status"]) == {"FINISHED"}

@@ -1,0 +1,100 @@
+"""MLproject and conda.yaml stay in step with the CLI and pyproject.toml."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import tomllib
+
+import pytest
+import yaml
+from conftest import REPO
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from pipeline.mlproject import cli_args, options_of
+
+ENTRY_POINTS = {"main", "download", "train", "evaluate", "tune", "report"}
+
+
+def mlproject() -> dict:
+    return yaml.safe_load((REPO / "MLproject").read_text())
+
+
+def cli_default(option) -> str:
+    """The CLI default as MLproject spells it."""
+    default = option.default
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, list | tuple):
+        return " ".join(str(part) for part in default)
+    return str(default)
+
+
+def test_mlproject_entry_points_mirror_the_cli():
+    entries = mlproject()["entry_points"]
+    assert set(entries) == ENTRY_POINTS
+    for name, entry in entries.items():
+        options = options_of(name)
+        assert set(entry["parameters"]) == set(options), name
+        for parameter, spec in entry["parameters"].items():
+            assert str(spec["default"]) == cli_default(options[parameter]), (name, parameter)
+            expected_type = "float" if isinstance(options[parameter].default, float) else "string"
+            assert spec["type"] == expected_type, (name, parameter)
+            assert f"{parameter}={{{parameter}}}" in entry["command"], (name, parameter)
+        assert entry["command"].startswith(f"python -m pipeline.mlproject {name} ")
+
+
+def test_mlproject_words_become_cli_options():
+    words = ["arch=mlp", "learning-rate=", "epochs=3", "progress=false", "seed=0"]
+    assert cli_args("train", words) == [
+        "train", "--arch", "mlp", "--epochs", "3", "--no-progress", "--seed", "0",
+    ]  # fmt: skip
+    assert cli_args("tune", ["epochs-range=2 5", "retrain-best=true", "timeout="]) == [
+        "tune", "--epochs-range", "2", "5", "--retrain-best",
+    ]  # fmt: skip
+    assert cli_args("download", ["mirror=http://a/ http://b/", "force=false"]) == [
+        "download", "--mirror", "http://a/", "--mirror", "http://b/",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="no parameter 'speed'"):
+        cli_args("train", ["speed=9"])
+    with pytest.raises(SystemExit, match="true or false"):
+        cli_args("evaluate", ["register=maybe"])
+
+
+def conda_pins() -> dict[str, str]:
+    environment = yaml.safe_load((REPO / "conda.yaml").read_text())
+    pins = {}
+    for entry in environment["dependencies"]:
+        if isinstance(entry, dict):
+            for line in entry["pip"]:
+                name, version = line.split("==")
+                pins[name.lower()] = version
+        else:
+            name, version = entry.split("=")
+            pins[name.lower()] = version
+    return pins
+
+
+def test_conda_pins_match_pyproject_and_what_is_installed():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = conda_pins()
+    assert SpecifierSet(project["requires-python"]).contains(pins["python"])
+    for line in project["dependencies"]:
+        requirement = Requirement(line)
+        name = requirement.name.lower()
+        assert name in pins, f"{name} is not pinned in conda.yaml"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {line}"
+        assert importlib.metadata.version(name) == pins[name], f"installed {name} differs"
+    runtime = {Requirement(line).name.lower() for line in project["dependencies"]}
+    assert set(pins) - {"python", "pip"} == runtime
+
+
+def test_readme_quickstart_is_what_ci_runs():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    commands = re.findall(r"^make (\w+)", readme, flags=re.M)
+    assert commands[:2] == ["run", "test"]
+    assert "make test" in ci
