@@ -25,7 +25,7 @@ def plain_keras(arch: str, data_dir: Path) -> tuple[float, float, float]:
     """(val accuracy, test accuracy, seconds) of the seed preset with bare model.fit."""
     code = f"""
 import time, numpy as np
-from pipeline import data, models, training
+from pipeline import data, training
 from pipeline.config import train_config
 from pipeline.backend import keras
 config = train_config({arch!r}, "seed")
@@ -33,7 +33,7 @@ dataset = data.load_dataset({str(data_dir)!r})
 splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
 config = training.fit_epochs_to_steps(config, len(splits.y_train))
 keras.utils.set_random_seed(config.seed)
-model = models.compile_model(models.build_model(config), config)
+model = training.new_model(config, len(splits.y_train))
 started = time.perf_counter()
 history = model.fit(splits.x_train.astype(np.float32), splits.y_train, epochs=config.epochs,
                     batch_size=config.batch_size, verbose=0,

@@ -32,7 +32,7 @@ def plain_keras(arch: str, data_dir: Path, max_steps: int | None) -> float:
     """Samples per second of a bare model.fit on the seed preset (run in a child process)."""
     code = f"""
 import math, time, numpy as np
-from pipeline import data, models
+from pipeline import data, training
 from pipeline.config import train_config
 from pipeline.backend import keras
 config = train_config({arch!r}, "seed", max_steps={max_steps!r})
@@ -41,7 +41,7 @@ splits = data.split_train_validation(data.load_dataset({str(data_dir)!r}),
 steps = math.ceil(len(splits.y_train) / config.batch_size)
 epochs = math.ceil(config.max_steps / steps) if config.max_steps else config.epochs
 keras.utils.set_random_seed(config.seed)
-model = models.compile_model(models.build_model(config), config)
+model = training.new_model(config, len(splits.y_train))
 x, y = splits.x_train.astype(np.float32), splits.y_train
 val = (splits.x_val.astype(np.float32), splits.y_val)
 started = time.perf_counter()

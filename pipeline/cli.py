@@ -86,6 +86,9 @@ def train(
     epochs: int = typer.Option(None, "--epochs", help="Passes over the training split."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per step."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    learning_rate_schedule: str = typer.Option(
+        None, "--learning-rate-schedule", help="constant or cosine (decay to 0 over the run)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for split, initialisation and shuffling."),
     validation_fraction: float = typer.Option(
         0.1, "--validation-fraction", help="Share of the training set held out for validation."
@@ -108,6 +111,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         max_steps=max_steps,
+        learning_rate_schedule=learning_rate_schedule,
         seed=seed,
         validation_fraction=validation_fraction,
     )
@@ -313,6 +317,20 @@ def ui(
     raise typer.Exit(subprocess.call([*command, "--host", host, "--port", str(port)]))
 
 
+@app.command()
+def reap(
+    stale_after: float = typer.Option(
+        None, "--stale-after", help="Seconds without a heartbeat (default: 4 heartbeats)."
+    ),
+) -> None:
+    """Mark runs whose process died (no heartbeat) KILLED; live runs elsewhere are left alone."""
+    from pipeline import tracking
+
+    tracking.setup()  # reaps with the default lease
+    reaped = tracking.reap(stale_after)
+    typer.echo(f"{len(reaped)} more stale run(s) marked KILLED" if reaped else "No stale runs.")
+
+
 @app.command("init-stores")
 def init_stores(
     storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),
@@ -341,6 +359,11 @@ def main(argv: list[str] | None = None) -> None:
         code, message = 1, str(error)
     except StageInterrupted as error:
         code, message = 128 + error.signal_number, str(error)
+    except Exception as error:  # the environment failing: disk, permissions, an MLflow store
+        if not (isinstance(error, OSError) or type(error).__module__.startswith("mlflow")):
+            raise
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        code, message = 1, f"{type(error).__name__}: {lines[0][:300]}"
     if code == 130 and message is None:  # Typer's answer to Ctrl-C outside any run
         message = "interrupted by SIGINT"
     if message:

@@ -43,6 +43,7 @@ MIRRORS: tuple[str, ...] = (
 
 ARCHITECTURES = ("mlp", "lstm")
 PRESETS = ("default", "seed")
+SCHEDULES = ("constant", "cosine")
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
 
@@ -71,11 +72,13 @@ class TrainConfig:
     seed: int = 0
     validation_fraction: float = 0.1
     optimizer: str = "adam"
+    learning_rate_schedule: str = "constant"
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("--arch", self.arch, ARCHITECTURES)
         check_choice("--preset", self.preset, PRESETS)
+        check_choice("--learning-rate-schedule", self.learning_rate_schedule, SCHEDULES)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise PipelineError(f"--learning-rate must be > 0 (got {self.learning_rate})")
         for option, value in (
@@ -110,7 +113,13 @@ PRESET_VALUES: dict[tuple[str, str], dict[str, object]] = {
         learning_rate=0.001, hidden_size=128, epochs=1000, batch_size=128, max_steps=10_000
     ),
     ("mlp", "default"): dict(learning_rate=0.001, hidden_size=256, epochs=20, batch_size=128),
-    ("lstm", "default"): dict(learning_rate=0.002, hidden_size=128, epochs=8, batch_size=64),
+    ("lstm", "default"): dict(
+        learning_rate=0.003,
+        hidden_size=128,
+        epochs=14,
+        batch_size=64,
+        learning_rate_schedule="cosine",
+    ),  # fmt: skip
 }
 
 

@@ -56,18 +56,22 @@ def build_model(config: TrainConfig) -> keras.Model:
     return ARCHITECTURES[config.arch](config.hidden_size, config.preset)
 
 
-def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """Adam; the seed preset uses the notebooks' TF1 epsilon of 1e-8."""
+def build_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """Adam (the seed preset uses the notebooks' TF1 epsilon of 1e-8), with a constant learning
+    rate or one that decays along a cosine to zero over total_steps."""
     epsilon = 1e-8 if config.preset == "seed" else 1e-7
+    learning_rate = config.learning_rate
+    if config.learning_rate_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
     return keras.optimizers.Adam(
-        learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=epsilon
+        learning_rate=learning_rate, beta_1=0.9, beta_2=0.999, epsilon=epsilon
     )
 
 
-def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+def compile_model(model: keras.Model, config: TrainConfig, total_steps: int) -> keras.Model:
     """Compile with the config's optimizer, cross-entropy on logits and accuracy."""
     model.compile(
-        optimizer=build_optimizer(config),
+        optimizer=build_optimizer(config, total_steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

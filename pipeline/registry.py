@@ -9,7 +9,7 @@ import mlflow
 from pipeline import config as cfg
 from pipeline.backend import keras
 from pipeline.config import PipelineError
-from pipeline.tracking import redact
+from pipeline.tracking import first_line, redact
 
 REGISTERED_NAMES = {"mlp": "mnist-mlp", "lstm": "mnist-lstm"}
 CHAMPION = "champion"
@@ -46,10 +46,6 @@ class Registration:
             f"{self.name} v{self.version} ({self.accuracy:.4f}) {verdict} champion "
             f"v{self.previous_version} ({self.previous_accuracy:.4f}): it {outcome}"
         )
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _model_run(run_id: str, model_uri: str, registrable: bool) -> ModelTarget:
@@ -96,7 +92,7 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
         else:
             source_run = mlflow.get_logged_model(reference).source_run_id
     except MlflowException as error:
-        message = _first_line(error)
+        message = first_line(error)
         raise PipelineError(f"--model-uri {model_uri} does not resolve: {message}") from None
     return _model_run(source_run, model_uri, registrable=False)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import mlflow
 from mlflow.entities import Metric, RunStatus, RunTag
@@ -17,6 +20,7 @@ from mlflow.entities import Metric, RunStatus, RunTag
 from pipeline import config as cfg
 from pipeline.backend import keras
 from pipeline.config import PipelineError, StageInterrupted
+from pipeline.console import stderr
 
 STAGE_TAG = "pipeline.stage"
 ARCH_TAG = "pipeline.arch"
@@ -38,6 +42,12 @@ def setup(experiment: str | None = None) -> str:
     uri = cfg.tracking_uri()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if uri.startswith(("http://", "https://")):
+        # MLflow's own defaults retry for minutes; a CLI should say within ~30 s that the
+        # server is unreachable (users can still raise these).
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "8")
     mlflow.set_tracking_uri(uri)
     try:
         adopted = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made the run: use its experiment
@@ -46,8 +56,11 @@ def setup(experiment: str | None = None) -> str:
         else:
             mlflow.set_experiment(experiment or cfg.experiment_name())
     except Exception as error:  # any store failure becomes one line for the user
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PipelineError(f"cannot use tracking store {redact(uri)}: {message}") from None
+        raise PipelineError(
+            f"cannot use tracking store {redact(uri)}: {first_line(error)}"
+        ) from None
+    for run_id in reap():  # runs whose process died (SIGKILL) end KILLED, not RUNNING forever
+        stderr.print(f"marked run {run_id} KILLED: its process stopped sending heartbeats")
     return uri
 
 
@@ -95,6 +108,7 @@ def run(
         active = mlflow.start_run(
             run_id=run_id, run_name=None if run_id else run_name, nested=nested
         )
+        beat = _Heartbeat(active.info.run_id)
         try:
             mlflow.set_tags({STAGE_TAG: stage, **(tags or {}), **_SCOPED_TAGS.get(stage, {})})
             yield active
@@ -110,6 +124,62 @@ def run(
             raise
         else:
             _end(RunStatus.FINISHED, None)
+        finally:
+            beat.stop()
+
+
+HEARTBEAT_TAG = "pipeline.heartbeat"
+
+
+def heartbeat_seconds() -> float:
+    """How often a live run says so (PIPELINE_RUN_HEARTBEAT_SECONDS, default 30)."""
+    return float(os.environ.get("PIPELINE_RUN_HEARTBEAT_SECONDS", "30"))
+
+
+class _Heartbeat:
+    """Stamps the run with the time every few seconds, so that a run whose process was killed
+    (SIGKILL, a lost machine) can be told from a live one on another machine, and reaped."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id, self.stopped = run_id, threading.Event()
+        self._beat()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="run-heartbeat")
+        self.thread.start()
+
+    def _beat(self) -> None:
+        with contextlib.suppress(Exception):  # an unreachable store is reported by the stage
+            mlflow.MlflowClient().set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(heartbeat_seconds()):
+            self._beat()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def reap(stale_after: float | None = None) -> list[str]:
+    """Mark RUNNING runs whose heartbeat stopped KILLED; returns their ids.
+
+    A run is stale after four missed heartbeats; runs without our heartbeat are left alone.
+    """
+    stale_after = stale_after if stale_after is not None else 4 * heartbeat_seconds()
+    running = mlflow.search_runs(
+        filter_string="attributes.status = 'RUNNING'", output_format="list",
+        search_all_experiments=True,
+    )  # fmt: skip
+    reaped, now = [], time.time()
+    for found in running:
+        stamp = found.data.tags.get(HEARTBEAT_TAG)
+        if stamp is None or now - float(stamp) < stale_after:
+            continue
+        client = mlflow.MlflowClient()
+        client.set_tag(
+            found.info.run_id, FAILURE_TAG, f"reaped: no heartbeat for {now - float(stamp):.0f} s"
+        )
+        client.set_terminated(found.info.run_id, "KILLED")
+        reaped.append(found.info.run_id)
+    return reaped
 
 
 _SCOPED_TAGS: dict[str, dict[str, str]] = {}
@@ -132,10 +202,12 @@ def finish_run(run_id: str, status: str) -> None:
 
 
 def _end(status: int, reason: str | None) -> None:
+    # With the store gone the run stays RUNNING there until `pipeline reap` (no heartbeat).
     with contextlib.suppress(Exception):
         if reason:
             mlflow.set_tag(FAILURE_TAG, reason[:500])
-    mlflow.end_run(RunStatus.to_string(status))
+    with contextlib.suppress(Exception):
+        mlflow.end_run(RunStatus.to_string(status))
 
 
 def log_download_run(result) -> str:
@@ -195,9 +267,18 @@ class StepMetricLogger(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, run_id: str, first_step: int, batch_size: int, train_size: int) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        first_step: int,
+        batch_size: int,
+        train_size: int,
+        spool: Path | None = None,
+    ) -> None:
         super().__init__()
-        self.run_id = run_id
+        self.run_id, self.spool = run_id, spool
+        self.failure: str | None = None  # set when the store stops taking metrics
+        self.unsent = 0
         self.next_step = first_step
         self.batch_size = batch_size
         self.train_size = train_size
@@ -254,16 +335,62 @@ class StepMetricLogger(keras.callbacks.Callback):
         return metrics
 
     def _send(self, metrics: list[Metric]) -> None:
+        # Earlier batches had a whole epoch to arrive; a failure there means the store is gone.
+        self._settle()
+        if self.failure is not None:
+            self._keep(metrics)
+            return
         client = mlflow.MlflowClient()
         for start in range(0, len(metrics), 1000):
             chunk = metrics[start : start + 1000]
-            self.pending.append(client.log_batch(self.run_id, metrics=chunk, synchronous=False))
+            operation = client.log_batch(self.run_id, metrics=chunk, synchronous=False)
+            self.pending.append((operation, chunk))
+
+    def _settle(self) -> None:
+        pending, self.pending = self.pending, []
+        for operation, chunk in pending:
+            if self.failure is None:
+                try:
+                    operation.wait()
+                    continue
+                except Exception as error:  # the HTTP client already retried
+                    self.failure = first_line(error)
+                    if self.model is not None:
+                        self.model.stop_training = True
+            self._keep(chunk)
+
+    def _keep(self, metrics: list[Metric]) -> None:
+        """Metrics the store did not take go to the spool file, for `--resume` to send."""
+        self.unsent += len(metrics)
+        if self.spool is None:
+            return
+        self.spool.parent.mkdir(parents=True, exist_ok=True)
+        with self.spool.open("a") as handle:
+            for metric in metrics:
+                handle.write(json.dumps([metric.key, metric.value, metric.timestamp, metric.step]))
+                handle.write("\n")
 
     def wait(self) -> None:
-        """Block until every batch sent so far is stored (raises if the store refused one)."""
-        pending, self.pending = self.pending, []
-        for operation in pending:
-            operation.wait()
+        """Block until every batch sent so far is stored, or kept in the spool."""
+        self._settle()
+
+
+def replay_spool(run_id: str, spool: Path) -> int:
+    """Send the metrics a lost store did not take; returns how many."""
+    if not spool.is_file():
+        return 0
+    rows = [json.loads(line) for line in spool.read_text().splitlines() if line.strip()]
+    metrics = [Metric(key, value, stamp, step) for key, value, stamp, step in rows]
+    client = mlflow.MlflowClient()
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    spool.unlink()
+    return len(metrics)
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line, for one-line messages."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def model_signature():

@@ -19,6 +19,7 @@ from pipeline.console import epoch_progress
 
 WEIGHTS_FILE = "weights.npz"
 STATE_FILE = "state.json"
+SPOOL_FILE = "unsent_metrics.jsonl"
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         )
 
 
-def restore(config: TrainConfig, folder: Path) -> keras.Model:
+def restore(config: TrainConfig, folder: Path, train_size: int) -> keras.Model:
     """A compiled model with the weights and optimizer state of a checkpoint."""
-    model = models.compile_model(models.build_model(config), config)
+    model = new_model(config, train_size)
     model.optimizer.build(model.trainable_variables)
     with np.load(folder / WEIGHTS_FILE) as arrays:
         for i, variable in enumerate(model.weights):
@@ -111,6 +112,17 @@ def restore(config: TrainConfig, folder: Path) -> keras.Model:
 
 def steps_per_epoch(config: TrainConfig, train_size: int) -> int:
     return math.ceil(train_size / config.batch_size)
+
+
+def total_steps(config: TrainConfig, train_size: int) -> int:
+    """Optimizer steps the whole run takes (what a learning-rate schedule spans)."""
+    return config.max_steps or steps_per_epoch(config, train_size) * config.epochs
+
+
+def new_model(config: TrainConfig, train_size: int) -> keras.Model:
+    """The config's architecture, compiled, with fresh weights."""
+    model = models.build_model(config)
+    return models.compile_model(model, config, total_steps(config, train_size))
 
 
 def fit_epochs_to_steps(config: TrainConfig, train_size: int) -> TrainConfig:
@@ -145,13 +157,14 @@ def fit(
     """
     keras.utils.set_random_seed(config.seed + (state["epoch"] if state else 0))
     if state:
-        model = restore(config, Path(checkpoint_dir) / run_id)
+        model = restore(config, Path(checkpoint_dir) / run_id, len(splits.y_train))
     else:
-        model = models.compile_model(models.build_model(config), config)
+        model = new_model(config, len(splits.y_train))
         state = {"run_id": run_id, "config": config.params(), "digest": splits.digest}
         state.update(epoch=0, step=0)
     train_size = len(splits.y_train)
-    logger = tracking.StepMetricLogger(run_id, state["step"], config.batch_size, train_size)
+    spool = Path(checkpoint_dir) / run_id / SPOOL_FILE if checkpoint_dir is not None else None
+    logger = tracking.StepMetricLogger(run_id, state["step"], config.batch_size, train_size, spool)
     callbacks = [logger]
     checkpoint = None
     if checkpoint_dir is not None:
@@ -235,7 +248,15 @@ def train(
         if not resume:
             mlflow.log_params(params)
             tracking.log_dataset(data_dir, dataset.digest, context="training")
+        else:  # metrics a lost tracking server did not take
+            tracking.replay_spool(run_id, Path(checkpoint_dir) / run_id / SPOOL_FILE)
         model, logger, seconds = fit(config, splits, run_id, checkpoint_dir, state, show_progress)
+        if logger.failure is not None:
+            raise PipelineError(
+                f"lost the tracking store ({logger.failure}); {logger.unsent} step metrics kept "
+                f"in {checkpoint_dir}/{run_id}/{SPOOL_FILE} with the checkpoint; when the store "
+                f"is back: pipeline train --resume {run_id}"
+            )
         if logger.non_finite_step is not None:
             raise PipelineError(
                 f"loss became NaN at step {logger.non_finite_step}; "

@@ -93,9 +93,8 @@ def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseS
                 heartbeat_stale_trial_callback=ReapAndRetry(),
             )
     except Exception as error:  # SQLAlchemy's errors for bad URLs and unreachable servers
-        message = str(error).strip().splitlines()[0][:200] if str(error) else type(error).__name__
-        safe_url = tracking.redact(url)
-        raise PipelineError(f"cannot open --storage {safe_url}: {_scrub(message, url)}") from None
+        message = _scrub(tracking.first_line(error), url)
+        raise PipelineError(f"cannot open --storage {tracking.redact(url)}: {message}") from None
 
 
 def _scrub(message: str, url: str) -> str:

@@ -38,6 +38,7 @@ def test_params_and_every_step_logged(cli, data_dir, arch):
         "seed": "0",
         "validation_fraction": "0.1",
         "optimizer": "adam",
+        "learning_rate_schedule": "constant" if arch == "mlp" else "cosine",
     }
     assert {key: row[f"params.{key}"] for key in expected} == expected
     assert row["tags.pipeline.stage"] == "train" and row["tags.pipeline.arch"] == arch
@@ -69,7 +70,7 @@ def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir):
     assert served.shape == (100, 10)
     np.testing.assert_allclose(served.sum(axis=1), 1.0, rtol=1e-4)
     config = train_config("mlp", epochs=2, batch_size=32, hidden_size=16, learning_rate=0.01)
-    checkpoint = training.restore(config, workdir / "checkpoints" / row["run_id"])
+    checkpoint = training.restore(config, workdir / "checkpoints" / row["run_id"], 270)
     assert (served.argmax(1) == checkpoint.predict(images).argmax(1)).all()
     assert (served.argmax(1) == labels).mean() > 0.5  # the synthetic digits are easy
 
