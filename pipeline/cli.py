@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline import __version__
+from pipeline import __version__, console
 from pipeline.config import (
     DEFAULT_CHECKPOINT_DIR,
     DEFAULT_DATA_DIR,
@@ -118,24 +118,7 @@ def train(
     from pipeline import training
 
     result = training.train(config, data_dir, checkpoint_dir, resume, progress)
-    print_train_summary(result)
-
-
-def print_train_summary(result) -> None:
-    """One screen: what was trained, how well, how fast, and where to look."""
-    from pipeline.config import tracking_uri
-
-    config = result.config
-    typer.echo(
-        f"\nTrained {config.arch} ({config.preset} preset): {result.steps} steps, "
-        f"{config.epochs} epochs in {result.seconds:.1f} s "
-        f"({result.samples_per_second:,.0f} samples/s)\n"
-        f"  val_accuracy {result.val_accuracy:.4f}   val_loss {result.val_loss:.4f}\n"
-        f"  run   {result.run_id}\n"
-        f"  model {result.model_uri}\n"
-        f"  UI    mlflow ui --backend-store-uri {tracking_uri()}  then open\n"
-        f"        http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
-    )
+    console.print_train_summary(result)
 
 
 @app.command()
@@ -153,26 +136,7 @@ def evaluate(
     from pipeline import evaluation
 
     result = evaluation.evaluate_run(data_dir, run_id, model_uri, register)
-    print_eval_summary(result)
-
-
-def print_eval_summary(result) -> None:
-    """Accuracy, loss, the most-confused pairs, the champion decision and the UI path."""
-    from pipeline.config import tracking_uri
-
-    pairs = ", ".join(f"{true}→{pred} ({count})" for true, pred, count in result.confused_pairs)
-    lines = [
-        f"Evaluated {result.model_uri} ({result.arch}) on the official test set",
-        f"  test_accuracy {result.test_accuracy:.4f}   test_loss {result.test_loss:.4f}",
-        f"  most confused (true→predicted): {pairs or 'none'}",
-    ]
-    if result.registration:
-        lines.append(f"  registry: {result.registration.describe()}")
-    lines.append(
-        f"  UI: mlflow ui --backend-store-uri {tracking_uri()}  then open "
-        f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
-    )
-    typer.echo("\n".join(lines))
+    console.print_eval_summary(result)
 
 
 @app.command()
@@ -219,7 +183,7 @@ def tune(
     from pipeline import tuning
 
     for each in config.arches():
-        result = tuning.tune_arch(config, each, data_dir, checkpoint_dir, print_trial)
+        result = tuning.tune_arch(config, each, data_dir, checkpoint_dir, console.print_trial)
         typer.echo(
             f"Study {result.study_name}: {result.trials} finished trials "
             f"({result.pruned} pruned), "
@@ -227,22 +191,7 @@ def tune(
             f"with {result.best_params}; MLflow parent run {result.parent_run_id}"
         )
         if result.retrained:
-            print_eval_summary(result.retrained)
-
-
-def print_trial(study, trial) -> None:
-    """The live line per finished trial."""
-    params = " ".join(f"{key}={value:.3g}" for key, value in trial.params.items())
-    pruned = trial.state.name == "PRUNED"
-    value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
-    if pruned:
-        last = max(trial.intermediate_values, default=0)
-        value = f"pruned at epoch {last} ({trial.intermediate_values.get(last, 0):.4f})"
-    try:
-        best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
-    except ValueError:
-        best = "no best yet"
-    typer.echo(f"trial {trial.number:>3}  {params}  {value}  {best}")
+            console.print_eval_summary(result.retrained)
 
 
 @app.command("main")
@@ -324,10 +273,12 @@ def reap(
     ),
 ) -> None:
     """Mark runs whose process died (no heartbeat) KILLED; live runs elsewhere are left alone."""
-    from pipeline import tracking
+    if stale_after is not None and not stale_after > 0:
+        raise PipelineError(f"--stale-after must be > 0 seconds (got {stale_after})")
+    from pipeline import heartbeat, tracking
 
     tracking.setup()  # reaps with the default lease
-    reaped = tracking.reap(stale_after)
+    reaped = heartbeat.reap(stale_after)
     typer.echo(f"{len(reaped)} more stale run(s) marked KILLED" if reaped else "No stale runs.")
 
 

@@ -1,4 +1,4 @@
-"""Rich progress displays shared by the stages (on stderr, so stdout keeps the summaries)."""
+"""What the user sees: progress bars on stderr, one-screen summaries on stdout."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pipeline.config import tracking_uri
 
 stderr = Console(stderr=True)
 
@@ -81,3 +83,50 @@ def epoch_progress(enabled: bool, steps: int, epochs: int) -> Iterator[list]:
     )
     with bars:
         yield [_EpochBars(bars, steps, epochs)]
+
+
+def print_train_summary(result) -> None:
+    """One screen: what was trained, how well, how fast, and where to look."""
+    config = result.config
+    print(
+        f"\nTrained {config.arch} ({config.preset} preset): {result.steps} steps, "
+        f"{config.epochs} epochs in {result.seconds:.1f} s "
+        f"({result.samples_per_second:,.0f} samples/s)\n"
+        f"  val_accuracy {result.val_accuracy:.4f}   val_loss {result.val_loss:.4f}\n"
+        f"  run   {result.run_id}\n"
+        f"  model {result.model_uri}\n"
+        f"  UI    mlflow ui --backend-store-uri {tracking_uri()}  then open\n"
+        f"        http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+    )
+
+
+def print_eval_summary(result) -> None:
+    """Accuracy, loss, the most-confused pairs, the champion decision and the UI path."""
+    pairs = ", ".join(f"{true}→{pred} ({count})" for true, pred, count in result.confused_pairs)
+    lines = [
+        f"Evaluated {result.model_uri} ({result.arch}) on the official test set",
+        f"  test_accuracy {result.test_accuracy:.4f}   test_loss {result.test_loss:.4f}",
+        f"  most confused (true→predicted): {pairs or 'none'}",
+    ]
+    if result.registration:
+        lines.append(f"  registry: {result.registration.describe()}")
+    lines.append(
+        f"  UI: mlflow ui --backend-store-uri {tracking_uri()}  then open "
+        f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+    )
+    print("\n".join(lines))
+
+
+def print_trial(study, trial) -> None:
+    """The live line per finished trial."""
+    params = " ".join(f"{key}={value:.3g}" for key, value in trial.params.items())
+    pruned = trial.state.name == "PRUNED"
+    value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
+    if pruned:
+        last = max(trial.intermediate_values, default=0)
+        value = f"pruned at epoch {last} ({trial.intermediate_values.get(last, 0):.4f})"
+    try:
+        best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
+    except ValueError:
+        best = "no best yet"
+    print(f"trial {trial.number:>3}  {params}  {value}  {best}")

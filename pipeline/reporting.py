@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline import config as cfg
 from pipeline import figures, tracking
+from pipeline.config import PipelineError
 
 NOTEBOOK_ACCURACY = {"lstm": 0.9881, "mlp": 0.9475}
 VARIANTS = ("seed preset", "default preset", "tuned best")
@@ -148,8 +149,11 @@ def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
 
 def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> Report:
     """Write report.md and learning_curves.png into folder and log them on a report run."""
-    tracking.setup(experiment)
-    frame = load_runs(experiment or cfg.experiment_name(), run_ids)
+    tracking.setup()
+    name = experiment or cfg.experiment_name()
+    if mlflow.get_experiment_by_name(name) is None:
+        raise PipelineError(f"--experiment {name}: no such experiment in {cfg.tracking_uri()}")
+    frame = load_runs(name, run_ids)
     table, tuning = comparison_table(frame), tuning_summary(frame)
     folder.mkdir(parents=True, exist_ok=True)
     curves = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from pipeline import data, figures, models, tracking
+from pipeline import data, figures, models, step_logging, tracking
 from pipeline.backend import keras
 from pipeline.config import PipelineError, TrainConfig
 from pipeline.console import epoch_progress
@@ -57,7 +57,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     thread, so a checkpoint costs the training loop almost nothing.
     """
 
-    def __init__(self, folder: Path, state: dict, logger: tracking.StepMetricLogger) -> None:
+    def __init__(self, folder: Path, state: dict, logger: step_logging.StepMetricLogger) -> None:
         super().__init__()
         self.folder, self.state, self.logger = folder, state, logger
         self.writer = ThreadPoolExecutor(max_workers=1)
@@ -150,7 +150,7 @@ def fit(
     state: dict | None = None,
     show_progress: bool = False,
     extra_callbacks: tuple = (),
-) -> tuple[keras.Model, tracking.StepMetricLogger, float]:
+) -> tuple[keras.Model, step_logging.StepMetricLogger, float]:
     """Fit (or continue, given a checkpoint state) inside the active run.
 
     Returns the model, the metric logger (steps done, NaN step) and the seconds fit took.
@@ -164,7 +164,9 @@ def fit(
         state.update(epoch=0, step=0)
     train_size = len(splits.y_train)
     spool = Path(checkpoint_dir) / run_id / SPOOL_FILE if checkpoint_dir is not None else None
-    logger = tracking.StepMetricLogger(run_id, state["step"], config.batch_size, train_size, spool)
+    logger = step_logging.StepMetricLogger(
+        run_id, state["step"], config.batch_size, train_size, spool
+    )
     callbacks = [logger]
     checkpoint = None
     if checkpoint_dir is not None:
@@ -249,7 +251,7 @@ def train(
             mlflow.log_params(params)
             tracking.log_dataset(data_dir, dataset.digest, context="training")
         else:  # metrics a lost tracking server did not take
-            tracking.replay_spool(run_id, Path(checkpoint_dir) / run_id / SPOOL_FILE)
+            step_logging.replay_spool(run_id, Path(checkpoint_dir) / run_id / SPOOL_FILE)
         model, logger, seconds = fit(config, splits, run_id, checkpoint_dir, state, show_progress)
         if logger.failure is not None:
             raise PipelineError(

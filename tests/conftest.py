@@ -6,9 +6,14 @@ import functools
 import gzip
 import http.server
 import os
+import signal
+import socket
 import struct
+import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,12 +142,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def closed_port_url() -> str:
     """A loopback URL where nothing listens."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+    return f"http://127.0.0.1:{free_port()}/"
 
 
 def runs(experiment: str = "mnist"):
@@ -223,3 +223,45 @@ def postgres_database():
         for name in names:
             cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.close()
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(workdir, port: int, backend: str | None = None) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:port (its own process group), once it answers /health."""
+    backend = backend or f"sqlite:///{workdir / 'server.db'}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", backend,
+         "--artifacts-destination", str(workdir / "served-artifacts")],
+        cwd=workdir, env=subprocess_env(workdir), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def healthy():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status
+        except OSError:
+            return None
+
+    wait_for(healthy, 120, "mlflow server")
+    return server
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(timeout=30)

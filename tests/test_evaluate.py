@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import runs, subprocess_env
+from conftest import free_port, runs, subprocess_env
 from test_download import one_line_error
 
 TINY = ("--arch", "mlp", "--batch-size", "32", "--hidden-size", "16", "--no-progress")
@@ -111,12 +110,6 @@ def test_bad_input_logs_nothing(cli, workdir, data_dir, source, args, fragment):
     assert fragment in one_line_error(result)
     assert "test_accuracy" not in mlflow.get_run(train_id).data.metrics
     assert mlflow.MlflowClient().search_registered_models() == []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import sys
 import mlflow
 import optuna
 import pytest
-from conftest import runs, subprocess_env
+from conftest import free_port, runs, start_server, stop_server, subprocess_env
 from test_download import one_line_error
 
 SMALL = ("--hidden-size-range", "8", "16", "--validation-fraction", "0.2")
@@ -126,12 +126,23 @@ def test_bad_input_creates_nothing(cli, workdir, data_dir, args, fragment):
 
 @pytest.mark.slow
 def test_postgres_workers_survive_a_killed_worker(workdir, data_dir, postgres_database):
-    """Three workers on PostgreSQL; one is SIGKILLed mid-trial; its trial is retried."""
+    """Scale-out: an mlflow server on PostgreSQL, Optuna on PostgreSQL, three workers, one of
+    them SIGKILLed mid-trial: its trial is retried and its MLflow run does not stay RUNNING."""
+
+    storage = postgres_database()
+    port = free_port()
+    server = start_server(workdir, port, backend=postgres_database())
+    try:
+        _three_workers_one_killed(workdir, storage, f"http://127.0.0.1:{port}")
+    finally:
+        stop_server(server)
+
+
+def _three_workers_one_killed(workdir, storage: str, tracking_uri: str) -> None:
     import signal
     import time
 
-    storage = postgres_database()
-    env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": postgres_database()}
+    env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": tracking_uri}
     base = [sys.executable, "-m", "pipeline"]
     init = subprocess.run([*base, "init-stores", "--storage", storage], cwd=workdir, env=env,
                           capture_output=True, text=True)  # fmt: skip

@@ -1,0 +1,121 @@
+"""Faults: killed processes, lost or unreachable tracking servers, an unwritable artifact store."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from conftest import (
+    closed_port_url,
+    free_port,
+    metric_steps,
+    runs,
+    start_server,
+    stop_server,
+    subprocess_env,
+    wait_for,
+)
+from test_download import one_line_error
+
+TRAIN = [sys.executable, "-m", "pipeline", "train", "--arch", "mlp", "--hidden-size", "16",
+         "--batch-size", "8", "--no-progress"]  # fmt: skip
+
+
+def running_run_id():
+    frame = runs()
+    running = frame[frame["status"] == "RUNNING"] if len(frame) else frame
+    return running.iloc[0]["run_id"] if len(running) else None
+
+
+def test_sigkilled_run_is_reaped_but_a_live_run_is_not(cli, workdir, data_dir, monkeypatch):
+    env = {**subprocess_env(workdir), "PIPELINE_RUN_HEARTBEAT_SECONDS": "1"}
+    victim = subprocess.Popen([*TRAIN, "--epochs", "500"], cwd=workdir, env=env)
+    dead_run = wait_for(running_run_id, 120, "the run to start")
+    wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 120, "a checkpoint")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert mlflow.get_run(dead_run).info.status == "RUNNING"  # what SIGKILL leaves behind
+
+    live = subprocess.Popen([*TRAIN, "--epochs", "500"], cwd=workdir, env=env)
+    try:
+        live_run = wait_for(lambda: next(iter(set(runs()["run_id"]) - {dead_run}), None),
+                            120, "a second run")  # fmt: skip
+        time.sleep(5)  # the dead run misses four heartbeats, the live one keeps beating
+        monkeypatch.setenv("PIPELINE_RUN_HEARTBEAT_SECONDS", "1")
+        result = cli("reap")
+        assert result.exit_code == 0, result.stderr
+        assert dead_run in result.stderr and live_run not in result.stderr
+        assert mlflow.get_run(dead_run).info.status == "KILLED"
+        reason = mlflow.get_run(dead_run).data.tags["pipeline.failure_reason"]
+        assert reason.startswith("reaped: no heartbeat")
+        assert mlflow.get_run(live_run).info.status == "RUNNING"
+    finally:
+        live.send_signal(signal.SIGTERM)
+        live.wait(timeout=60)
+    assert mlflow.get_run(live_run).info.status == "KILLED"
+
+
+def test_unreachable_tracking_server_fails_fast(workdir, data_dir):
+    env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": closed_port_url().rstrip("/")}
+    started = time.time()
+    done = subprocess.run([*TRAIN, "--epochs", "1"], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert time.time() - started < 30
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: cannot use tracking store http://127.0.0.1:"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "checkpoints").exists()
+
+
+def test_unwritable_artifact_store_fails_the_run(cli, workdir, data_dir):
+    (workdir / "mlruns").write_text("a file where MLflow wants its artifact folder")
+    result = cli("train", "--arch", "mlp", "--epochs", "1", "--hidden-size", "8", "--no-progress")
+    assert result.exit_code == 1
+    message = one_line_error(result)
+    assert "Not a directory" in message or "NotADirectory" in message, message
+    frame = runs()
+    assert len(frame) == 1 and frame.iloc[0]["status"] == "FAILED"
+
+
+@pytest.mark.slow
+def test_tracking_server_lost_mid_run_keeps_metrics_and_resumes(workdir, data_dir):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": url}
+    server = start_server(workdir, port)
+    try:
+        training = subprocess.Popen([*TRAIN, "--epochs", "300"], cwd=workdir, env=env,
+                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
+        states = wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 180,
+                          "a checkpoint")  # fmt: skip
+        run_id = states[0].parent.name
+    finally:
+        stop_server(server)
+    started = time.time()
+    _, stderr = training.communicate(timeout=180)
+    assert time.time() - started < 60, "the lost server was not noticed in time"
+    assert training.returncode == 1
+    last = stderr.strip().splitlines()[-1]
+    assert "lost the tracking store" in last and f"--resume {run_id}" in last, stderr
+    spool = workdir / "checkpoints" / run_id / "unsent_metrics.jsonl"
+    assert spool.is_file() and spool.stat().st_size > 0
+    assert (workdir / "checkpoints" / run_id / "weights.npz").is_file()
+
+    server = start_server(workdir, port)
+    try:
+        resumed = subprocess.run([*TRAIN[:3], "--resume", run_id, "--no-progress"], cwd=workdir,
+                                 env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        mlflow.set_tracking_uri(url)
+        assert mlflow.get_run(run_id).info.status == "FINISHED"
+        steps = [step for step, _ in metric_steps(run_id, "train_loss")]
+        assert steps == list(range(len(steps)))  # nothing lost, nothing twice
+        assert len(metric_steps(run_id, "val_accuracy")) == 300
+        assert not spool.exists()
+    finally:
+        stop_server(server)
