@@ -8,8 +8,15 @@ from pipeline.config import IMAGE_SIDE, NUM_CLASSES, TrainConfig
 layers = keras.layers
 
 
-def _standard_normal() -> keras.initializers.Initializer:
-    return keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
+def _initializers(preset: str) -> dict:
+    """The seed preset draws weights and biases from N(0, 1), as the notebooks did; the default
+    keeps Keras' Glorot-uniform kernels and zero biases."""
+    if preset != "seed":
+        return {}
+    return dict(
+        kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
+        bias_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
+    )
 
 
 def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -20,12 +27,7 @@ def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
 
 def build_mlp(hidden_size: int, preset: str = "default") -> keras.Model:
     """Flatten -> Dense(relu) -> Dense(relu) -> Dense(10) logits."""
-    # The notebook drew every weight and bias from N(0, 1); the default uses Glorot and zeros.
-    init = (
-        dict(kernel_initializer=_standard_normal(), bias_initializer=_standard_normal())
-        if preset == "seed"
-        else {}
-    )
+    init = _initializers(preset)  # every layer, in the seed preset
     images, scaled = _inputs()
     hidden = layers.Flatten(name="flatten")(scaled)
     hidden = layers.Dense(hidden_size, activation="relu", name="hidden_1", **init)(hidden)
@@ -36,12 +38,8 @@ def build_mlp(hidden_size: int, preset: str = "default") -> keras.Model:
 
 def build_lstm(hidden_size: int, preset: str = "default") -> keras.Model:
     """28 timesteps of 28 pixels -> LSTM(hidden) -> Dense(10) logits."""
-    # Forget-gate bias 1.0 in both presets; the notebook's output layer was drawn from N(0, 1).
-    init = (
-        dict(kernel_initializer=_standard_normal(), bias_initializer=_standard_normal())
-        if preset == "seed"
-        else {}
-    )
+    # Forget-gate bias 1.0 in both presets; the notebook drew only the output layer from N(0, 1).
+    init = _initializers(preset)
     images, scaled = _inputs()
     hidden = layers.LSTM(hidden_size, unit_forget_bias=True, name="lstm")(scaled)
     logits = layers.Dense(NUM_CLASSES, name="logits", **init)(hidden)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,11 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if isinstance(value, str) and len(value) > 8:  # params come back as text: 0.00075019...
+        with contextlib.suppress(ValueError):
+            return f"{float(value):.3g}"
+    if isinstance(value, float) and 0 < abs(value) < 0.01:
+        return f"{value:.3g}"
     if isinstance(value, float):
         return f"{value:.4f}" if value < 1.5 else f"{value:,.0f}"
     return str(value)
