@@ -11,7 +11,7 @@ import mlflow
 from mlflow.entities import Metric
 
 from pipeline.backend import keras
-from pipeline.tracking import first_line
+from pipeline.tracking import first_line, interrupt_pending
 
 
 class StepMetricLogger(keras.callbacks.Callback):
@@ -56,6 +56,9 @@ class StepMetricLogger(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if interrupt_pending():  # stopped mid-epoch: no epoch metrics for a partial epoch
+            self._send(self._step_metrics())
+            return
         seconds = time.perf_counter() - self.epoch_started
         trained = min(len(self.records) * self.batch_size, self.train_size)
         metrics = self._step_metrics()

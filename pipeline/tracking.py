@@ -74,18 +74,52 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    def handler(signal_number, _frame):
-        # Ignore repeats while the run is being closed, so its end state is always written.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise RunInterrupted(signal_number)
+class _Interrupts:
+    """A signal that arrives while training asks it to stop after the current batch."""
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    pending: int | None = None
+    hook = None
+
+
+_INTERRUPTS = _Interrupts()
+
+
+def interrupt_pending() -> int | None:
+    """The signal number of a graceful stop under way, if any."""
+    return _INTERRUPTS.pending
+
+
+@contextlib.contextmanager
+def stop_gracefully(hook) -> Iterator[None]:
+    """While the block runs, SIGTERM / SIGINT call hook (say, stop Keras after this batch)
+    instead of raising at an arbitrary point inside TensorFlow; a second signal still raises."""
+    _INTERRUPTS.pending, _INTERRUPTS.hook = None, hook
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _INTERRUPTS.hook = None
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    def handler(signal_number, _frame):
+        if _INTERRUPTS.hook is not None and _INTERRUPTS.pending is None:
+            _INTERRUPTS.pending = signal_number
+            _INTERRUPTS.hook()
+            return
+        # Ignore repeats while the run is being closed, so its end state is always written.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise RunInterrupted(signal_number)
+
+    previous = {
+        number: signal.signal(number, handler) for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for number, action in previous.items():
+            signal.signal(number, action)
 
 
 @contextlib.contextmanager
@@ -102,7 +136,7 @@ def run(
     run_id, or the run `mlflow run` made (MLFLOW_RUN_ID), or a new one. Exceptions in killed_on
     (an Optuna prune, say) end the run KILLED and propagate.
     """
-    with _sigterm_raises():
+    with _signals_raise():
         nested = mlflow.active_run() is not None
         active = mlflow.start_run(
             run_id=run_id, run_name=None if run_id else run_name, nested=nested

@@ -65,6 +65,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.completed_epochs = state["epoch"]
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if tracking.interrupt_pending():  # a partial epoch: the interrupt path saves it
+            return
         self.completed_epochs = epoch + 1
         if self.logger.non_finite_step is None:  # never keep a diverged model
             self.save()
@@ -177,17 +179,20 @@ def fit(
     started = time.perf_counter()
     with epoch_progress(show_progress, steps_per_epoch(config, train_size), config.epochs) as bar:
         try:
-            model.fit(
-                splits.x_train.astype(np.float32),
-                splits.y_train,
-                batch_size=config.batch_size,
-                epochs=config.epochs,
-                initial_epoch=state["epoch"],
-                validation_data=(splits.x_val.astype(np.float32), splits.y_val),
-                shuffle=True,
-                verbose=0,
-                callbacks=callbacks + list(extra_callbacks) + bar,
-            )
+            with tracking.stop_gracefully(lambda: setattr(model, "stop_training", True)):
+                model.fit(
+                    splits.x_train.astype(np.float32),
+                    splits.y_train,
+                    batch_size=config.batch_size,
+                    epochs=config.epochs,
+                    initial_epoch=state["epoch"],
+                    validation_data=(splits.x_val.astype(np.float32), splits.y_val),
+                    shuffle=True,
+                    verbose=0,
+                    callbacks=callbacks + list(extra_callbacks) + bar,
+                )
+            if tracking.interrupt_pending():  # Keras stopped after the batch the signal hit
+                raise tracking.RunInterrupted(tracking.interrupt_pending())
         except KeyboardInterrupt:
             time.sleep(0.05)  # let Keras' callback workers record the batch in flight
             logger.flush_partial()

@@ -46,6 +46,8 @@ class PruneOnValidation(keras.callbacks.Callback):
         self.trial, self.best = trial, 0.0
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if tracking.interrupt_pending():  # a partial epoch says nothing about the trial
+            return
         value = float(logs["val_accuracy"])
         self.best = max(self.best, value)
         self.trial.report(value, epoch + 1)

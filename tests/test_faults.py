@@ -119,3 +119,33 @@ def test_tracking_server_lost_mid_run_keeps_metrics_and_resumes(workdir, data_di
         assert not spool.exists()
     finally:
         stop_server(server)
+
+
+def test_sigterm_during_tune_ends_trial_and_study_runs_killed(workdir, data_dir):
+    import optuna
+
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    args = [sys.executable, "-m", "pipeline", "tune", "--storage", storage, "--n-trials", "50",
+            "--epochs-range", "30", "40", "--hidden-size-range", "8", "16", "--pruner", "none"]  # fmt: skip
+    worker = subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir),
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def trial_running():
+        frame = runs()
+        if not len(frame) or "tags.pipeline.stage" not in frame:
+            return False
+        trials = frame[(frame["tags.pipeline.stage"] == "trial") & (frame["status"] == "RUNNING")]
+        return len(trials) > 0
+
+    wait_for(trial_running, 180, "a running trial")
+    time.sleep(1)
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=120)
+    assert worker.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted by SIGTERM")
+    frame = runs()
+    assert "RUNNING" not in set(frame["status"])
+    assert set(frame[frame["tags.pipeline.stage"] == "tune"]["status"]) == {"KILLED"}
+    assert "KILLED" in set(frame[frame["tags.pipeline.stage"] == "trial"]["status"])
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+    assert "RUNNING" not in {trial.state.name for trial in study.trials}
