@@ -11,7 +11,15 @@ from pathlib import Path
 import mlflow
 
 from pipeline import evaluation, fetch, reporting, tracking, training, tuning
-from pipeline.config import ARCHITECTURES, DataConfig, TuneConfig, train_config
+from pipeline.config import (
+    ARCHITECTURES,
+    PRESETS,
+    DataConfig,
+    PipelineError,
+    TuneConfig,
+    check_choice,
+    train_config,
+)
 
 CACHE_TAG = "pipeline.cache_key"
 
@@ -28,6 +36,13 @@ class MainConfig:
     checkpoint_dir: Path = Path("checkpoints")
     report_dir: Path = Path("reports")
     archs: tuple[str, ...] = ARCHITECTURES
+
+    def __post_init__(self) -> None:
+        check_choice("--preset", self.preset, PRESETS)
+        for arch in self.archs:
+            check_choice("--arch", arch, ARCHITECTURES)
+        if self.n_trials < 1:
+            raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
 
 
 @dataclass
