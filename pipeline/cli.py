@@ -54,9 +54,8 @@ def download(
     from pipeline import fetch, tracking
     from pipeline.console import byte_progress
 
-    data_config = DataConfig(data_dir=data_dir, source=source)
-    if mirror:
-        data_config = DataConfig(data_dir=data_dir, source=source, mirrors=tuple(mirror))
+    mirrors = {"mirrors": tuple(mirror)} if mirror else {}
+    data_config = DataConfig(data_dir=data_dir, source=source, **mirrors)
     tracking.setup()
     with byte_progress() as progress:
         result = fetch.download(data_config, force=force, progress=progress)

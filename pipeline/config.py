@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
@@ -140,11 +140,6 @@ def train_config(arch: str, preset: str = "default", **overrides: object) -> Tra
     return TrainConfig(arch=arch, preset=preset, **values)
 
 
-def with_changes(config: TrainConfig, **changes: object) -> TrainConfig:
-    """A copy of config with changes applied (and validated)."""
-    return replace(config, **changes)
-
-
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
@@ -153,16 +148,6 @@ def tracking_uri() -> str:
 def experiment_name() -> str:
     """MLFLOW_EXPERIMENT_NAME when set, else the house experiment."""
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Where a stage keeps local state that is not the MLflow store."""
-
-    data_dir: Path = DEFAULT_DATA_DIR
-    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
-    progress: bool = True
-    extra_tags: dict[str, str] = field(default_factory=dict)
 
 
 SAMPLERS = ("tpe", "random")

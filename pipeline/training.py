@@ -220,6 +220,17 @@ def _log_outputs(run_id: str, model: keras.Model, splits: data.Splits) -> str:
     return model_uri
 
 
+def _resume_state(checkpoint_dir: Path, run_id: str, digest: str, data_dir: Path) -> dict:
+    """The checkpoint state of the run to resume, checked against the data at hand."""
+    state = load_state(checkpoint_dir, run_id)
+    if state["digest"] != digest:
+        raise PipelineError(
+            f"--resume {run_id}: the run trained on data {state['digest']}, but "
+            f"{data_dir} holds {digest}"
+        )
+    return state
+
+
 def train(
     config: TrainConfig,
     data_dir: Path,
@@ -231,13 +242,8 @@ def train(
     dataset = data.load_dataset(data_dir)
     state = None
     if resume:
-        state = load_state(checkpoint_dir, resume)
+        state = _resume_state(checkpoint_dir, resume, dataset.digest, data_dir)
         config = TrainConfig(**state["config"])
-        if state["digest"] != dataset.digest:
-            raise PipelineError(
-                f"--resume {resume}: the run trained on data {state['digest']}, but "
-                f"{data_dir} holds {dataset.digest}"
-            )
     splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
     config = fit_epochs_to_steps(config, len(splits.y_train))
     tracking.setup()

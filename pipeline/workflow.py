@@ -108,9 +108,10 @@ def run_main(config: MainConfig, say: Callable[[str], None] = print) -> MainResu
         downloaded = fetch.download(config.data)
         digest = downloaded.digest
         source_key = cache_key("download", {"source": config.data.source}, digest)
-        if downloaded.skipped and find_finished(source_key) is not None:
+        previous = find_finished(source_key) if downloaded.skipped else None
+        if previous is not None:
             say(f"download: verified data already in {config.data.data_dir}; reusing")
-            result.add("download", find_finished(source_key).info.run_id, True)
+            result.add("download", previous.info.run_id, True)
         else:
             with tracking.tag_runs("download", {CACHE_TAG: source_key}):
                 result.add("download", tracking.log_download_run(downloaded), False)
