@@ -126,7 +126,8 @@ def test_sigterm_during_tune_ends_trial_and_study_runs_killed(workdir, data_dir)
 
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     args = [sys.executable, "-m", "pipeline", "tune", "--storage", storage, "--n-trials", "50",
-            "--epochs-range", "30", "40", "--hidden-size-range", "8", "16", "--pruner", "none"]  # fmt: skip
+            "--epochs-range", "30", "40", "--hidden-size-range", "8", "16",
+            "--pruner", "none"]  # fmt: skip
     worker = subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir),
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
 
