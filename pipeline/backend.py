@@ -6,6 +6,8 @@ import os
 
 
 def _import_quietly():
+    # TensorFlow's C++ start-up chatter hides the pipeline's own output; users can override it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # TF 2.21 logs oneDNN/CUDA notices through absl before TF_CPP_MIN_LOG_LEVEL applies, and
     # device set-up reports the missing GPU as an error; neither helps a user of a CPU pipeline.
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)

@@ -1,4 +1,8 @@
-"""Typer app: each command parses options into config, calls a stage, prints a summary."""
+"""Typer app: each command parses options into a config, calls one function, prints a summary.
+
+Options default to None ("not given"): the config dataclasses and the registry decide. Heavy
+modules (TensorFlow, mlflow) are imported inside the commands, after the options are checked.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,9 @@ from pathlib import Path
 import typer
 
 from pipeline import __version__, console
-from pipeline.config import (
-    DEFAULT_CHECKPOINT_DIR,
-    DEFAULT_DATA_DIR,
-    DEFAULT_OPTUNA_STORAGE,
-    DataConfig,
-    PipelineError,
-    StageInterrupted,
-)
+from pipeline import config as cfg
+from pipeline.config import DataConfig, TrainConfig, TuneConfig
+from pipeline.errors import PipelineError, StageInterrupted, redact
 
 app = typer.Typer(
     help="MNIST experiments from two classic TensorFlow notebooks, tracked in MLflow.",
@@ -24,19 +23,50 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DataDir = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Where the MNIST cache lives.")
-CheckpointDir = typer.Option(
-    DEFAULT_CHECKPOINT_DIR, "--checkpoint-dir", help="Where per-run checkpoints are kept."
+ARCHES = f"{', '.join(cfg.ARCHITECTURES)} or {cfg.ALL_ARCHITECTURES} (every architecture)"
+TRAIN_ARCH_HELP = f"One of {', '.join(cfg.ARCHITECTURES)} (default: {cfg.DEFAULT_TRAIN_ARCH})."
+TUNE_ARCH_HELP = f"{ARCHES} (default: {cfg.DEFAULT_TUNE_ARCH})."
+MAIN_ARCH_HELP = f"{ARCHES} (default: {cfg.ALL_ARCHITECTURES})."
+PRESET_HELP = "default (modern choices) or seed (the notebook exactly)"
+Preset = typer.Option(None, "--preset", help=f"{PRESET_HELP} (default: {cfg.DEFAULT_PRESET}).")
+DataDir = typer.Option(
+    None, "--data-dir", help=f"Where the MNIST cache lives (default: {cfg.DEFAULT_DATA_DIR})."
 )
+CheckpointDir = typer.Option(
+    None, "--checkpoint-dir",
+    help=f"Where per-run checkpoints are kept (default: {cfg.DEFAULT_CHECKPOINT_DIR}).",
+)  # fmt: skip
+Storage = typer.Option(
+    None, "--storage", help=f"Optuna storage URL (default: {cfg.DEFAULT_OPTUNA_STORAGE})."
+)
+
+
+def given(**options: object) -> dict[str, object]:
+    """The options the user gave (not None), for a config dataclass to take."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def data_dir_of(data_dir: Path | None) -> Path:
+    return DataConfig(**given(data_dir=data_dir)).data_dir
+
+
+def checkpoint_dir_of(checkpoint_dir: Path | None) -> Path:
+    return checkpoint_dir or cfg.DEFAULT_CHECKPOINT_DIR
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit()
+    """Stages of the MNIST pipeline; `pipeline STAGE --help` for each."""
 
 
 @app.command()
@@ -51,46 +81,48 @@ def download(
     force: bool = typer.Option(False, "--force", help="Fetch again even if verified data exists."),
 ) -> None:
     """Fetch, verify and cache the MNIST files, and log a download run."""
-    from pipeline import fetch, tracking
+    from pipeline import downloading
     from pipeline.console import byte_progress
 
-    mirrors = {"mirrors": tuple(mirror)} if mirror else {}
-    data_config = DataConfig(data_dir=data_dir, source=source, **mirrors)
-    tracking.setup()
+    data_config = DataConfig(
+        **given(data_dir=data_dir, source=source, mirrors=tuple(mirror) if mirror else None)
+    )
     with byte_progress() as progress:
-        result = fetch.download(data_config, force=force, progress=progress)
-    if result.skipped:
+        result, run_id = downloading.run_download(data_config, force=force, progress=progress)
+    if run_id is None:
         typer.echo(
-            f"Verified MNIST already in {data_dir} (digest {result.digest}); nothing fetched. "
-            f"Use --force to fetch again."
+            f"Verified MNIST already in {result.data_dir} (digest {result.digest}); nothing "
+            f"fetched. Use --force to fetch again."
         )
         return
-    run_id = tracking.log_download_run(result)
     kind = "official MNIST" if result.official else "NOT the official MNIST set"
     typer.echo(
         f"Cached {result.counts['train']} training and {result.counts['test']} test images "
-        f"({kind}) in {data_dir}\n"
+        f"({kind}) in {result.data_dir}\n"
         f"dataset digest {result.digest}; MLflow run {run_id}"
     )
 
 
+RESUME_KEEPS = ("arch", "preset", "learning_rate", "hidden_size", "epochs", "batch_size",
+                "max_steps", "learning_rate_schedule", "seed", "validation_fraction")  # fmt: skip
+
+
 @app.command()
 def train(
-    arch: str = typer.Option("lstm", "--arch", help="Architecture: mlp or lstm."),
-    preset: str = typer.Option(
-        "default", "--preset", help="default (modern choices) or seed (the notebook exactly)."
-    ),
+    arch: str = typer.Option(None, "--arch", help=TRAIN_ARCH_HELP),
+    preset: str = Preset,
     learning_rate: float = typer.Option(None, "--learning-rate", help="Adam learning rate."),
     hidden_size: int = typer.Option(None, "--hidden-size", help="Hidden units per layer."),
     epochs: int = typer.Option(None, "--epochs", help="Passes over the training split."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per step."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
     learning_rate_schedule: str = typer.Option(
-        None, "--learning-rate-schedule", help="constant or cosine (decay to 0 over the run)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed for split, initialisation and shuffling."),
+        None, "--learning-rate-schedule",
+        help=f"One of {', '.join(cfg.SCHEDULES)} (cosine decays to 0 over the run).",
+    ),  # fmt: skip
+    seed: int = typer.Option(None, "--seed", help="Seed for split, initialisation, shuffling."),
     validation_fraction: float = typer.Option(
-        0.1, "--validation-fraction", help="Share of the training set held out for validation."
+        None, "--validation-fraction", help="Share of the training set held out for validation."
     ),
     resume: str = typer.Option(
         None, "--resume", help="Continue the interrupted run RUN_ID from its checkpoint."
@@ -100,23 +132,22 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show live bars."),
 ) -> None:
     """Train one architecture and track params, per-step metrics and the model in MLflow."""
-    from pipeline.config import train_config
-
-    config = train_config(
-        arch,
-        preset,
-        learning_rate=learning_rate,
-        hidden_size=hidden_size,
-        epochs=epochs,
-        batch_size=batch_size,
-        max_steps=max_steps,
-        learning_rate_schedule=learning_rate_schedule,
-        seed=seed,
-        validation_fraction=validation_fraction,
-    )
+    options = given(
+        arch=arch, preset=preset, learning_rate=learning_rate, hidden_size=hidden_size,
+        epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed,
+        learning_rate_schedule=learning_rate_schedule, validation_fraction=validation_fraction,
+    )  # fmt: skip
+    if resume and options:
+        names = ", ".join("--" + name.replace("_", "-") for name in options)
+        raise PipelineError(
+            f"--resume {resume} continues the run with its own settings; drop {names}"
+        )
+    config: TrainConfig | None = None if resume else cfg.train_config(**options)
     from pipeline import training
 
-    result = training.train(config, data_dir, checkpoint_dir, resume, progress)
+    result = training.train(
+        config, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir), resume, progress
+    )
     console.print_train_summary(result)
 
 
@@ -131,63 +162,66 @@ def evaluate(
     ),
     data_dir: Path = DataDir,
 ) -> None:
-    """Score a model on the official test set, log figures, and gate the champion alias."""
+    """Score a model on the test set, log figures, and gate the champion alias."""
+    if bool(run_id) == bool(model_uri):
+        raise PipelineError("give exactly one of --run-id or --model-uri")
     from pipeline import evaluation
 
-    result = evaluation.evaluate_run(data_dir, run_id, model_uri, register)
+    result = evaluation.evaluate_run(data_dir_of(data_dir), run_id, model_uri, register)
     console.print_eval_summary(result)
 
 
 @app.command()
 def tune(
-    arch: str = typer.Option("mlp", "--arch", help="mlp, lstm or both."),
-    n_trials: int = typer.Option(20, "--n-trials", help="Trials this worker runs (per arch)."),
+    arch: str = typer.Option(None, "--arch", help=TUNE_ARCH_HELP),
+    n_trials: int = typer.Option(None, "--n-trials", help="Trials this worker runs (per arch)."),
     timeout: float = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
     study_name: str = typer.Option(None, "--study-name", help="Default: mnist-ARCH."),
-    storage: str = typer.Option(
-        DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL (sqlite, postgresql, ...)."
-    ),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe or random."),
-    pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, median or none."),
-    seed: int = typer.Option(0, "--seed", help="Sampler seed, split and initialisation."),
+    storage: str = Storage,
+    sampler: str = typer.Option(None, "--sampler", help=f"One of {', '.join(cfg.SAMPLERS)}."),
+    pruner: str = typer.Option(None, "--pruner", help=f"One of {', '.join(cfg.PRUNERS)}."),
+    seed: int = typer.Option(None, "--seed", help="Sampler seed, split and initialisation."),
     learning_rate_range: tuple[float, float] = typer.Option(
-        (1e-4, 1e-2), "--learning-rate-range", help="LOW HIGH, searched log-uniformly."
-    ),
+        None, "--learning-rate-range",
+        help=f"LOW HIGH, searched log-uniformly (default: {cfg.LEARNING_RATE_RANGE}).",
+    ),  # fmt: skip
     hidden_size_range: tuple[int, int] = typer.Option(
-        (32, 512), "--hidden-size-range", help="LOW HIGH hidden units, log-uniform integers."
-    ),
+        None, "--hidden-size-range",
+        help=f"LOW HIGH hidden units, log-uniform integers (default: {cfg.HIDDEN_SIZE_RANGE}).",
+    ),  # fmt: skip
     epochs_range: tuple[int, int] = typer.Option(
-        None, "--epochs-range", help="LOW HIGH epochs (default 2..20 MLP, 2..10 LSTM)."
+        None, "--epochs-range", help="LOW HIGH epochs (default: 2 to the default preset's)."
     ),
-    validation_fraction: float = typer.Option(0.1, "--validation-fraction"),
+    validation_fraction: float = typer.Option(None, "--validation-fraction"),
     retrain_best: bool = typer.Option(
         False, "--retrain-best", help="Train, evaluate and register the best configuration."
     ),
     heartbeat: int = typer.Option(
-        10, "--heartbeat", help="Seconds between trial heartbeats; 3 missed = worker dead."
+        None, "--heartbeat", help="Seconds between trial heartbeats; 3 missed = worker dead."
     ),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
 ) -> None:
     """Search learning rate, hidden size and epochs with Optuna; one MLflow run per trial."""
-    from pipeline.config import TuneConfig
-
-    config = TuneConfig(
+    config = TuneConfig(**given(
         arch=arch, n_trials=n_trials, timeout_seconds=timeout, study_name=study_name,
         storage=storage, sampler=sampler, pruner=pruner, seed=seed,
         learning_rate_range=learning_rate_range, hidden_size_range=hidden_size_range,
         epochs_range=epochs_range, validation_fraction=validation_fraction,
         retrain_best=retrain_best, heartbeat_seconds=heartbeat,
-    )  # fmt: skip
+    ))  # fmt: skip
     from pipeline import tuning
 
     for each in config.arches():
-        result = tuning.tune_arch(config, each, data_dir, checkpoint_dir, console.print_trial)
+        result = tuning.tune_arch(
+            config, each, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir),
+            console.print_trial,
+        )  # fmt: skip
+        best = f"{result.best_value:.4f}" if result.best_value is not None else "n/a"
         typer.echo(
-            f"Study {result.study_name}: {result.trials} finished trials "
-            f"({result.pruned} pruned), "
-            f"best val_accuracy {result.best_value if result.best_value is not None else 'n/a'} "
-            f"with {result.best_params}; MLflow parent run {result.parent_run_id}"
+            f"Study {result.study_name}: {result.trials} finished trials ({result.pruned} "
+            f"pruned), best val_accuracy {best} with {result.best_params}; "
+            f"MLflow parent run {result.parent_run_id}"
         )
         if result.retrained:
             console.print_eval_summary(result.retrained)
@@ -195,27 +229,26 @@ def tune(
 
 @app.command("main")
 def main_job(
-    preset: str = typer.Option("default", "--preset", help="default or seed, for both archs."),
-    arch: str = typer.Option("both", "--arch", help="mlp, lstm or both."),
+    preset: str = Preset,
+    arch: str = typer.Option(None, "--arch", help=MAIN_ARCH_HELP),
     tune: bool = typer.Option(False, "--tune/--no-tune", help="Tune each arch first."),
-    n_trials: int = typer.Option(10, "--n-trials", help="Trials per arch when tuning."),
-    storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),
+    n_trials: int = typer.Option(None, "--n-trials", help="Trials per arch when tuning."),
+    storage: str = Storage,
     source: str = typer.Option(None, "--source", help="Local MNIST folder or URL (offline)."),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
     report_dir: Path = typer.Option(
-        Path("reports"), "--report-dir", help="Where the report goes."
+        None, "--report-dir", help=f"Where the report goes (default: {cfg.DEFAULT_REPORT_DIR})."
     ),
 ) -> None:
-    """Download, (tune,) train and evaluate both archs, then report: one parent run."""
+    """Download, (tune,) train and evaluate each arch, then report: one parent run."""
+    config = cfg.MainConfig(**given(
+        data=DataConfig(**given(data_dir=data_dir, source=source)), preset=preset, arch=arch,
+        tune=tune, n_trials=n_trials, storage=storage, checkpoint_dir=checkpoint_dir,
+        report_dir=report_dir,
+    ))  # fmt: skip
     from pipeline import workflow
-    from pipeline.config import ARCHITECTURES
 
-    config = workflow.MainConfig(
-        data=DataConfig(data_dir=data_dir, source=source), preset=preset, tune=tune,
-        n_trials=n_trials, storage=storage, checkpoint_dir=checkpoint_dir, report_dir=report_dir,
-        archs=ARCHITECTURES if arch == "both" else (arch,),
-    )  # fmt: skip
     result = workflow.run_main(config, say=typer.echo)
     reused = sum(1 for _, _, was_reused in result.steps if was_reused)
     typer.echo(f"main run {result.run_id}: {len(result.steps)} steps, {reused} reused")
@@ -227,14 +260,17 @@ def report(
         None, "--experiment", help="Default: MLFLOW_EXPERIMENT_NAME or mnist."
     ),
     run_id: list[str] = typer.Option(None, "--run-id", help="Only these runs (repeatable)."),
-    output_dir: Path = typer.Option(Path("reports"), "--output-dir", help="Where to write."),
+    output_dir: Path = typer.Option(
+        None, "--output-dir", help=f"Where to write (default: {cfg.DEFAULT_REPORT_DIR})."
+    ),
 ) -> None:
     """Compare architectures, presets and tuned runs with the notebooks: reports/report.md."""
     from pipeline import reporting
 
-    written = reporting.write_report(output_dir, experiment, run_id or None)
+    folder = output_dir or cfg.DEFAULT_REPORT_DIR
+    written = reporting.write_report(folder, experiment, run_id or None)
     typer.echo(reporting.markdown_table(written.table.drop(columns=["run_id"])))
-    typer.echo(f"\nWrote {output_dir / 'report.md'} and figures; report run {written.run_id}")
+    typer.echo(f"\nWrote {folder / 'report.md'} and figures; report run {written.run_id}")
 
 
 @app.command()
@@ -243,21 +279,34 @@ def ui(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface; loopback unless you mean it."
     ),
-    storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),
+    storage: str = Storage,
 ) -> None:
     """Start the MLflow UI on the project's store (and say how to open optuna-dashboard)."""
     import importlib.util
+    import signal
     import subprocess
 
-    from pipeline.config import tracking_uri
-
+    storage = redact(storage or cfg.DEFAULT_OPTUNA_STORAGE)
     if importlib.util.find_spec("optuna_dashboard"):
         typer.echo(f"Optuna studies: optuna-dashboard {storage}")
     else:
         typer.echo(f"Optuna studies: pip install optuna-dashboard && optuna-dashboard {storage}")
     typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri()]
-    raise typer.Exit(subprocess.call([*command, "--host", host, "--port", str(port)]))
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", cfg.tracking_uri()]
+    server = subprocess.Popen([*command, "--host", host, "--port", str(port)])
+
+    def stop_server(signal_number, _frame) -> None:
+        server.terminate()  # the server's own workers stop with it
+
+    previous = {number: signal.signal(number, stop_server) for number in (2, 15)}
+    try:
+        code = server.wait()
+    finally:
+        for number, action in previous.items():
+            signal.signal(number, action)
+        if server.poll() is None:
+            server.kill()
+    raise typer.Exit(code if code >= 0 else 128 - code)
 
 
 @app.command()
@@ -269,25 +318,22 @@ def reap(
     """Mark runs whose process died (no heartbeat) KILLED; live runs elsewhere are left alone."""
     if stale_after is not None and not stale_after > 0:
         raise PipelineError(f"--stale-after must be > 0 seconds (got {stale_after})")
-    from pipeline import heartbeat, tracking
+    from pipeline import tracking
 
     tracking.setup()  # reaps with the default lease
-    reaped = heartbeat.reap(stale_after)
+    reaped = tracking.reap(stale_after)
     typer.echo(f"{len(reaped)} more stale run(s) marked KILLED" if reaped else "No stale runs.")
 
 
 @app.command("init-stores")
-def init_stores(
-    storage: str = typer.Option(DEFAULT_OPTUNA_STORAGE, "--storage", help="Optuna storage URL."),
-) -> None:
+def init_stores(storage: str = Storage) -> None:
     """Create the MLflow and Optuna schemas once, before parallel tune workers start."""
+    storage = storage or cfg.DEFAULT_OPTUNA_STORAGE
     from pipeline import tracking, tuning
 
     uri = tracking.setup()
     tuning.init_storage(storage)
-    typer.echo(
-        f"Ready: MLflow store {tracking.redact(uri)}, Optuna storage {tracking.redact(storage)}"
-    )
+    typer.echo(f"Ready: MLflow store {redact(uri)}, Optuna storage {redact(storage)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,30 +1,25 @@
-"""Frozen config dataclasses, presets, default paths and store URIs: the home for defaults."""
+"""Frozen, validated config dataclasses, default paths and store URIs: the one home for defaults.
+
+CLI options default to "not given"; the dataclasses and the registry decide.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-
-class PipelineError(ValueError):
-    """Bad input or a failed precondition, reported to the user as one line."""
-
-
-class StageInterrupted(Exception):
-    """A stage stopped by SIGINT or SIGTERM after closing its run as KILLED."""
-
-    def __init__(self, run_id: str, signal_number: int) -> None:
-        name = "SIGTERM" if signal_number == 15 else "SIGINT"
-        super().__init__(f"interrupted by {name}; run {run_id} was marked KILLED")
-        self.run_id, self.signal_number = run_id, signal_number
-
+from pipeline import architectures
+from pipeline.architectures import Architecture
+from pipeline.errors import PipelineError
 
 DEFAULT_DATA_DIR = Path("data/mnist")
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
+DEFAULT_REPORT_DIR = Path("reports")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mnist"
+DEFAULT_OPTUNA_STORAGE = "sqlite:///optuna.db"
 
 # name -> (file name, official MD5, IDX kind)
 MNIST_FILES: dict[str, tuple[str, str, str]] = {
@@ -41,11 +36,49 @@ MIRRORS: tuple[str, ...] = (
     "https://yann.lecun.com/exdb/mnist/",
 )
 
-ARCHITECTURES = ("mlp", "lstm")
-PRESETS = ("default", "seed")
+ARCHITECTURES = architectures.NAMES
+PRESETS = architectures.PRESETS
+ALL_ARCHITECTURES = "both"  # --arch for the stages that run every architecture
 SCHEDULES = ("constant", "cosine")
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("hyperband", "median", "none")
+OPTIMIZER = "adam"  # what models.build_optimizer builds; logged as the `optimizer` param
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
+MAX_SEED = 2**32 - 1
+DEFAULT_TRAIN_ARCH = "lstm"
+DEFAULT_TUNE_ARCH = "mlp"
+DEFAULT_PRESET = "default"
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a one-line error when value is not one of choices."""
+    if value not in choices:
+        raise PipelineError(f"{option} must be one of {', '.join(choices)} (got {value!r})")
+
+
+def architecture(name: str) -> Architecture:
+    """The registry entry of an architecture, or a one-line error naming the choices."""
+    check_choice("--arch", name, ARCHITECTURES)
+    return architectures.REGISTRY[name]
+
+
+def arch_choices(name: str) -> tuple[str, ...]:
+    """The architectures an --arch of mlp, lstm or both stands for."""
+    check_choice("--arch", name, (*ARCHITECTURES, ALL_ARCHITECTURES))
+    return ARCHITECTURES if name == ALL_ARCHITECTURES else (name,)
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise PipelineError(f"--seed must be between 0 and {MAX_SEED} (got {seed})")
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0 < fraction < 1:
+        raise PipelineError(
+            f"--validation-fraction must be between 0 and 1, exclusive (got {fraction})"
+        )
 
 
 @dataclass(frozen=True)
@@ -61,17 +94,20 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides what a training run computes (logged as params)."""
+    """Everything that decides what a training run computes (logged as params).
 
-    arch: str = "lstm"
-    preset: str = "default"
-    learning_rate: float = 0.001
-    hidden_size: int = 128
-    epochs: int = 10
-    batch_size: int = 128
+    The preset-dependent values have no defaults here: `train_config` takes them from the
+    registry, so each preset is written down once.
+    """
+
+    arch: str
+    preset: str
+    learning_rate: float
+    hidden_size: int
+    epochs: int
+    batch_size: int
     seed: int = 0
     validation_fraction: float = 0.1
-    optimizer: str = "adam"
     learning_rate_schedule: str = "constant"
     max_steps: int | None = None
 
@@ -90,54 +126,38 @@ class TrainConfig:
                 raise PipelineError(f"{option} must be a positive integer (got {value})")
         if self.max_steps is not None and self.max_steps < 1:
             raise PipelineError(f"--max-steps must be a positive integer (got {self.max_steps})")
-        if self.seed < 0:
-            raise PipelineError(f"--seed must be >= 0 (got {self.seed})")
-        if not 0 < self.validation_fraction < 1:
-            raise PipelineError(
-                f"--validation-fraction must be between 0 and 1, exclusive "
-                f"(got {self.validation_fraction})"
-            )
+        _check_seed(self.seed)
+        _check_fraction(self.validation_fraction)
 
     def params(self) -> dict[str, object]:
         """The MLflow params of a run with this configuration (max_steps only where used)."""
         values = asdict(self)
         if values["max_steps"] is None:
             del values["max_steps"]
-        return values
+        return {**values, "optimizer": OPTIMIZER}
+
+    @classmethod
+    def from_params(cls, params: dict[str, object]) -> TrainConfig:
+        """The config a run's params (or a checkpoint's state) describe."""
+        names = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in params.items() if key in names})
 
 
-# The notebooks' settings ("seed") and the house's modern choices ("default"); see README.
-PRESET_VALUES: dict[tuple[str, str], dict[str, object]] = {
-    ("mlp", "seed"): dict(learning_rate=0.001, hidden_size=256, epochs=15, batch_size=100),
-    ("lstm", "seed"): dict(
-        learning_rate=0.001, hidden_size=128, epochs=1000, batch_size=128, max_steps=10_000
-    ),
-    ("mlp", "default"): dict(learning_rate=0.001, hidden_size=256, epochs=20, batch_size=128),
-    ("lstm", "default"): dict(
-        learning_rate=0.003,
-        hidden_size=128,
-        epochs=14,
-        batch_size=64,
-        learning_rate_schedule="cosine",
-    ),  # fmt: skip
-}
+def train_config(
+    arch: str | None = None, preset: str | None = None, **overrides: object
+) -> TrainConfig:
+    """The preset's values for arch, with every override that is not None applied.
 
-
-def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raise a one-line error when value is not one of choices."""
-    if value not in choices:
-        raise PipelineError(f"{option} must be one of {', '.join(choices)} (got {value!r})")
-
-
-def train_config(arch: str, preset: str = "default", **overrides: object) -> TrainConfig:
-    """The preset's values for arch, with every override that is not None applied."""
-    check_choice("--arch", arch, ARCHITECTURES)
+    An explicit epoch count replaces a preset's step budget, unless a step budget is given too.
+    """
+    arch = arch or DEFAULT_TRAIN_ARCH
+    preset = preset or DEFAULT_PRESET
     check_choice("--preset", preset, PRESETS)
-    values = dict(PRESET_VALUES[(arch, preset)])
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    if "epochs" in overrides and overrides["epochs"] is not None and "max_steps" not in overrides:
-        values.pop("max_steps", None)  # an explicit epoch count replaces a step budget
-    return TrainConfig(arch=arch, preset=preset, **values)
+    values = dict(architecture(arch).presets[preset])
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if "epochs" in given and "max_steps" not in given:
+        values.pop("max_steps", None)
+    return TrainConfig(arch=arch, preset=preset, **{**values, **given})
 
 
 def tracking_uri() -> str:
@@ -150,19 +170,16 @@ def experiment_name() -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
 
 
-SAMPLERS = ("tpe", "random")
-PRUNERS = ("hyperband", "median", "none")
-TUNE_ARCHITECTURES = ("mlp", "lstm", "both")
-DEFAULT_OPTUNA_STORAGE = "sqlite:///optuna.db"
-# Per-arch epoch ceilings: the MLP's default preset trains 20 epochs, the slower LSTM's 8.
-MAX_EPOCHS = {"mlp": 20, "lstm": 10}
+# The search space shared by every architecture; the epoch range comes from the registry.
+LEARNING_RATE_RANGE = (1e-4, 1e-2)
+HIDDEN_SIZE_RANGE = (32, 512)
 
 
 @dataclass(frozen=True)
 class TuneConfig:
     """An Optuna search: budget, storage, sampler, pruner and the search ranges."""
 
-    arch: str = "mlp"
+    arch: str = DEFAULT_TUNE_ARCH
     n_trials: int = 20
     timeout_seconds: float | None = None
     study_name: str | None = None
@@ -170,28 +187,27 @@ class TuneConfig:
     sampler: str = "tpe"
     pruner: str = "hyperband"
     seed: int = 0
-    learning_rate_range: tuple[float, float] = (1e-4, 1e-2)
-    hidden_size_range: tuple[int, int] = (32, 512)
-    epochs_range: tuple[int, int] | None = None  # None: 2 .. MAX_EPOCHS[arch]
+    learning_rate_range: tuple[float, float] = LEARNING_RATE_RANGE
+    hidden_size_range: tuple[int, int] = HIDDEN_SIZE_RANGE
+    epochs_range: tuple[int, int] | None = None  # None: the registry's range for each arch
     validation_fraction: float = 0.1
     retrain_best: bool = False
     heartbeat_seconds: int = 10
 
     def __post_init__(self) -> None:
-        check_choice("--arch", self.arch, TUNE_ARCHITECTURES)
+        arch_choices(self.arch)
         check_choice("--sampler", self.sampler, SAMPLERS)
         check_choice("--pruner", self.pruner, PRUNERS)
         if self.n_trials < 1:
             raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:
             raise PipelineError(f"--timeout must be > 0 seconds (got {self.timeout_seconds})")
-        if self.seed < 0:
-            raise PipelineError(f"--seed must be >= 0 (got {self.seed})")
+        _check_seed(self.seed)
         if self.heartbeat_seconds < 1:
             raise PipelineError(f"--heartbeat must be >= 1 second (got {self.heartbeat_seconds})")
         if not self.storage or "://" not in self.storage:
             raise PipelineError(
-                f"--storage {self.storage!r} is not a URL (e.g. sqlite:///optuna.db)"
+                f"--storage {self.storage!r} is not a URL (e.g. {DEFAULT_OPTUNA_STORAGE})"
             )
         ranges = [
             ("--learning-rate-range", self.learning_rate_range),
@@ -202,17 +218,39 @@ class TuneConfig:
         for option, (low, high) in ranges:
             if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
                 raise PipelineError(f"{option} needs 0 < LOW < HIGH (got {low} {high})")
-        if not 0 < self.validation_fraction < 1:
-            raise PipelineError("--validation-fraction must be between 0 and 1, exclusive")
+        _check_fraction(self.validation_fraction)
 
     def arches(self) -> tuple[str, ...]:
-        return ARCHITECTURES if self.arch == "both" else (self.arch,)
+        return arch_choices(self.arch)
 
     def study_for(self, arch: str) -> str:
-        """The study name for arch (the given name gets an -arch suffix when tuning both)."""
+        """The study name for arch (the given name gets an -arch suffix when tuning several)."""
         if self.study_name is None:
             return f"mnist-{arch}"
-        return f"{self.study_name}-{arch}" if self.arch == "both" else self.study_name
+        return f"{self.study_name}-{arch}" if len(self.arches()) > 1 else self.study_name
 
     def epochs_for(self, arch: str) -> tuple[int, int]:
-        return self.epochs_range or (2, MAX_EPOCHS[arch])
+        return self.epochs_range or architecture(arch).tuning_epochs()
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    """What the main job runs."""
+
+    data: DataConfig = DataConfig()
+    preset: str = DEFAULT_PRESET
+    arch: str = ALL_ARCHITECTURES
+    tune: bool = False
+    n_trials: int = 10
+    storage: str = DEFAULT_OPTUNA_STORAGE
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
+    report_dir: Path = DEFAULT_REPORT_DIR
+
+    def __post_init__(self) -> None:
+        check_choice("--preset", self.preset, PRESETS)
+        arch_choices(self.arch)
+        if self.n_trials < 1:
+            raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
+
+    def arches(self) -> tuple[str, ...]:
+        return arch_choices(self.arch)

@@ -10,6 +10,7 @@ from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.config import tracking_uri
+from pipeline.errors import redact
 
 stderr = Console(stderr=True)
 
@@ -95,7 +96,7 @@ def print_train_summary(result) -> None:
         f"  val_accuracy {result.val_accuracy:.4f}   val_loss {result.val_loss:.4f}\n"
         f"  run   {result.run_id}\n"
         f"  model {result.model_uri}\n"
-        f"  UI    mlflow ui --backend-store-uri {tracking_uri()}  then open\n"
+        f"  UI    mlflow ui --backend-store-uri {redact(tracking_uri())}  then open\n"
         f"        http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
     )
 
@@ -111,7 +112,7 @@ def print_eval_summary(result) -> None:
     if result.registration:
         lines.append(f"  registry: {result.registration.describe()}")
     lines.append(
-        f"  UI: mlflow ui --backend-store-uri {tracking_uri()}  then open "
+        f"  UI: mlflow ui --backend-store-uri {redact(tracking_uri())}  then open "
         f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
     )
     print("\n".join(lines))

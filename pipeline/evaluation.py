@@ -6,12 +6,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
-from pipeline import data, figures, registry, tracking
+from pipeline import data, figures, tracking
 from pipeline.config import NUM_CLASSES
+
+EVALUATED_TAG = "pipeline.evaluated_on"
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class EvalResult:
     test_accuracy: float
     test_loss: float
     confused_pairs: list[tuple[int, int, int]]  # (true, predicted, count)
-    registration: registry.Registration | None
+    registration: tracking.Registration | None
     evaluation_run_id: str = ""
 
 
@@ -120,12 +121,17 @@ def evaluate_run(
     run_id: str | None = None,
     model_uri: str | None = None,
     register: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> EvalResult:
-    """Evaluate a train run's model (or any model URI) on the test set and log the results."""
+    """Evaluate a train run's model (or any model URI) on the test set and log the results.
+
+    The evaluate run is a child of the active run (the main job, a study) or, on its own, of
+    the train run it scores.
+    """
     tracking.setup()
-    target = registry.resolve_model(run_id, model_uri)  # bad ids and URIs fail here
+    target = tracking.resolve_model(run_id, model_uri)  # bad ids and URIs fail here
     dataset = data.load_dataset(data_dir)
-    model = registry.load_model(target.model_uri)
+    model = tracking.load_model(target.model_uri)
     probabilities = np.asarray(model.predict(dataset.x_test.astype(np.float32), verbose=0))
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(dataset.y_test, predicted)
@@ -136,39 +142,38 @@ def evaluate_run(
         "test_loss": cross_entropy(probabilities, dataset.y_test),
     }
     pairs = most_confused(matrix)
-    tags = {
+    run_tags = {
         tracking.ARCH_TAG: target.arch,
         tracking.DIGEST_TAG: dataset.digest,
         "pipeline.evaluated_run": target.run_id,
+        **(tags or {}),
     }
-    if mlflow.active_run() is None:
-        tags["mlflow.parentRunId"] = target.run_id  # shown under its train run in the UI
+    test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
+    trained = tracking.Run(target.run_id)
     with (
-        tracking.run("evaluate", f"evaluate-{target.arch}", tags) as evaluation_run,
+        tracking.run(
+            "evaluate", f"evaluate-{target.arch}", run_tags, parent_run_id=target.run_id
+        ) as evaluation_run,
         tempfile.TemporaryDirectory() as tmp,
     ):
         folder = Path(tmp)
         summary = summary_markdown(numbers, report, pairs)
         _write_artifacts(folder, matrix, report, probabilities, dataset, summary)
-        mlflow.log_param("model_uri", target.model_uri)
-        mlflow.log_metrics({key: numbers[key] for key in ("test_accuracy", "test_loss")})
-        mlflow.log_text(summary, "summary.md")
+        evaluation_run.log_params({"model_uri": target.model_uri})
+        evaluation_run.log_metrics(test_metrics)
+        evaluation_run.log_text(summary, "summary.md")
         # The train run gets the numbers and figures too, so the UI shows val and test together.
-        tracking.log_onto(
-            target.run_id,
-            metrics={key: numbers[key] for key in ("test_accuracy", "test_loss")},
-            artifacts=(folder, "evaluation"),
-            tags={
-                tracking.EVALUATED_TAG: dataset.digest,
-                "pipeline.evaluated_model": target.model_uri,
-            },
+        trained.log_metrics(test_metrics)
+        trained.log_artifacts(folder, "evaluation")
+        trained.set_tags(
+            {EVALUATED_TAG: dataset.digest, "pipeline.evaluated_model": target.model_uri}
         )
         registration = None
         if register and target.registrable:
-            registration = registry.register_if_better(target, numbers["test_accuracy"])
+            registration = tracking.register_if_better(target, numbers["test_accuracy"])
             decision = {"pipeline.champion_decision": registration.describe()}
-            mlflow.set_tags(decision)
-            tracking.log_onto(target.run_id, tags=decision)
+            evaluation_run.set_tags(decision)
+            trained.set_tags(decision)
     return EvalResult(
         run_id=target.run_id,
         experiment_id=target.experiment_id,
@@ -178,5 +183,5 @@ def evaluate_run(
         test_loss=numbers["test_loss"],
         confused_pairs=pairs,
         registration=registration,
-        evaluation_run_id=evaluation_run.info.run_id,
+        evaluation_run_id=evaluation_run.run_id,
     )

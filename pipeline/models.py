@@ -1,9 +1,11 @@
-"""The two notebook architectures as functional Keras models (no tracking code here)."""
+"""The registry's builders as functional Keras models, and their optimizer (no tracking here)."""
 
 from __future__ import annotations
 
+import sys
+
 from pipeline.backend import keras
-from pipeline.config import IMAGE_SIDE, NUM_CLASSES, TrainConfig
+from pipeline.config import IMAGE_SIDE, NUM_CLASSES, TrainConfig, architecture
 
 layers = keras.layers
 
@@ -46,17 +48,15 @@ def build_lstm(hidden_size: int, preset: str = "default") -> keras.Model:
     return keras.Model(images, logits, name="lstm")
 
 
-ARCHITECTURES = {"mlp": build_mlp, "lstm": build_lstm}
-
-
 def build_model(config: TrainConfig) -> keras.Model:
-    """The architecture config names, with its preset's initialisation."""
-    return ARCHITECTURES[config.arch](config.hidden_size, config.preset)
+    """The architecture config names (its registry entry's builder), with its preset's init."""
+    builder = getattr(sys.modules[__name__], architecture(config.arch).builder)
+    return builder(config.hidden_size, config.preset)
 
 
 def build_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    """Adam (the seed preset uses the notebooks' TF1 epsilon of 1e-8), with a constant learning
-    rate or one that decays along a cosine to zero over total_steps."""
+    """Adam (config.OPTIMIZER; the seed preset uses the notebooks' TF1 epsilon of 1e-8), with a
+    constant learning rate or one that decays along a cosine to zero over total_steps."""
     epsilon = 1e-8 if config.preset == "seed" else 1e-7
     learning_rate = config.learning_rate
     if config.learning_rate_schedule == "cosine":

@@ -7,14 +7,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from pipeline import config as cfg
-from pipeline import figures, tracking
-from pipeline.config import PipelineError
+from pipeline import data, figures, tracking
+from pipeline.architectures import REGISTRY
+from pipeline.errors import PipelineError, redact
 
-NOTEBOOK_ACCURACY = {"lstm": 0.9881, "mlp": 0.9475}
 VARIANTS = ("seed preset", "default preset", "tuned best")
 COLUMNS = ["arch", "variant", "test_accuracy", "val_accuracy", "learning_rate", "hidden_size",
            "epochs", "batch_size", "train_seconds", "samples_per_second", "run_id"]  # fmt: skip
@@ -31,13 +30,14 @@ class Report:
 
 
 def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame:
-    """Finished runs of the experiment (only run_ids, when given)."""
-    frame = mlflow.search_runs(experiment_names=[experiment], filter_string="status = 'FINISHED'")
-    if frame.empty:
-        return frame
-    if run_ids:
+    """Finished runs of the experiment (only run_ids, when given), newest first."""
+    frame = tracking.finished_runs(experiment)
+    if frame is None:
+        uri = redact(cfg.tracking_uri())
+        raise PipelineError(f"--experiment {experiment}: no such experiment in {uri}")
+    if run_ids and not frame.empty:
         frame = frame[frame["run_id"].isin(run_ids)]
-    return frame.sort_values("start_time", ascending=False)
+    return frame
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -59,9 +59,9 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     stage = _column(frame, "tags.pipeline.stage")
     trains = frame[stage == "train"] if not frame.empty else frame
     variants = _variant(trains) if not trains.empty else pd.Series(dtype=str)
-    for arch in ("lstm", "mlp"):
+    for arch, entry in REGISTRY.items():
         rows.append({"arch": arch, "variant": "notebook (published)",
-                     "test_accuracy": NOTEBOOK_ACCURACY[arch]})  # fmt: skip
+                     "test_accuracy": entry.notebook_accuracy})  # fmt: skip
         for variant in VARIANTS:
             if trains.empty:
                 continue
@@ -141,27 +141,31 @@ def _data_line(frame: pd.DataFrame) -> str:
             f"digest `{latest.get('tags.pipeline.data_digest')}`.")  # fmt: skip
 
 
+def short_id(run_id) -> str:
+    return run_id[:8] if isinstance(run_id, str) else ""
+
+
 def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
     """The report's markdown."""
     return "\n".join([
         "# MNIST: notebooks vs pipeline", "", data_line, "",
         "Test accuracy is on the official 10 000-image test set (evaluate stage); validation "
         "accuracy on the seeded, stratified split of the training set.", "",
-        markdown_table(table.drop(columns=["run_id"]).assign(run=table["run_id"].str[:8])), "",
+        markdown_table(table.drop(columns=["run_id"]).assign(run=table["run_id"].map(short_id))),
+        "",
         "![learning curves](learning_curves.png)", "", "## Tuning", "",
         markdown_table(tuning) if not tuning.empty else "No studies in this experiment.", "",
     ])  # fmt: skip
 
 
 def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> Report:
-    """Write report.md and learning_curves.png into folder and log them on a report run."""
+    """Write report.md and learning_curves.png into folder and log them on a report run.
+
+    Each file is written under a temporary name and renamed, so a failed write keeps the old one.
+    """
     tracking.setup()
-    name = experiment or cfg.experiment_name()
-    if mlflow.get_experiment_by_name(name) is None:
-        raise PipelineError(f"--experiment {name}: no such experiment in {cfg.tracking_uri()}")
-    frame = load_runs(name, run_ids)
+    frame = load_runs(experiment or cfg.experiment_name(), run_ids)
     table, tuning = comparison_table(frame), tuning_summary(frame)
-    folder.mkdir(parents=True, exist_ok=True)
     curves = {
         f"{row.arch} {row.variant}": {
             key: tracking.metric_history(row.run_id, key) for key in ("train_loss", "val_accuracy")
@@ -170,9 +174,14 @@ def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> R
         if isinstance(row.run_id, str)
     }
     figure = figures.learning_curves(curves)
-    figure.savefig(folder / "learning_curves.png")
-    figures.close(figure)
-    (folder / "report.md").write_text(render(table, tuning, _data_line(frame)))
-    with tracking.run("report", "report") as active:
-        mlflow.log_artifacts(str(folder), "report")
-        return Report(folder, table, tuning, active.info.run_id)
+    try:
+        data.atomic_write(
+            folder / "learning_curves.png", lambda path: figure.savefig(path, format="png")
+        )
+    finally:
+        figures.close(figure)
+    markdown = render(table, tuning, _data_line(frame))
+    data.atomic_write(folder / "report.md", lambda path: path.write_text(markdown))
+    with tracking.run("report", "report") as run:
+        run.log_artifacts(folder, "report")
+        return Report(folder, table, tuning, run.run_id)

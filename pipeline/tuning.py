@@ -1,8 +1,7 @@
-"""Everything Optuna: search space, objective (a nested MLflow run per trial), storage, summary."""
+"""Everything Optuna: search space (holding the preset), study, objective, storage, summary."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import tempfile
@@ -12,16 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import optuna
 
-from pipeline import data, evaluation, figures, tracking, training
+from pipeline import data, evaluation, figures, interrupts, tracking, training
 from pipeline.backend import keras
-from pipeline.config import PipelineError, TuneConfig, train_config
+from pipeline.config import TrainConfig, TuneConfig, architecture, train_config
+from pipeline.errors import PipelineError, first_line, redact, scrub
 
 PARENT_ATTR = "mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
+ARCH_ATTR = "arch"
 STUDY_TAG = "pipeline.study"
+TUNED_FROM_TAG = "pipeline.tuned_from"
+OBJECTIVE = "val_accuracy"
+SEARCHED = ("learning_rate", "hidden_size", "epochs")
 
 
 @dataclass(frozen=True)
@@ -41,19 +44,21 @@ class StudyResult:
 class PruneOnValidation(keras.callbacks.Callback):
     """Reports each epoch's validation accuracy to Optuna and stops weak trials."""
 
-    def __init__(self, trial: optuna.Trial) -> None:
+    def __init__(self, trial: optuna.Trial, run: tracking.Run, stop: interrupts.GracefulStop):
         super().__init__()
-        self.trial, self.best = trial, 0.0
+        self.trial, self.run, self.stop, self.best = trial, run, stop, 0.0
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if tracking.interrupt_pending():  # a partial epoch says nothing about the trial
+        if self.stop.pending:  # a partial epoch says nothing about the trial
             return
         value = float(logs["val_accuracy"])
         self.best = max(self.best, value)
         self.trial.report(value, epoch + 1)
         if self.trial.should_prune():
-            mlflow.set_tags({"pipeline.pruned": "true", "pipeline.pruned_at_epoch": epoch + 1})
-            mlflow.set_tag("optuna.trial_state", "PRUNED")
+            self.run.set_tags({
+                "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epoch + 1,
+                "optuna.trial_state": "PRUNED",
+            })  # fmt: skip
             raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} (val_accuracy {value:.4f})")
 
 
@@ -68,9 +73,10 @@ class ReapAndRetry:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         run_id = trial.user_attrs.get(RUN_ATTR)
         if run_id:
-            with contextlib.suppress(Exception):  # the retry matters more than the tag
-                mlflow.MlflowClient().set_tag(run_id, tracking.FAILURE_TAG, "worker died")
-                tracking.finish_run(run_id, "KILLED")
+            try:  # the retry matters more than the MLflow record
+                tracking.finish_run(run_id, "KILLED", "worker died")
+            except Exception:  # noqa: S110
+                pass
         self.retry(study, trial)
 
 
@@ -95,15 +101,8 @@ def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseS
                 heartbeat_stale_trial_callback=ReapAndRetry(),
             )
     except Exception as error:  # SQLAlchemy's errors for bad URLs and unreachable servers
-        message = _scrub(tracking.first_line(error), url)
-        raise PipelineError(f"cannot open --storage {tracking.redact(url)}: {message}") from None
-
-
-def _scrub(message: str, url: str) -> str:
-    from urllib.parse import urlsplit
-
-    password = urlsplit(url).password
-    return message.replace(password, "***") if password else message
+        message = scrub(first_line(error), url)
+        raise PipelineError(f"cannot open --storage {redact(url)}: {message}") from None
 
 
 def _sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
@@ -123,8 +122,22 @@ def _pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
     )
 
 
-def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str):
-    """The trial's training configuration, drawn from the search space."""
+def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
+    """The default preset's values of the searched params, when the ranges hold them."""
+    preset = architecture(arch).presets["default"]
+    ranges = {
+        "learning_rate": tune.learning_rate_range,
+        "hidden_size": tune.hidden_size_range,
+        "epochs": tune.epochs_for(arch),
+    }
+    params = {name: preset[name] for name in SEARCHED}
+    inside = all(low <= params[name] <= high for name, (low, high) in ranges.items())
+    return params if inside else None
+
+
+def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
+    """The trial's configuration: the default preset with the sampled values replacing learning
+    rate, hidden size and epochs (its schedule and batch size stay the preset's)."""
     return train_config(
         arch,
         "default",
@@ -139,6 +152,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str):
 def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, tune, arch)
+        keras.backend.clear_session()  # no graph or name growth over a long study
         tags = {
             tracking.ARCH_TAG: arch,
             tracking.DIGEST_TAG: splits.digest,
@@ -147,40 +161,59 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
             "optuna.trial_number": str(trial.number),
         }
         name = f"{study_name}-trial-{trial.number}"
-        with tracking.run("trial", name, tags, killed_on=(optuna.TrialPruned,)) as active:
-            trial.set_user_attr(RUN_ATTR, active.info.run_id)
+        with tracking.run("trial", name, tags, killed_on=(optuna.TrialPruned,)) as run:
+            trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-            mlflow.log_params(config.params())
-            pruning = PruneOnValidation(trial)
-            _, logger, _ = training.fit(
-                config, splits, active.info.run_id, extra_callbacks=(pruning,)
+            run.log_params(config.params())
+            stop = interrupts.GracefulStop(lambda: None)
+            pruning = PruneOnValidation(trial, run, stop)
+            fitted = training.fit(
+                config, splits, run.run_id, extra_callbacks=(pruning,), stop=stop
             )
-            if logger.non_finite_step is not None:
-                raise PipelineError(f"loss became NaN at step {logger.non_finite_step}")
-            mlflow.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
-            mlflow.log_metric("best_val_accuracy", pruning.best)
+            if fitted.metrics.non_finite_step is not None:
+                raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
+            run.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
+            run.log_metrics({"best_val_accuracy": pruning.best})
             return pruning.best
 
     return objective
 
 
+def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> optuna.Study:
+    """A new study, named for its objective, marked with its arch and seeded with the preset.
+
+    Only the worker whose create_study succeeds gets here, so the preset is enqueued once.
+    """
+    study = optuna.create_study(study_name=study_name, direction="maximize", **kwargs)
+    study.set_metric_names([OBJECTIVE])
+    study.set_user_attr(ARCH_ATTR, arch)
+    params = preset_params(tune, arch)
+    if params is not None:
+        study.enqueue_trial(params, user_attrs={"pipeline.preset": "default"})
+    return study
+
+
 def _open_study(tune: TuneConfig, arch: str, storage, study_name: str):
-    """Load or create the study, and the MLflow parent run id if another worker made it."""
+    """Create or join the study; the MLflow parent run id if another worker made it."""
     kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune, arch))
     try:
-        study = optuna.create_study(study_name=study_name, direction="maximize", **kwargs)
-        return study, None
+        return _create_study(tune, arch, study_name, **kwargs), None
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, **kwargs)
     deadline = time.time() + 30
     while PARENT_ATTR not in study.user_attrs and time.time() < deadline:
         time.sleep(0.5)  # the worker that created the study a moment ago is making the run
         study = optuna.load_study(study_name=study_name, **kwargs)
+    other = study.user_attrs.get(ARCH_ATTR)
+    if other is not None and other != arch:
+        raise PipelineError(
+            f"study {study_name} tunes {other}, not {arch}: choose another --study-name"
+        )
     return study, study.user_attrs.get(PARENT_ATTR)  # None: its creator died early
 
 
-def _summarise(study: optuna.Study, tune: TuneConfig) -> tuple[int, int]:
-    """Best params and value, the trials table and Optuna's plots onto the active parent run."""
+def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> tuple[int, int]:
+    """Best params and value, the trials table and Optuna's plots onto the parent run."""
     finished = [t for t in study.trials if t.state.is_finished()]
     complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in finished if t.state == optuna.trial.TrialState.PRUNED]
@@ -188,30 +221,26 @@ def _summarise(study: optuna.Study, tune: TuneConfig) -> tuple[int, int]:
         folder = Path(tmp)
         study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
         figures.optuna_plots(study, folder)
-        mlflow.log_artifacts(str(folder), "study")
-    mlflow.set_tags(
-        {
-            "optuna.storage": tracking.redact(tune.storage),
-            "optuna.sampler": tune.sampler,
-            "optuna.pruner": tune.pruner,
-            "optuna.trials": str(len(finished)),
-            "optuna.pruned": str(len(pruned)),
-        }
-    )
+        run.log_artifacts(folder, "study")
+    run.set_tags({
+        "optuna.storage": redact(tune.storage), "optuna.sampler": tune.sampler,
+        "optuna.pruner": tune.pruner, "optuna.trials": str(len(finished)),
+        "optuna.pruned": str(len(pruned)),
+    })  # fmt: skip
     if complete:
-        mlflow.log_metric("best_val_accuracy", study.best_value)
-        mlflow.set_tags({f"best.{k}": str(v) for k, v in study.best_params.items()})
-        mlflow.set_tag("best.trial_number", str(study.best_trial.number))
+        run.log_metrics({"best_val_accuracy": study.best_value})
+        run.set_tags({f"best.{k}": str(v) for k, v in study.best_params.items()})
+        run.set_tags({"best.trial_number": str(study.best_trial.number)})
     return len(finished), len(pruned)
 
 
-def _retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path):
+def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path):
     """Train the best configuration on the training split, then evaluate and register it."""
     config = train_config(
         arch, "default", **params, seed=tune.seed, validation_fraction=tune.validation_fraction
     )
-    with tracking.tag_runs("train", {"pipeline.tuned_from": tune.study_for(arch)}):
-        result = training.train(config, data_dir, checkpoint_dir, show_progress=False)
+    tags = {TUNED_FROM_TAG: tune.study_for(arch)}
+    result = training.train(config, data_dir, checkpoint_dir, show_progress=False, tags=tags)
     return evaluation.evaluate_run(data_dir, run_id=result.run_id)
 
 
@@ -221,6 +250,7 @@ def tune_arch(
     data_dir: Path,
     checkpoint_dir: Path,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> StudyResult:
     """Run this worker's share of one arch's study, then summarise it on the parent run."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI prints a line per trial
@@ -231,10 +261,13 @@ def tune_arch(
     tracking.setup()
     study_name = tune.study_for(arch)
     study, parent = _open_study(tune, arch, storage, study_name)
-    tags = {tracking.ARCH_TAG: arch, STUDY_TAG: study_name, tracking.DIGEST_TAG: dataset.digest}
-    with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as active:
+    tags = {
+        tracking.ARCH_TAG: arch, STUDY_TAG: study_name, tracking.DIGEST_TAG: dataset.digest,
+        **(tags or {}),
+    }  # fmt: skip
+    with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as run:
         if parent is None:
-            study.set_user_attr(PARENT_ATTR, active.info.run_id)
+            study.set_user_attr(PARENT_ATTR, run.run_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.optimize(
@@ -244,13 +277,13 @@ def tune_arch(
                 catch=(PipelineError,),
                 callbacks=[on_trial] if on_trial else None,
             )
-        trials, pruned = _summarise(study, tune)
+        trials, pruned = _summarise(study, tune, run)
         best = study.best_trial if any(t.value is not None for t in study.trials) else None
         retrained = None
         if tune.retrain_best and best is not None:
-            retrained = _retrain(tune, arch, best.params, data_dir, checkpoint_dir)
+            retrained = retrain(tune, arch, best.params, data_dir, checkpoint_dir)
     return StudyResult(
-        arch, study_name, active.info.run_id, trials, pruned,
+        arch, study_name, run.run_id, trials, pruned,
         best.value if best else None, best.params if best else {}, retrained,
     )  # fmt: skip
 

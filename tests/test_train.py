@@ -61,7 +61,7 @@ def test_params_and_every_step_logged(cli, data_dir, arch):
 
 def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir):
     row = train(cli, "--arch", "mlp", *TINY, "--learning-rate", "0.01")
-    from pipeline import training
+    from pipeline import checkpoints, training
     from pipeline.config import train_config
 
     with np.load(data_dir / "mnist.npz") as arrays:
@@ -70,7 +70,8 @@ def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir):
     assert served.shape == (100, 10)
     np.testing.assert_allclose(served.sum(axis=1), 1.0, rtol=1e-4)
     config = train_config("mlp", epochs=2, batch_size=32, hidden_size=16, learning_rate=0.01)
-    checkpoint = training.restore(config, workdir / "checkpoints" / row["run_id"], 270)
+    checkpoint = training.new_model(config, 270)
+    checkpoints.restore_into(checkpoint, workdir / "checkpoints" / row["run_id"])
     assert (served.argmax(1) == checkpoint.predict(images).argmax(1)).all()
     assert (served.argmax(1) == labels).mean() > 0.5  # the synthetic digits are easy
 
@@ -99,7 +100,8 @@ def test_same_seed_same_metrics(cli, data_dir):
         (("--epochs", "two"), "Invalid value for '--epochs'"),
         (("--batch-size", "-5"), "--batch-size must be a positive integer"),
         (("--max-steps", "0"), "--max-steps must be a positive integer"),
-        (("--seed", "-1"), "--seed must be >= 0"),
+        (("--seed", "-1"), "--seed must be between 0 and 4294967295"),
+        (("--seed", str(2**32)), "--seed must be between 0 and 4294967295"),
         (("--validation-fraction", "0"), "--validation-fraction must be between 0 and 1"),
         (("--validation-fraction", "1"), "--validation-fraction must be between 0 and 1"),
         (("--resume", "0123456789abcdef"), "no checkpoint"),

@@ -1,4 +1,8 @@
-"""The per-step metric callback: buffered, sent asynchronously, spooled when the store is lost."""
+"""Per-step metrics: buffered, sent asynchronously at each epoch end, spooled if the store is lost.
+
+Keras reports the running mean of the epoch at every batch; the sink turns it back into each
+batch's own loss and accuracy. It knows nothing of Keras: training feeds it from a callback.
+"""
 
 from __future__ import annotations
 
@@ -10,74 +14,43 @@ from pathlib import Path
 import mlflow
 from mlflow.entities import Metric
 
-from pipeline.backend import keras
-from pipeline.tracking import first_line, interrupt_pending
+from pipeline.errors import first_line
+
+CHUNK = 1000  # metrics per log_batch call (MLflow's own limit)
 
 
-class StepMetricLogger(keras.callbacks.Callback):
-    """Buffers per-step train metrics and sends them with async log_batch at each epoch end.
-
-    Keras reports the running mean of the epoch at every batch; the logger turns it back into the
-    batch's own loss and accuracy. It is async-safe, so Keras calls it from a worker thread and
-    training never waits for it; records are ordered by batch index before they are sent.
-    """
-
-    async_safe = True
+class StepMetricSink:
+    """Collects (batch, running mean loss, running mean accuracy) records of one epoch."""
 
     def __init__(
-        self,
-        run_id: str,
-        first_step: int,
-        batch_size: int,
-        train_size: int,
-        spool: Path | None = None,
+        self, run_id: str, first_step: int, batch_size: int, train_size: int, spool: Path | None
     ) -> None:
-        super().__init__()
         self.run_id, self.spool = run_id, spool
         self.failure: str | None = None  # set when the store stops taking metrics
         self.unsent = 0
         self.next_step = first_step
-        self.batch_size = batch_size
-        self.train_size = train_size
+        self.batch_size, self.train_size = batch_size, train_size
         self.records: list[tuple[int, float, float, int]] = []
         self.pending: list = []
-        self.epoch_started = time.perf_counter()
-        self.non_finite_step: int | None = None
 
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+    def start_epoch(self) -> None:
         self.records = []
-        self.epoch_started = time.perf_counter()
 
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        loss = float(logs["loss"])
-        self.records.append((batch, loss, float(logs["accuracy"]), int(time.time() * 1000)))
-        if not math.isfinite(loss):
-            self.non_finite_step = self.next_step + batch
-            self.model.stop_training = True
+    def record(self, batch: int, mean_loss: float, mean_accuracy: float) -> None:
+        self.records.append((batch, mean_loss, mean_accuracy, int(time.time() * 1000)))
 
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if interrupt_pending():  # stopped mid-epoch: no epoch metrics for a partial epoch
-            self._send(self._step_metrics())
-            return
-        seconds = time.perf_counter() - self.epoch_started
-        trained = min(len(self.records) * self.batch_size, self.train_size)
+    def end_epoch(self, epoch_values: dict[str, float | None] | None) -> None:
+        """Send the epoch's step metrics, with the epoch's own values at its last step
+        (None: an interrupted, partial epoch, which gets no epoch values)."""
         metrics = self._step_metrics()
         stamp, step = int(time.time() * 1000), self.next_step - 1
-        epoch_values = {
-            "val_loss": logs.get("val_loss"),
-            "val_accuracy": logs.get("val_accuracy"),
-            "epoch_seconds": seconds,
-            "samples_per_second": trained / seconds if seconds > 0 else None,
-        }
-        for key, value in epoch_values.items():
+        for key, value in (epoch_values or {}).items():
             if value is not None and math.isfinite(value):
                 metrics.append(Metric(key, float(value), stamp, step))
         self._send(metrics)
 
-    def flush_partial(self) -> None:
-        """Send what an interrupted epoch logged so far (called from the main thread)."""
-        self._send(self._step_metrics())
-        self.wait()
+    def batches_recorded(self) -> int:
+        return len(self.records)
 
     def _step_metrics(self) -> list[Metric]:
         records, self.records = sorted(self.records), []
@@ -101,8 +74,8 @@ class StepMetricLogger(keras.callbacks.Callback):
             self._keep(metrics)
             return
         client = mlflow.MlflowClient()
-        for start in range(0, len(metrics), 1000):
-            chunk = metrics[start : start + 1000]
+        for start in range(0, len(metrics), CHUNK):
+            chunk = metrics[start : start + CHUNK]
             operation = client.log_batch(self.run_id, metrics=chunk, synchronous=False)
             self.pending.append((operation, chunk))
 
@@ -115,8 +88,6 @@ class StepMetricLogger(keras.callbacks.Callback):
                     continue
                 except Exception as error:  # the HTTP client already retried
                     self.failure = first_line(error)
-                    if self.model is not None:
-                        self.model.stop_training = True
             self._keep(chunk)
 
     def _keep(self, metrics: list[Metric]) -> None:
@@ -142,7 +113,7 @@ def replay_spool(run_id: str, spool: Path) -> int:
     rows = [json.loads(line) for line in spool.read_text().splitlines() if line.strip()]
     metrics = [Metric(key, value, stamp, step) for key, value, stamp, step in rows]
     client = mlflow.MlflowClient()
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    for start in range(0, len(metrics), CHUNK):
+        client.log_batch(run_id, metrics=metrics[start : start + CHUNK])
     spool.unlink()
     return len(metrics)

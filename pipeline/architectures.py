@@ -1,0 +1,62 @@
+"""The architecture registry: one entry per architecture; nothing else lists architectures.
+
+An entry names its builder (a function in pipeline.models, so that this module stays free of
+TensorFlow), its presets, the notebook's published accuracy and its registered model name. The
+tuning ranges derive from the presets, so a study's search space always holds the default preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One architecture: how to build it, its presets, and what the notebook published."""
+
+    name: str
+    builder: str  # a function of pipeline.models: (hidden_size, preset) -> keras.Model
+    summary: str
+    presets: dict[str, dict[str, object]]  # preset name -> TrainConfig values
+    notebook_accuracy: float
+    registered_model: str
+
+    def tuning_epochs(self) -> tuple[int, int]:
+        """The default epoch range searched: up to the default preset's own epoch count."""
+        return (2, int(self.presets["default"]["epochs"]))
+
+
+# The notebooks' settings ("seed") and the house's modern choices ("default").
+REGISTRY: dict[str, Architecture] = {
+    "mlp": Architecture(
+        name="mlp",
+        builder="build_mlp",
+        summary="256-256 ReLU MLP",
+        presets={
+            "default": dict(learning_rate=0.001, hidden_size=256, epochs=20, batch_size=128),
+            "seed": dict(learning_rate=0.001, hidden_size=256, epochs=15, batch_size=100),
+        },
+        notebook_accuracy=0.9475,
+        registered_model="mnist-mlp",
+    ),
+    "lstm": Architecture(
+        name="lstm",
+        builder="build_lstm",
+        summary="LSTM reading 28 rows of 28 pixels",
+        presets={
+            "default": dict(
+                learning_rate=0.003, hidden_size=128, epochs=14, batch_size=64,
+                learning_rate_schedule="cosine",
+            ),
+            "seed": dict(
+                learning_rate=0.001, hidden_size=128, epochs=1000, batch_size=128,
+                max_steps=10_000,
+            ),
+        },  # fmt: skip
+        notebook_accuracy=0.9881,
+        registered_model="mnist-lstm",
+    ),
+}
+
+NAMES: tuple[str, ...] = tuple(REGISTRY)
+PRESETS: tuple[str, ...] = ("default", "seed")

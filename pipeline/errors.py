@@ -1,0 +1,39 @@
+"""Errors a user sees as one line, and helpers that keep those lines short and secret-free."""
+
+from __future__ import annotations
+
+import signal
+from urllib.parse import urlsplit, urlunsplit
+
+
+class PipelineError(ValueError):
+    """Bad input or a failed precondition, reported to the user as one line."""
+
+
+class StageInterrupted(Exception):
+    """A stage stopped by SIGINT or SIGTERM after closing its run as KILLED."""
+
+    def __init__(self, run_id: str, signal_number: int) -> None:
+        name = signal.Signals(signal_number).name
+        super().__init__(f"interrupted by {name}; run {run_id} was marked KILLED")
+        self.run_id, self.signal_number = run_id, signal_number
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line, for one-line messages."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def redact(uri: str) -> str:
+    """A URI with any password replaced by ***."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def scrub(message: str, uri: str) -> str:
+    """message with the password of uri (if any) replaced by ***."""
+    password = urlsplit(uri).password
+    return message.replace(password, "***") if password else message

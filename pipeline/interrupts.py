@@ -1,0 +1,72 @@
+"""SIGINT / SIGTERM: raise in the main thread, or, while training, stop after the current batch.
+
+No tracking here: the run context (tracking.run) turns an `Interrupted` into a KILLED run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread for SIGTERM as for Ctrl-C, so both end a run KILLED."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
+        self.signal_number = signal_number
+
+
+def _raise_once(signal_number: int, _frame=None) -> None:
+    # Ignore repeats while the run is being closed, so its end state is always written.
+    for number in SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    raise Interrupted(signal_number)
+
+
+@contextlib.contextmanager
+def _handled_by(handler) -> Iterator[None]:
+    previous = {number: signal.signal(number, handler) for number in SIGNALS}
+    try:
+        yield
+    finally:
+        for number, action in previous.items():
+            signal.signal(number, action)
+
+
+@contextlib.contextmanager
+def raising() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT raise `Interrupted`."""
+    with _handled_by(_raise_once):
+        yield
+
+
+class GracefulStop:
+    """While active, the first SIGTERM / SIGINT calls hook (say, stop Keras after this batch)
+    instead of raising at an arbitrary point inside TensorFlow; a second signal still raises.
+
+    `pending` is the signal number of a stop under way; `raise_if_pending()` turns it into
+    `Interrupted` once the caller is back in its own code.
+    """
+
+    def __init__(self, hook: Callable[[], None]) -> None:
+        self.hook, self.pending = hook, None
+
+    def _handle(self, signal_number: int, frame) -> None:
+        if self.pending is not None:
+            _raise_once(signal_number, frame)
+        self.pending = signal_number
+        self.hook()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[GracefulStop]:
+        self.pending = None
+        with _handled_by(self._handle):
+            yield self
+
+    def raise_if_pending(self) -> None:
+        if self.pending is not None:
+            raise Interrupted(self.pending)

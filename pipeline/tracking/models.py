@@ -1,0 +1,154 @@
+"""Logged models and the registry: log, resolve, load, and gate the champion alias."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import mlflow
+
+from pipeline import config as cfg
+from pipeline.errors import PipelineError, first_line, redact
+
+CHAMPION = "champion"
+MODEL_URI_TAG = "pipeline.model_uri"
+
+
+def model_signature():
+    """The one contract both architectures share: raw 28x28 images in, 10 probabilities out."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    side = cfg.IMAGE_SIDE
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, side, side), "images")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, cfg.NUM_CLASSES), "probabilities")]),
+    )
+
+
+def log_model(run_id: str, model, input_example) -> str:
+    """Log a Keras serving model into the active run so that pyfunc predicts from raw images;
+    returns its URI."""
+    import keras
+    import mlflow.tensorflow
+    import tensorflow
+
+    # Explicit requirements: MLflow's inference would re-load the model in a subprocess.
+    requirements = [
+        f"tensorflow=={tensorflow.__version__}",
+        f"keras=={keras.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.tensorflow.log_model(
+            model,
+            name="model",
+            signature=model_signature(),
+            input_example=input_example,
+            pip_requirements=requirements,
+        )
+    mlflow.MlflowClient().set_tag(run_id, MODEL_URI_TAG, f"runs:/{run_id}/model")
+    return info.model_uri
+
+
+def load_model(model_uri: str):
+    """The Keras model behind a URI (Keras safe mode stays on: no arbitrary code is loaded)."""
+    import mlflow.tensorflow
+
+    return mlflow.tensorflow.load_model(model_uri)
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """A model to evaluate and the train run it belongs to."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    arch: str
+    registrable: bool  # False when the URI already names a registered version
+
+
+def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
+    """The train run and model a --run-id or --model-uri names; one-line errors otherwise."""
+    from mlflow.models import get_model_info
+
+    if bool(run_id) == bool(model_uri):
+        raise PipelineError("give exactly one of --run-id or --model-uri")
+    uri = model_uri or f"runs:/{run_id}/model"
+    if not uri.startswith(("runs:/", "models:/")):
+        raise PipelineError(
+            f"--model-uri {uri}: expected runs:/RUN_ID/model, models:/NAME@ALIAS "
+            f"or models:/NAME/VERSION"
+        )
+    store = redact(cfg.tracking_uri())
+    if run_id:
+        try:
+            mlflow.get_run(run_id)
+        except Exception:
+            raise PipelineError(f"no run {run_id} in {store}") from None
+    try:
+        source_run = get_model_info(uri).run_id
+        run = mlflow.get_run(source_run)
+    except Exception as error:
+        if run_id:
+            raise PipelineError(
+                f"run {run_id} has no logged model (only finished train runs have one)"
+            ) from None
+        raise PipelineError(
+            f"--model-uri {uri} does not resolve in {store}: {first_line(error)}"
+        ) from None
+    arch = run.data.params.get("arch")
+    if arch not in cfg.ARCHITECTURES:
+        raise PipelineError(f"run {source_run} is not a train run (no arch param)")
+    registered = uri.startswith("models:/") and ("@" in uri or uri.count("/") > 1)
+    return ModelTarget(source_run, run.info.experiment_id, uri, arch, not registered)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The champion gate's decision."""
+
+    name: str
+    version: str
+    promoted: bool
+    previous_version: str | None
+    previous_accuracy: float | None
+    accuracy: float
+
+    def describe(self) -> str:
+        if self.previous_version is None:
+            return f"{self.name} v{self.version} is the first champion ({self.accuracy:.4f})"
+        verdict = "beats" if self.promoted else "does not beat"
+        outcome = "is the new champion" if self.promoted else "stays registered, not champion"
+        return (
+            f"{self.name} v{self.version} ({self.accuracy:.4f}) {verdict} champion "
+            f"v{self.previous_version} ({self.previous_accuracy:.4f}): it {outcome}"
+        )
+
+
+def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
+    """Register the model; move the champion alias only when it beats the current champion."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
+
+    client = mlflow.MlflowClient()
+    name = cfg.architecture(target.arch).registered_model
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    # Register the logged model itself (MLflow 3 keeps it outside the run's artifacts).
+    model_id = get_model_info(target.model_uri).model_id
+    source = f"models:/{model_id}" if model_id else target.model_uri
+    version = mlflow.register_model(source, name).version
+    client.set_model_version_tag(name, version, "test_accuracy", f"{accuracy:.6f}")
+    previous = float(champion.tags["test_accuracy"]) if champion else None
+    promoted = champion is None or accuracy > previous
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    return Registration(
+        name, str(version), promoted, champion.version if champion else None, previous, accuracy
+    )

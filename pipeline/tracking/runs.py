@@ -1,0 +1,120 @@
+"""The run context (true end states, heartbeat, signals) and a handle that logs onto a run."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import mlflow
+from mlflow.entities import Metric, RunStatus, RunTag
+
+from pipeline import interrupts
+from pipeline.errors import StageInterrupted
+from pipeline.tracking import heartbeat
+
+STAGE_TAG = "pipeline.stage"
+ARCH_TAG = "pipeline.arch"
+DIGEST_TAG = "pipeline.data_digest"
+CONFIG_HASH_TAG = "pipeline.config_hash"
+FAILURE_TAG = heartbeat.FAILURE_TAG
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run to log onto by id (the active run or any other); the only way stages write to it."""
+
+    run_id: str
+    experiment_id: str = ""
+
+    @property
+    def _client(self) -> mlflow.MlflowClient:
+        return mlflow.MlflowClient()
+
+    def log_params(self, params: dict[str, object]) -> None:
+        self._client.log_batch(
+            self.run_id, params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()]
+        )
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        stamp = int(time.time() * 1000)
+        batch = [Metric(key, float(value), stamp, step) for key, value in metrics.items()]
+        self._client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: dict[str, object]) -> None:
+        batch = [RunTag(key, str(value)) for key, value in tags.items()]
+        self._client.log_batch(self.run_id, tags=batch)
+
+    def log_artifacts(self, folder, artifact_path: str | None = None) -> None:
+        self._client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self.run_id, text, artifact_file)
+
+    def log_dict(self, dictionary: dict, artifact_file: str) -> None:
+        self._client.log_dict(self.run_id, dictionary, artifact_file)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        self._client.log_figure(self.run_id, figure, artifact_file)
+
+
+@contextlib.contextmanager
+def run(
+    stage: str,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    run_id: str | None = None,
+    killed_on: tuple[type[BaseException], ...] = (),
+    parent_run_id: str | None = None,
+) -> Iterator[Run]:
+    """A run that always ends FINISHED, FAILED (with the reason) or KILLED, never RUNNING.
+
+    With another run active (the main job, a study) the new run is its child. Otherwise it is
+    run_id, or the run `mlflow run` made (MLFLOW_RUN_ID), or a new one. Exceptions in killed_on
+    (an Optuna prune, say) end the run KILLED and propagate. parent_run_id is the run to
+    show it under in the UI when no run is active.
+    """
+    with interrupts.raising():
+        nested = mlflow.active_run() is not None
+        active = mlflow.start_run(
+            run_id=run_id, run_name=None if run_id else run_name, nested=nested
+        )
+        handle = Run(active.info.run_id, active.info.experiment_id)
+        beat = heartbeat.Heartbeat(handle.run_id)
+        parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id and not nested else {}
+        try:
+            handle.set_tags({STAGE_TAG: stage, **parent, **(tags or {})})
+            yield handle
+        except KeyboardInterrupt as error:
+            _end(RunStatus.KILLED, str(error) or "interrupted by SIGINT")
+            number = getattr(error, "signal_number", signal.SIGINT)
+            raise StageInterrupted(handle.run_id, number) from None
+        except (StageInterrupted, *killed_on) as error:  # a child was interrupted, or pruned
+            _end(RunStatus.KILLED, str(error) or type(error).__name__)
+            raise
+        except BaseException as error:
+            _end(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else repr(error))
+            raise
+        else:
+            _end(RunStatus.FINISHED, None)
+        finally:
+            beat.stop()
+
+
+def finish_run(run_id: str, status: str, reason: str | None = None) -> None:
+    """Set another run's end state (FINISHED, FAILED or KILLED), with the reason for it."""
+    client = mlflow.MlflowClient()
+    if reason:
+        client.set_tag(run_id, FAILURE_TAG, reason[:500])
+    client.set_terminated(run_id, status)
+
+
+def _end(status: int, reason: str | None) -> None:
+    # With the store gone the run stays RUNNING there until `pipeline reap` (no heartbeat).
+    with contextlib.suppress(Exception):
+        if reason:
+            mlflow.set_tag(FAILURE_TAG, reason[:500])
+    with contextlib.suppress(Exception):
+        mlflow.end_run(RunStatus.to_string(status))

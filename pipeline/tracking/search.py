@@ -1,0 +1,64 @@
+"""Reading the store: metric histories, runs by tag, runs for reports, resumability."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import mlflow
+
+from pipeline import config as cfg
+from pipeline.errors import PipelineError, redact
+
+
+def config_hash(params: dict) -> str:
+    """A short hash of a run's params, for finding runs with the same configuration."""
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of one metric of a run, ordered by step."""
+    history = mlflow.MlflowClient().get_metric_history(run_id, key)
+    return sorted((metric.step, metric.value) for metric in history)
+
+
+def latest_metrics(run_id: str) -> dict[str, float]:
+    """The latest value of every metric of a run."""
+    return dict(mlflow.get_run(run_id).data.metrics)
+
+
+def run_tags(run_id: str) -> dict[str, str]:
+    return dict(mlflow.get_run(run_id).data.tags)
+
+
+def find_finished(tag: str, value: str) -> str | None:
+    """The newest FINISHED run (any experiment) whose tag has value, if any."""
+    found = mlflow.search_runs(
+        filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+        search_all_experiments=True,
+    )
+    return found[0].info.run_id if found else None
+
+
+def check_resumable(run_id: str) -> None:
+    """Raise unless run_id names a train run that did not finish."""
+    try:
+        found = mlflow.get_run(run_id)
+    except Exception:
+        uri = redact(cfg.tracking_uri())
+        raise PipelineError(f"--resume {run_id}: no such run in {uri}") from None
+    if found.info.status == "FINISHED":
+        raise PipelineError(f"--resume {run_id}: the run already finished")
+
+
+def finished_runs(experiment: str):
+    """The FINISHED runs of an experiment as a pandas DataFrame, newest first (None: no such
+    experiment)."""
+    if mlflow.get_experiment_by_name(experiment) is None:
+        return None
+    frame = mlflow.search_runs(experiment_names=[experiment], filter_string="status = 'FINISHED'")
+    return frame.sort_values("start_time", ascending=False) if not frame.empty else frame

@@ -1,0 +1,49 @@
+"""Store set-up: which tracking store and experiment, with short HTTP timeouts and a reap."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import mlflow
+
+from pipeline import config as cfg
+from pipeline.errors import PipelineError, first_line, redact
+from pipeline.tracking import heartbeat
+
+
+def setup(experiment: str | None = None) -> str:
+    """Point MLflow at the configured store and experiment; returns the tracking URI.
+
+    Under `mlflow run` (MLFLOW_RUN_ID) the experiment is the adopted run's.
+    """
+    uri = cfg.tracking_uri()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if uri.startswith(("http://", "https://")):
+        # MLflow's own defaults retry for minutes; a CLI should say within ~30 s that the
+        # server is unreachable (users can still raise these).
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "8")
+    mlflow.set_tracking_uri(uri)
+    try:
+        adopted = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made the run: use its experiment
+        if adopted and experiment is None:
+            mlflow.set_experiment(experiment_id=mlflow.get_run(adopted).info.experiment_id)
+        else:
+            mlflow.set_experiment(experiment or cfg.experiment_name())
+    except Exception as error:  # any store failure becomes one line for the user
+        raise PipelineError(
+            f"cannot use tracking store {redact(uri)}: {first_line(error)}"
+        ) from None
+    # Runs whose process died (SIGKILL) end KILLED instead of staying RUNNING forever.
+    for run_id in heartbeat.reap():
+        message = f"marked run {run_id} KILLED: its process stopped sending heartbeats"
+        print(message, file=sys.stderr)
+    return uri
+
+
+def experiment_exists(name: str) -> bool:
+    return mlflow.get_experiment_by_name(name) is not None
