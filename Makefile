@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MNIST_SOURCE ?=
 SOURCE_OPTION := $(if $(MNIST_SOURCE),--source $(MNIST_SOURCE),)
 
-.PHONY: run test lint clean
+.PHONY: run test test-fast lint clean
 
 # The runtime pins of conda.yaml are the versions the project is tested with: install exactly those.
 $(BIN)/.installed: pyproject.toml conda.yaml
@@ -22,6 +22,10 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/pytest
+
+test-fast: $(BIN)/.installed
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/pytest -m "not slow"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check pipeline tests bench

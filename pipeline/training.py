@@ -1,16 +1,20 @@
-"""train(): seed, compile, fit with validation data, checkpoints and tracking callbacks."""
+"""train(): seed, compile, fit with validation data, checkpoints and tracking callbacks.
+
+TensorFlow is imported when a model is first built, after every option and precondition
+(data, checkpoint, tracking store) has been checked.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import checkpoints, data, figures, interrupts, models, tracking
-from pipeline.backend import keras
+from pipeline import checkpoints, data, figures, interrupts, tracking
 from pipeline.config import TrainConfig
 from pipeline.console import epoch_progress
 from pipeline.errors import PipelineError
@@ -33,82 +37,6 @@ class TrainResult:
     model_uri: str
 
 
-class StepMetrics(keras.callbacks.Callback):
-    """Feeds every batch's loss and accuracy to the tracking sink; stops on a NaN loss.
-
-    Async-safe, so Keras calls it from a worker thread and training never waits for it.
-    """
-
-    async_safe = True
-
-    def __init__(self, sink: tracking.StepMetricSink, stop: interrupts.GracefulStop) -> None:
-        super().__init__()
-        self.sink, self.stop = sink, stop
-        self.non_finite_step: int | None = None
-        self.epoch_started = time.perf_counter()
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        self.sink.start_epoch()
-        self.epoch_started = time.perf_counter()
-
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        loss = float(logs["loss"])
-        self.sink.record(batch, loss, float(logs["accuracy"]))
-        if not math.isfinite(loss):
-            self.non_finite_step = self.sink.next_step + batch
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self.stop.pending:  # stopped mid-epoch: no epoch metrics for a partial epoch
-            self.sink.end_epoch(None)
-            return
-        seconds = time.perf_counter() - self.epoch_started
-        trained = min(self.sink.batches_recorded() * self.sink.batch_size, self.sink.train_size)
-        self.sink.end_epoch({
-            "val_loss": logs.get("val_loss"),
-            "val_accuracy": logs.get("val_accuracy"),
-            "epoch_seconds": seconds,
-            "samples_per_second": trained / seconds if seconds > 0 else None,
-        })  # fmt: skip
-        if self.sink.failure is not None:
-            self.model.stop_training = True
-
-
-class StepLimit(keras.callbacks.Callback):
-    """Stops after max_steps batches in all (checked synchronously before each batch)."""
-
-    def __init__(self, first_step: int, max_steps: int) -> None:
-        super().__init__()
-        self.step, self.max_steps = first_step, max_steps
-
-    def on_train_batch_begin(self, batch: int, logs=None) -> None:
-        self.step += 1
-        if self.step >= self.max_steps:
-            self.model.stop_training = True  # this batch is the last one
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """A checkpoint after every complete epoch (never of a diverged model)."""
-
-    def __init__(self, writer: checkpoints.CheckpointWriter, state: dict, metrics: StepMetrics):
-        super().__init__()
-        self.writer, self.state, self.metrics = writer, state, metrics
-
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self.metrics.stop.pending:  # a partial epoch: the interrupt path saves it
-            return
-        self.state["epoch"] = epoch + 1
-        if self.metrics.non_finite_step is None:
-            self.save()
-
-    def on_train_end(self, logs=None) -> None:
-        self.writer.wait()
-
-    def save(self) -> None:
-        self.state["step"] = self.metrics.sink.next_step
-        self.writer.save(self.model, self.state)
-
-
 def steps_per_epoch(config: TrainConfig, train_size: int) -> int:
     return math.ceil(train_size / config.batch_size)
 
@@ -118,8 +46,10 @@ def total_steps(config: TrainConfig, train_size: int) -> int:
     return config.max_steps or steps_per_epoch(config, train_size) * config.epochs
 
 
-def new_model(config: TrainConfig, train_size: int) -> keras.Model:
-    """The config's architecture, compiled, with fresh weights."""
+def new_model(config: TrainConfig, train_size: int):
+    """The config's architecture, compiled, with fresh weights (a keras.Model)."""
+    from pipeline import models
+
     model = models.build_model(config)
     return models.compile_model(model, config, total_steps(config, train_size))
 
@@ -137,8 +67,8 @@ def fit_epochs_to_steps(config: TrainConfig, train_size: int) -> TrainConfig:
 class Fitted:
     """What fit() leaves behind: the model, its step metrics and the seconds fit took."""
 
-    model: keras.Model
-    metrics: StepMetrics
+    model: object  # keras.Model
+    metrics: object  # callbacks.StepMetrics
     seconds: float
 
 
@@ -149,14 +79,17 @@ def fit(
     checkpoint_dir: Path | None = None,
     state: dict | None = None,
     show_progress: bool = False,
-    extra_callbacks: tuple = (),
-    stop: interrupts.GracefulStop | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> Fitted:
     """Fit (or continue, given a checkpoint state) inside the active run.
 
-    SIGINT / SIGTERM stop training after the current batch (through stop, which callbacks
-    may share), save a checkpoint and raise `interrupts.Interrupted`.
+    on_epoch(epochs_done, logs) runs after each complete epoch (an Optuna report, say).
+    SIGINT / SIGTERM stop training after the current batch, save a checkpoint and raise
+    `interrupts.Interrupted`.
     """
+    from pipeline.backend import keras
+    from pipeline.callbacks import EpochCheckpoint, EpochHook, StepLimit, StepMetrics
+
     keras.utils.set_random_seed(config.seed + (state["epoch"] if state else 0))
     train_size = len(splits.y_train)
     model = new_model(config, train_size)
@@ -166,8 +99,7 @@ def fit(
     else:
         state = {"run_id": run_id, "config": config.params(), "digest": splits.digest}
         state.update(epoch=0, step=0)
-    stop = stop or interrupts.GracefulStop(lambda: None)
-    stop.hook = lambda: setattr(model, "stop_training", True)
+    stop = interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
     spool = folder / SPOOL_FILE if folder is not None else None
     sink = tracking.StepMetricSink(run_id, state["step"], config.batch_size, train_size, spool)
     metrics = StepMetrics(sink, stop)
@@ -178,6 +110,8 @@ def fit(
         callbacks.append(checkpoint)
     if config.max_steps is not None:  # a synchronous per-batch callback costs time: only if needed
         callbacks.append(StepLimit(state["step"], config.max_steps))
+    if on_epoch is not None:
+        callbacks.append(EpochHook(on_epoch, stop))
     started = time.perf_counter()
     with epoch_progress(show_progress, steps_per_epoch(config, train_size), config.epochs) as bar:
         try:
@@ -188,7 +122,7 @@ def fit(
                     initial_epoch=state["epoch"],
                     validation_data=(splits.x_val.astype(np.float32), splits.y_val),
                     shuffle=True, verbose=0,
-                    callbacks=callbacks + list(extra_callbacks) + bar,
+                    callbacks=callbacks + bar,
                 )  # fmt: skip
             stop.raise_if_pending()  # Keras stopped after the batch the signal hit
         except KeyboardInterrupt:
@@ -204,8 +138,17 @@ def fit(
     return Fitted(model, metrics, time.perf_counter() - started)
 
 
-def _log_outputs(run: tracking.Run, model: keras.Model, splits: data.Splits) -> str:
+def clear_state() -> None:
+    """Free the models and graphs of earlier fits (between trials of a long study)."""
+    from pipeline.backend import keras
+
+    keras.backend.clear_session()
+
+
+def _log_outputs(run: tracking.Run, model, splits: data.Splits) -> str:
     """The serving model and the learning-curve figure of the whole run (resumes included)."""
+    from pipeline import models
+
     model_uri = tracking.log_model(
         run.run_id, models.serving_model(model), splits.x_val[:4].astype(np.float32)
     )

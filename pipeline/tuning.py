@@ -13,8 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from pipeline import data, evaluation, figures, interrupts, tracking, training
-from pipeline.backend import keras
+from pipeline import data, evaluation, figures, tracking, training
 from pipeline.config import TrainConfig, TuneConfig, architecture, train_config
 from pipeline.errors import PipelineError, first_line, redact, scrub
 
@@ -41,25 +40,22 @@ class StudyResult:
     retrained: evaluation.EvalResult | None = None
 
 
-class PruneOnValidation(keras.callbacks.Callback):
-    """Reports each epoch's validation accuracy to Optuna and stops weak trials."""
+class PruneOnValidation:
+    """Reports each complete epoch's validation accuracy to Optuna and stops weak trials."""
 
-    def __init__(self, trial: optuna.Trial, run: tracking.Run, stop: interrupts.GracefulStop):
-        super().__init__()
-        self.trial, self.run, self.stop, self.best = trial, run, stop, 0.0
+    def __init__(self, trial: optuna.Trial, run: tracking.Run) -> None:
+        self.trial, self.run, self.best = trial, run, 0.0
 
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self.stop.pending:  # a partial epoch says nothing about the trial
-            return
+    def __call__(self, epochs_done: int, logs: dict) -> None:
         value = float(logs["val_accuracy"])
         self.best = max(self.best, value)
-        self.trial.report(value, epoch + 1)
+        self.trial.report(value, epochs_done)
         if self.trial.should_prune():
             self.run.set_tags({
-                "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epoch + 1,
+                "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epochs_done,
                 "optuna.trial_state": "PRUNED",
             })  # fmt: skip
-            raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} (val_accuracy {value:.4f})")
+            raise optuna.TrialPruned(f"pruned at epoch {epochs_done} (val_accuracy {value:.4f})")
 
 
 class ReapAndRetry:
@@ -152,7 +148,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
 def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, tune, arch)
-        keras.backend.clear_session()  # no graph or name growth over a long study
+        training.clear_state()  # no model or graph growth over a long study
         tags = {
             tracking.ARCH_TAG: arch,
             tracking.DIGEST_TAG: splits.digest,
@@ -165,11 +161,8 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
             trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             run.log_params(config.params())
-            stop = interrupts.GracefulStop(lambda: None)
-            pruning = PruneOnValidation(trial, run, stop)
-            fitted = training.fit(
-                config, splits, run.run_id, extra_callbacks=(pruning,), stop=stop
-            )
+            pruning = PruneOnValidation(trial, run)
+            fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
             run.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})

@@ -50,7 +50,10 @@ def assert_failed_cleanly(result, *fragments: str, data_dir: Path) -> None:
 def test_help_lists_every_stage(cli):
     result = cli("--help")
     assert result.exit_code == 0
-    assert "download" in result.stdout and "Fetch, verify and cache" in result.stdout
+    stages = ["download", "train", "evaluate", "tune", "main", "report", "ui", "reap"]
+    for stage in [*stages, "init-stores"]:
+        assert f"│ {stage} " in result.stdout, stage
+    assert "Fetch, verify and cache" in result.stdout
 
 
 def test_local_source_is_cached_and_logged(cli, workdir, source):

@@ -64,7 +64,9 @@ def test_unreachable_tracking_server_fails_fast(workdir, data_dir):
     started = time.time()
     done = subprocess.run([*TRAIN, "--epochs", "1"], cwd=workdir, env=env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
-    assert time.time() - started < 30
+    # Generous for a loaded 2-core machine, yet far below MLflow's own retry schedule (7 retries
+    # with backoff: minutes), which the stage caps; a lost cap turns this red.
+    assert time.time() - started < 90
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: cannot use tracking store http://127.0.0.1:"), done.stderr
