@@ -3,7 +3,8 @@
 MLproject parameters are named like the CLI options (`learning-rate` for `--learning-rate`), so
 the run that `mlflow run` creates records what was asked for, while the stage records the values
 it resolved (`learning_rate`) beside them. An empty value means "not given" (the preset decides);
-`true` / `false` pick a flag's on or off form.
+`true` / `false` pick a flag's on or off form. Options named like a param the stage logs itself
+(`epochs`) are not declared, so MLflow passes them as `--epochs 3`, and only when given.
 """
 
 from __future__ import annotations
@@ -24,11 +25,23 @@ def options_of(command_name: str) -> dict:
     return {param.opts[0].lstrip("-"): param for param in command.params}
 
 
+def pairs(words: list[str]) -> list[tuple[str, str, str]]:
+    """(name, separator, value) of `name=value` words and of the `--name value` pairs MLflow
+    appends for parameters the MLproject does not declare."""
+    found, rest = [], list(words)
+    while rest:
+        word = rest.pop(0)
+        if word.startswith("--") and rest:
+            found.append((word[2:], "=", rest.pop(0)))
+        else:
+            found.append(word.partition("="))
+    return found
+
+
 def cli_args(command_name: str, words: list[str]) -> list[str]:
-    """Translate `name=value` words into the command's CLI arguments."""
+    """Translate `name=value` words (and `--name value` pairs) into the command's CLI arguments."""
     options, args = options_of(command_name), [command_name]
-    for word in words:
-        name, separator, value = word.partition("=")
+    for name, separator, value in pairs(words):
         if not separator or name not in options:
             raise SystemExit(f"Error: {command_name} has no parameter {name!r}")
         option, value = options[name], value.strip()

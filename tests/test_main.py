@@ -103,6 +103,17 @@ def test_mlflow_run_train_logs_into_the_run_it_creates(workdir, data_dir):
 
 
 @pytest.mark.slow
+def test_mlflow_run_train_with_preset_values_not_given(workdir, data_dir):
+    """Options left to the preset are logged once, with the value the run used."""
+    done = mlflow_run(workdir, "train", "arch=mlp", "hidden-size=8", f"data-dir={data_dir}",
+                      f"checkpoint-dir={workdir / 'ck'}", "progress=false")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = runs().iloc[0]
+    assert row["status"] == "FINISHED"
+    assert (row["params.epochs"], row["params.seed"], row["params.preset"]) == ("20", "0", "default")
+
+
+@pytest.mark.slow
 def test_mlflow_run_main_builds_one_parent_with_children(workdir, source):
     done = mlflow_run(workdir, "main", "arch=mlp", f"source={source}",
                       f"data-dir={workdir / 'data'}", f"checkpoint-dir={workdir / 'ck'}",
