@@ -282,31 +282,10 @@ def ui(
     storage: str = Storage,
 ) -> None:
     """Start the MLflow UI on the project's store (and say how to open optuna-dashboard)."""
-    import importlib.util
-    import signal
-    import subprocess
+    from pipeline import ui as mlflow_ui
 
-    storage = redact(storage or cfg.DEFAULT_OPTUNA_STORAGE)
-    if importlib.util.find_spec("optuna_dashboard"):
-        typer.echo(f"Optuna studies: optuna-dashboard {storage}")
-    else:
-        typer.echo(f"Optuna studies: pip install optuna-dashboard && optuna-dashboard {storage}")
-    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", cfg.tracking_uri()]
-    server = subprocess.Popen([*command, "--host", host, "--port", str(port)])
-
-    def stop_server(signal_number, _frame) -> None:
-        server.terminate()  # the server's own workers stop with it
-
-    previous = {number: signal.signal(number, stop_server) for number in (2, 15)}
-    try:
-        code = server.wait()
-    finally:
-        for number, action in previous.items():
-            signal.signal(number, action)
-        if server.poll() is None:
-            server.kill()
-    raise typer.Exit(code if code >= 0 else 128 - code)
+    code = mlflow_ui.serve(host, port, storage or cfg.DEFAULT_OPTUNA_STORAGE, typer.echo)
+    raise typer.Exit(code)
 
 
 @app.command()

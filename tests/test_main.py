@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import urllib.request
 
 import mlflow
 import pytest
-from conftest import REPO, runs, subprocess_env
+from conftest import REPO, free_port, runs, subprocess_env, wait_for
 
 TINY_TRAIN = ("--batch-size", "32", "--hidden-size", "16", "--no-progress")
 
@@ -110,7 +112,8 @@ def test_mlflow_run_train_with_preset_values_not_given(workdir, data_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     row = runs().iloc[0]
     assert row["status"] == "FINISHED"
-    assert (row["params.epochs"], row["params.seed"], row["params.preset"]) == ("20", "0", "default")
+    resolved = (row["params.epochs"], row["params.seed"], row["params.preset"])
+    assert resolved == ("20", "0", "default")
 
 
 @pytest.mark.slow
@@ -127,3 +130,26 @@ def test_mlflow_run_main_builds_one_parent_with_children(workdir, source):
     kids = children(parent["run_id"])
     assert sorted(kids["tags.pipeline.stage"]) == ["download", "evaluate", "report", "train"]
     assert len(frame) == 5 and set(frame["status"]) == {"FINISHED"}
+
+
+def test_ui_stops_its_server_on_sigterm(workdir):
+    port = free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "ui", "--port", str(port)], cwd=workdir,
+        env=subprocess_env(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def answers() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, 120, "the MLflow UI")
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+    wait_for(lambda: not answers(), 30, "the UI server to stop")
