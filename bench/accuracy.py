@@ -28,6 +28,7 @@ import time, numpy as np
 from pipeline import data, training
 from pipeline.config import train_config
 from pipeline.backend import keras
+from pipeline.callbacks import StepLimit
 config = train_config({arch!r}, "seed")
 dataset = data.load_dataset({str(data_dir)!r})
 splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
@@ -38,7 +39,7 @@ started = time.perf_counter()
 history = model.fit(splits.x_train.astype(np.float32), splits.y_train, epochs=config.epochs,
                     batch_size=config.batch_size, verbose=0,
                     validation_data=(splits.x_val.astype(np.float32), splits.y_val),
-                    callbacks=[training.StepLimit(0, config.max_steps)])
+                    callbacks=[StepLimit(0, config.max_steps)])
 seconds = time.perf_counter() - started
 _, test_accuracy = model.evaluate(dataset.x_test.astype(np.float32), dataset.y_test, verbose=0)
 print("RESULT", history.history["val_accuracy"][-1], test_accuracy, seconds)

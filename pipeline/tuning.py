@@ -178,7 +178,9 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
     Only the worker whose create_study succeeds gets here, so the preset is enqueued once.
     """
     study = optuna.create_study(study_name=study_name, direction="maximize", **kwargs)
-    study.set_metric_names([OBJECTIVE])
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, still the way to name it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE])
     study.set_user_attr(ARCH_ATTR, arch)
     params = preset_params(tune, arch)
     if params is not None:
@@ -186,23 +188,30 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
     return study
 
 
-def _open_study(tune: TuneConfig, arch: str, storage, study_name: str):
-    """Create or join the study; the MLflow parent run id if another worker made it."""
+def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
+    """(study, created): the worker whose create_study succeeds seeds it; others load it.
+
+    A study made for another arch is a one-line error, before any trial or run exists.
+    """
     kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune, arch))
     try:
-        return _create_study(tune, arch, study_name, **kwargs), None
+        return _create_study(tune, arch, study_name, **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=study_name, **kwargs)
-    deadline = time.time() + 30
-    while PARENT_ATTR not in study.user_attrs and time.time() < deadline:
-        time.sleep(0.5)  # the worker that created the study a moment ago is making the run
         study = optuna.load_study(study_name=study_name, **kwargs)
     other = study.user_attrs.get(ARCH_ATTR)
     if other is not None and other != arch:
         raise PipelineError(
             f"study {study_name} tunes {other}, not {arch}: choose another --study-name"
         )
-    return study, study.user_attrs.get(PARENT_ATTR)  # None: its creator died early
+    return study, False
+
+
+def _parent_run(study: optuna.Study, created: bool) -> str | None:
+    """The MLflow parent run id of a study another worker created (None: make one)."""
+    deadline = time.time() + 30  # user_attrs is read from the storage each time
+    while not created and PARENT_ATTR not in study.user_attrs and time.time() < deadline:
+        time.sleep(0.5)  # the worker that created the study a moment ago is making the run
+    return study.user_attrs.get(PARENT_ATTR)  # None: its creator died early
 
 
 def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> tuple[int, int]:
@@ -253,7 +262,8 @@ def tune_arch(
     splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
     tracking.setup()
     study_name = tune.study_for(arch)
-    study, parent = _open_study(tune, arch, storage, study_name)
+    study, created = create_or_load(tune, arch, storage, study_name)
+    parent = _parent_run(study, created)
     tags = {
         tracking.ARCH_TAG: arch, STUDY_TAG: study_name, tracking.DIGEST_TAG: dataset.digest,
         **(tags or {}),

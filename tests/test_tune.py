@@ -194,3 +194,62 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str) -> None:
     assert mlflow.get_run(killed_run).info.status == "KILLED"
     linked = {trial.user_attrs["mlflow_run_id"] for trial in study.trials}
     assert linked == set(trial_runs["run_id"])  # Optuna trials and MLflow runs, one to one
+
+
+def test_a_new_study_starts_with_the_default_preset(cli, workdir, data_dir):
+    from pipeline.architectures import REGISTRY
+
+    tune_args = ("--arch", "mlp", "--n-trials", "1", "--validation-fraction", "0.2")
+    result = cli("tune", "--storage", storage_url(workdir), *tune_args)
+    assert result.exit_code == 0, result.stderr
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    preset = REGISTRY["mlp"].presets["default"]
+    assert study.trials[0].params == {key: preset[key] for key in study.trials[0].params}
+    assert set(study.trials[0].params) == {"learning_rate", "hidden_size", "epochs"}
+    assert study.metric_names == ["val_accuracy"]
+    run = mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert run.data.params["batch_size"] == str(preset["batch_size"])  # the preset it varies
+
+
+CREATE = """
+import sys, time
+from pipeline import tuning
+from pipeline.config import TuneConfig
+start = float(sys.argv[2])
+tune = TuneConfig(storage=sys.argv[1])
+storage = tuning.open_storage(tune.storage)
+time.sleep(max(0.0, start - time.time()))  # every worker reaches the study at the same moment
+study, created = tuning.create_or_load(tune, "mlp", storage, "race")
+print("created" if created else "joined")
+"""
+
+
+def test_workers_creating_one_study_at_once_enqueue_the_preset_once(cli, workdir):
+    import time
+
+    assert cli("init-stores", "--storage", storage_url(workdir)).exit_code == 0
+    start = str(time.time() + 6)
+    workers = [
+        subprocess.Popen([sys.executable, "-c", CREATE, storage_url(workdir), start],
+                         cwd=workdir, env=subprocess_env(workdir), text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]  # fmt: skip
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), outputs
+    assert sorted(out.strip() for out, _ in outputs) == ["created"] + ["joined"] * 3
+    study = optuna.load_study(study_name="race", storage=storage_url(workdir))
+    assert [trial.state.name for trial in study.trials] == ["WAITING"]
+
+
+def test_a_study_name_reused_for_another_arch_is_refused(cli, workdir, data_dir):
+    tune(cli, workdir, "--arch", "mlp", "--study-name", "shared", "--n-trials", "1",
+         "--epochs-range", "1", "2")  # fmt: skip
+    before = len(runs())
+    result = cli("tune", "--storage", storage_url(workdir), *SMALL, "--arch", "lstm",
+                 "--study-name", "shared", "--n-trials", "1")  # fmt: skip
+    assert result.exit_code == 1
+    assert "study shared tunes mlp, not lstm" in one_line_error(result)
+    assert len(runs()) == before
+    study = optuna.load_study(study_name="shared", storage=storage_url(workdir))
+    assert len(study.trials) == 1
