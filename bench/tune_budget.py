@@ -1,11 +1,17 @@
-"""Tuning on real MNIST: the best found within a budget, and what pruning saves.
+"""Tuning on real MNIST: does a study beat the default preset within a CPU budget, and what does
+pruning save?
 
-    python bench/tune_budget.py [--source ../shared/data/mnist] [--mlp-trials 12] [--lstm-trials 6]
+    python bench/tune_budget.py --arch mlp --trials 30 [--workers 1] [--pruning-seeds 0 1]
+    python bench/tune_budget.py --arch lstm --trials 12 --pruning-seeds
 
-(a) per arch: `pipeline tune --retrain-best` (TPE, Hyperband) with the trial budget given; prints
-    the best validation accuracy, the test accuracy of the retrained best and the wall time.
-(b) MLP: the same TPE seed and trial count with `--pruner none` and with `--pruner hyperband`;
-    prints the epochs trained in all and the best validation accuracy of each.
+For the arch given, in a temporary working directory with its own stores (data from --source):
+1. the default preset: `pipeline train` + `pipeline evaluate` (test accuracy, wall time);
+2. a study: `pipeline tune --retrain-best` with TPE and Hyperband (the default preset is its first
+   trial): best validation accuracy, the retrained best's test accuracy (the evaluate stage, the
+   only place the test set is read), trials, epochs trained, wall time, trials per hour, and the
+   worker's resident memory after trial 1 and the last trial;
+3. for each --pruning-seeds seed: the same sampler seed and trial count with `--pruner none` and
+   `--pruner hyperband`: epochs trained and best validation accuracy of each.
 """
 
 from __future__ import annotations
@@ -25,67 +31,104 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
-def run(args: list[str], workdir: Path, env: dict) -> str:
-    out = subprocess.run([*PIPELINE, *args], capture_output=True, text=True, cwd=workdir, env=env)
-    if out.returncode:
-        raise SystemExit(f"pipeline {' '.join(args)} failed:\n{out.stderr[-2000:]}")
-    return out.stdout
+def run(args: list[str], workdir: Path, env: dict, workers: int = 1) -> str:
+    """Run pipeline args (in `workers` processes at once); the first one's stdout."""
+    processes = [
+        subprocess.Popen([*PIPELINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=workdir, env=env)
+        for _ in range(workers)
+    ]  # fmt: skip
+    outputs = [process.communicate() for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        if process.returncode:
+            raise SystemExit(f"pipeline {' '.join(args)} failed:\n{stderr[-2000:]}")
+    return outputs[0][0]
 
 
 def epochs_trained(study: optuna.Study) -> int:
     """Epochs actually run: a pruned trial counts up to the epoch it was stopped at."""
     total = 0
     for trial in study.trials:
+        epochs = trial.params.get("epochs", 0)
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            total += trial.params["epochs"]
+            total += epochs
         elif trial.state == optuna.trial.TrialState.PRUNED:
-            total += max(trial.intermediate_values, default=0)
+            total += round(max(trial.intermediate_values, default=0) * epochs / 100)
     return total
 
 
-def study(workdir: Path, env: dict, name: str, arch: str, trials: int, pruner: str, retrain: bool):
+def study(workdir: Path, env: dict, name: str, arch: str, trials: int, pruner: str, seed: int,
+          workers: int = 1, retrain: bool = False):  # fmt: skip
     storage = f"sqlite:///{workdir / 'optuna.db'}"
-    args = ["tune", "--arch", arch, "--n-trials", str(trials), "--pruner", pruner,
-            "--study-name", name, "--storage", storage, "--seed", "0"]  # fmt: skip
+    args = ["tune", "--arch", arch, "--n-trials", str(-(-trials // workers)), "--pruner", pruner,
+            "--study-name", name, "--storage", storage, "--seed", str(seed)]  # fmt: skip
     started = time.perf_counter()
-    out = run(args + (["--retrain-best"] if retrain else []), workdir, env)
+    out = run(args, workdir, env, workers)
     seconds = time.perf_counter() - started
     found = optuna.load_study(study_name=name, storage=storage)
-    test = re.search(r"test_accuracy (\S+)", out)
-    return found, seconds, float(test.group(1)) if test else None
+    test = None
+    if retrain:  # what --retrain-best does: train the best configuration, then evaluate it
+        best = found.best_params
+        options = ["--learning-rate", str(best["learning_rate"]), "--hidden-size",
+                   str(best["hidden_size"]), "--epochs", str(best["epochs"])]  # fmt: skip
+        test, _ = train_and_evaluate(workdir, env, arch, *options)
+    return found, seconds, test, out
+
+
+def train_and_evaluate(workdir: Path, env: dict, arch: str, *options: str):
+    """(test accuracy, seconds) of `pipeline train` with options, then `pipeline evaluate`."""
+    started = time.perf_counter()
+    trained = run(["train", "--arch", arch, "--no-progress", *options], workdir, env)
+    run_id = re.search(r"run\s+(\w{32})", trained).group(1)
+    evaluated = run(["evaluate", "--run-id", run_id, "--no-register"], workdir, env)
+    seconds = time.perf_counter() - started
+    return float(re.search(r"test_accuracy (\S+)", evaluated).group(1)), seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "mnist"))
-    parser.add_argument("--mlp-trials", type=int, default=12)
-    parser.add_argument("--lstm-trials", type=int, default=6)
+    parser.add_argument("--arch", default="mlp")
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--pruning-seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--skip-budget", action="store_true", help="only the pruning comparison")
     options = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    arch = options.arch
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         workdir = Path(tmp)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
         env.pop("MLFLOW_RUN_ID", None)
         run(["download", "--source", options.source], workdir, env)
-        print("(b) MLP, TPE seed 0, same trial count, pruning off vs on", flush=True)
-        results = {}
-        for pruner in ("none", "hyperband"):
-            found, seconds, _ = study(workdir, env, f"prune-{pruner}", "mlp", options.mlp_trials,
-                                      pruner, retrain=False)  # fmt: skip
-            results[pruner] = found
-            print(f"  pruner {pruner:<9} trials {len(found.trials):>3}  epochs trained "
-                  f"{epochs_trained(found):>4}  best val {found.best_value:.4f}  "
-                  f"{seconds:.0f} s", flush=True)  # fmt: skip
-        ratio = epochs_trained(results["hyperband"]) / epochs_trained(results["none"])
-        delta = 100 * (results["hyperband"].best_value - results["none"].best_value)
-        print(f"  pruned/unpruned epochs {ratio:.2f}; best value difference {delta:+.2f} pt")
-        print("(a) best configuration within the budget, retrained and evaluated", flush=True)
-        for arch, trials in (("mlp", options.mlp_trials), ("lstm", options.lstm_trials)):
-            found, seconds, test = study(workdir, env, f"budget-{arch}", arch, trials,
-                                         "hyperband", retrain=True)  # fmt: skip
-            print(f"  {arch:<5} {trials} trials  best val {found.best_value:.4f}  "
-                  f"retrained test {test:.4f}  params {found.best_params}  {seconds:.0f} s",
-                  flush=True)  # fmt: skip
+        run(["init-stores", "--storage", f"sqlite:///{workdir / 'optuna.db'}"], workdir, env)
+        if not options.skip_budget:
+            test, seconds = train_and_evaluate(workdir, env, arch)
+            print(f"{arch} default preset: test {test:.4f}  ({seconds:.0f} s)", flush=True)
+            found, seconds, tuned_test, _ = study(workdir, env, f"budget-{arch}", arch,
+                                                  options.trials, "hyperband", 0,
+                                                  options.workers, retrain=True)  # fmt: skip
+            rss = [t.user_attrs.get("rss_mb") for t in found.trials if "rss_mb" in t.user_attrs]
+            print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, Hyperband): "
+                  f"{len(found.trials)} trials, {epochs_trained(found)} epochs, {seconds:.0f} s "
+                  f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
+                  f"{found.best_value:.4f} {found.best_params}; retrained test "
+                  f"{tuned_test:.4f} ({100 * (tuned_test - test):+.2f} pt vs the preset); "
+                  f"RSS after first/last trial {rss[:1]} / {rss[-1:]} MB", flush=True)  # fmt: skip
+        for seed in options.pruning_seeds:
+            results = {}
+            for pruner in ("none", "hyperband"):
+                results[pruner], seconds, _, _ = study(
+                    workdir, env, f"prune-{pruner}-{seed}", arch, options.trials, pruner, seed
+                )
+                print(f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
+                      f"{epochs_trained(results[pruner])} epochs, best val "
+                      f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
+                      flush=True)  # fmt: skip
+            ratio = epochs_trained(results["hyperband"]) / epochs_trained(results["none"])
+            delta = 100 * (results["hyperband"].best_value - results["none"].best_value)
+            print(f"{arch} seed {seed}: pruned/unpruned epochs {ratio:.2f}, best value "
+                  f"{delta:+.2f} pt", flush=True)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def print_trial(study, trial) -> None:
     value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
     if pruned:
         last = max(trial.intermediate_values, default=0)
-        value = f"pruned at epoch {last} ({trial.intermediate_values.get(last, 0):.4f})"
+        value = f"pruned at {last}% of its schedule ({trial.intermediate_values.get(last, 0):.4f})"
     try:
         best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
     except ValueError:

@@ -24,6 +24,7 @@ STUDY_TAG = "pipeline.study"
 TUNED_FROM_TAG = "pipeline.tuned_from"
 OBJECTIVE = "val_accuracy"
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
+PRUNE_MIN_PERCENT = 10  # Hyperband's first rung: a tenth of a trial's schedule
 
 
 @dataclass(frozen=True)
@@ -41,21 +42,32 @@ class StudyResult:
 
 
 class PruneOnValidation:
-    """Reports each complete epoch's validation accuracy to Optuna and stops weak trials."""
+    """Reports each complete epoch's validation accuracy to Optuna and stops weak trials.
 
-    def __init__(self, trial: optuna.Trial, run: tracking.Run) -> None:
-        self.trial, self.run, self.best = trial, run, 0.0
+    Trials differ in length, and the default LSTM's cosine schedule stretches over each trial's
+    own epochs, so values are reported at the percentage of the trial's schedule done: two
+    trials are compared at the same point of their schedules, not after the same epoch count.
+    """
+
+    def __init__(self, trial: optuna.Trial, run: tracking.Run, epochs: int) -> None:
+        self.trial, self.run, self.epochs, self.last = trial, run, epochs, 0.0
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
-        value = float(logs["val_accuracy"])
-        self.best = max(self.best, value)
-        self.trial.report(value, epochs_done)
+        self.last = float(logs["val_accuracy"])
+        self.trial.report(self.last, schedule_percent(epochs_done, self.epochs))
         if self.trial.should_prune():
             self.run.set_tags({
                 "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epochs_done,
                 "optuna.trial_state": "PRUNED",
             })  # fmt: skip
-            raise optuna.TrialPruned(f"pruned at epoch {epochs_done} (val_accuracy {value:.4f})")
+            raise optuna.TrialPruned(
+                f"pruned at epoch {epochs_done} of {self.epochs} (val_accuracy {self.last:.4f})"
+            )
+
+
+def schedule_percent(epochs_done: int, epochs: int) -> int:
+    """The step a trial reports at: how much of its schedule is done, in percent."""
+    return max(1, round(100 * epochs_done / epochs))
 
 
 class ReapAndRetry:
@@ -107,14 +119,14 @@ def _sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=tune.seed, n_startup_trials=5)
 
 
-def _pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
+def _pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
+    """Pruners over the percentage of each trial's schedule done (see PruneOnValidation)."""
     if tune.pruner == "none":
         return optuna.pruners.NopPruner()
-    if tune.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    # Epochs vary per trial, so the maximum resource is the largest epoch count searched.
+    if tune.pruner == "median":  # no verdict before a third of the schedule
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=30)
     return optuna.pruners.HyperbandPruner(
-        min_resource=1, max_resource=tune.epochs_for(arch)[1], reduction_factor=3
+        min_resource=PRUNE_MIN_PERCENT, max_resource=100, reduction_factor=3
     )
 
 
@@ -161,15 +173,26 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
             trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             run.log_params(config.params())
-            pruning = PruneOnValidation(trial, run)
+            pruning = PruneOnValidation(trial, run, config.epochs)
             fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
             run.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
-            run.log_metrics({"best_val_accuracy": pruning.best})
-            return pruning.best
+            trial.set_user_attr("rss_mb", round(resident_megabytes()))
+            # The objective is the model the trial ends with: what --retrain-best reproduces.
+            return pruning.last
 
     return objective
+
+
+def resident_megabytes() -> float:
+    """This process's resident memory now (Linux), to show a long study does not grow."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except OSError:  # not Linux
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> optuna.Study:
@@ -193,7 +216,7 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
 
     A study made for another arch is a one-line error, before any trial or run exists.
     """
-    kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune, arch))
+    kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune))
     try:
         return _create_study(tune, arch, study_name, **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
