@@ -116,6 +116,27 @@ def _write_artifacts(folder: Path, matrix, report, probabilities, dataset, summa
     figures.close(figure)
 
 
+def _record(evaluation_run: tracking.Run, target, numbers: dict, folder: Path, digest: str,
+            register: bool) -> tracking.Registration | None:  # fmt: skip
+    """Log the evaluation on its own run and on the train run; register and gate the champion."""
+    test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
+    evaluation_run.log_params({"model_uri": target.model_uri})
+    evaluation_run.log_metrics(test_metrics)
+    evaluation_run.log_text((folder / "summary.md").read_text(), "summary.md")
+    # The train run gets the numbers and figures too, so the UI shows val and test together.
+    trained = tracking.Run(target.run_id)
+    trained.log_metrics(test_metrics)
+    trained.log_artifacts(folder, "evaluation")
+    trained.set_tags({EVALUATED_TAG: digest, "pipeline.evaluated_model": target.model_uri})
+    if not (register and target.registrable):
+        return None
+    registration = tracking.register_if_better(target, numbers["test_accuracy"])
+    decision = {"pipeline.champion_decision": registration.describe()}
+    evaluation_run.set_tags(decision)
+    trained.set_tags(decision)
+    return registration
+
+
 def evaluate_run(
     data_dir: Path,
     run_id: str | None = None,
@@ -133,23 +154,19 @@ def evaluate_run(
     dataset = data.load_dataset(data_dir)
     model = tracking.load_model(target.model_uri)
     probabilities = np.asarray(model.predict(dataset.x_test.astype(np.float32), verbose=0))
-    predicted = probabilities.argmax(axis=1)
-    matrix = confusion_matrix(dataset.y_test, predicted)
-    report = per_class_report(matrix)
+    matrix = confusion_matrix(dataset.y_test, probabilities.argmax(axis=1))
+    report, pairs = per_class_report(matrix), most_confused(matrix)
     numbers = {
         "model_uri": target.model_uri,
-        "test_accuracy": float((predicted == dataset.y_test).mean()),
+        "test_accuracy": float(np.trace(matrix) / matrix.sum()),
         "test_loss": cross_entropy(probabilities, dataset.y_test),
     }
-    pairs = most_confused(matrix)
     run_tags = {
         tracking.ARCH_TAG: target.arch,
         tracking.DIGEST_TAG: dataset.digest,
         "pipeline.evaluated_run": target.run_id,
         **(tags or {}),
     }
-    test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
-    trained = tracking.Run(target.run_id)
     with (
         tracking.run(
             "evaluate", f"evaluate-{target.arch}", run_tags, parent_run_id=target.run_id
@@ -159,21 +176,7 @@ def evaluate_run(
         folder = Path(tmp)
         summary = summary_markdown(numbers, report, pairs)
         _write_artifacts(folder, matrix, report, probabilities, dataset, summary)
-        evaluation_run.log_params({"model_uri": target.model_uri})
-        evaluation_run.log_metrics(test_metrics)
-        evaluation_run.log_text(summary, "summary.md")
-        # The train run gets the numbers and figures too, so the UI shows val and test together.
-        trained.log_metrics(test_metrics)
-        trained.log_artifacts(folder, "evaluation")
-        trained.set_tags(
-            {EVALUATED_TAG: dataset.digest, "pipeline.evaluated_model": target.model_uri}
-        )
-        registration = None
-        if register and target.registrable:
-            registration = tracking.register_if_better(target, numbers["test_accuracy"])
-            decision = {"pipeline.champion_decision": registration.describe()}
-            evaluation_run.set_tags(decision)
-            trained.set_tags(decision)
+        registration = _record(evaluation_run, target, numbers, folder, dataset.digest, register)
     return EvalResult(
         run_id=target.run_id,
         experiment_id=target.experiment_id,
