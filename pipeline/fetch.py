@@ -191,7 +191,8 @@ def _result(data_dir: Path, manifest: dict, skipped: bool) -> DownloadResult:
 
 
 def _cached(data_dir: Path) -> dict | None:
-    """The manifest when every cached raw file still has its recorded checksum."""
+    """The manifest when every cached raw file still has its recorded checksum and the
+    processed cache still has the recorded digest; None means fetch again."""
     manifest = data.read_manifest(data_dir)
     if manifest is None:
         return None
@@ -199,6 +200,10 @@ def _cached(data_dir: Path) -> dict | None:
         path = data_dir / data.RAW_DIR / name
         if not path.is_file() or _hashes(path)["sha256"] != recorded["sha256"]:
             return None
+    try:
+        data.load_dataset(data_dir)
+    except PipelineError:
+        return None
     return manifest
 
 
