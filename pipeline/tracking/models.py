@@ -12,6 +12,7 @@ from pipeline.errors import PipelineError, first_line, redact
 
 CHAMPION = "champion"
 MODEL_URI_TAG = "pipeline.model_uri"
+ACCURACY_TAG = "test_accuracy"
 
 
 def model_signature():
@@ -123,14 +124,20 @@ class Registration:
             return f"{self.name} v{self.version} is the first champion ({self.accuracy:.4f})"
         verdict = "beats" if self.promoted else "does not beat"
         outcome = "is the new champion" if self.promoted else "stays registered, not champion"
+        previous = (
+            f"{self.previous_accuracy:.4f}" if self.previous_accuracy is not None else "untested"
+        )
         return (
             f"{self.name} v{self.version} ({self.accuracy:.4f}) {verdict} champion "
-            f"v{self.previous_version} ({self.previous_accuracy:.4f}): it {outcome}"
+            f"v{self.previous_version} ({previous}): it {outcome}"
         )
 
 
 def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
-    """Register the model; move the champion alias only when it beats the current champion."""
+    """Register the model with its test accuracy, then move the champion alias to the best-tested
+    version of all. Convergent and idempotent: whatever the interleaving of evaluates, the last
+    one to finish leaves the alias on the best version, since every version carries its tag
+    from the moment it is registered."""
     from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
@@ -143,12 +150,30 @@ def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
     # Register the logged model itself (MLflow 3 keeps it outside the run's artifacts).
     model_id = get_model_info(target.model_uri).model_id
     source = f"models:/{model_id}" if model_id else target.model_uri
-    version = mlflow.register_model(source, name).version
-    client.set_model_version_tag(name, version, "test_accuracy", f"{accuracy:.6f}")
-    previous = float(champion.tags["test_accuracy"]) if champion else None
-    promoted = champion is None or accuracy > previous
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION, version)
+    tags = {ACCURACY_TAG: f"{accuracy:.6f}"}
+    version = str(mlflow.register_model(source, name, tags=tags).version)
+    best = _best_version(client, name)
+    if best is not None:
+        client.set_registered_model_alias(name, CHAMPION, best)
+    previous = _accuracy(champion) if champion else None
     return Registration(
-        name, str(version), promoted, champion.version if champion else None, previous, accuracy
-    )
+        name, version, best == version, champion.version if champion else None, previous,
+        accuracy,
+    )  # fmt: skip
+
+
+def _accuracy(version) -> float | None:
+    try:
+        return float(version.tags[ACCURACY_TAG])
+    except (KeyError, ValueError):  # a version registered by hand: never the champion
+        return None
+
+
+def _best_version(client: mlflow.MlflowClient, name: str) -> str | None:
+    """The version with the highest test accuracy (the earliest one on a tie)."""
+    scored = [
+        (accuracy, -int(version.version), version.version)
+        for version in client.search_model_versions(f"name = '{name}'")
+        if (accuracy := _accuracy(version)) is not None
+    ]
+    return max(scored)[2] if scored else None
