@@ -291,17 +291,33 @@ def ui(
 @app.command()
 def reap(
     stale_after: float = typer.Option(
-        None, "--stale-after", help="Seconds without a heartbeat (default: 4 heartbeats)."
+        None, "--stale-after", help="Seconds without a heartbeat (default: 4 of the run's own)."
     ),
+    include_unbeating: bool = typer.Option(
+        False, "--include-unbeating",
+        help="Also reap RUNNING runs that never sent a heartbeat (needs --older-than).",
+    ),  # fmt: skip
+    older_than: str = typer.Option(
+        None, "--older-than", help="With --include-unbeating: started more than DURATION ago "
+        "(90s, 30m, 2h, 1d).",
+    ),  # fmt: skip
 ) -> None:
     """Mark runs whose process died (no heartbeat) KILLED; live runs elsewhere are left alone."""
     if stale_after is not None and not stale_after > 0:
         raise PipelineError(f"--stale-after must be > 0 seconds (got {stale_after})")
+    if include_unbeating != (older_than is not None):
+        raise PipelineError("--include-unbeating and --older-than DURATION go together")
+    age = cfg.parse_duration("--older-than", older_than) if older_than else None
     from pipeline import tracking
 
-    tracking.setup()  # reaps with the default lease
-    reaped = tracking.reap(stale_after)
-    typer.echo(f"{len(reaped)} more stale run(s) marked KILLED" if reaped else "No stale runs.")
+    tracking.setup(reap=False)
+    reaped = tracking.reap(stale_after, age)
+    for run_id, why in reaped.skipped:
+        typer.echo(f"left run {run_id} RUNNING: {why}", err=True)
+    for run_id in reaped.killed:
+        typer.echo(f"marked run {run_id} KILLED")
+    typer.echo(f"{len(reaped.killed)} stale run(s) marked KILLED" if reaped.killed
+               else "No stale runs.")  # fmt: skip
 
 
 @app.command("init-stores")

@@ -160,6 +160,21 @@ def train_config(
     return TrainConfig(arch=arch, preset=preset, **{**values, **given})
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(option: str, text: str) -> float:
+    """Seconds in '90', '90s', '30m', '2h' or '1d'; a one-line error otherwise."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise PipelineError(f"{option} must be a duration like 90s, 30m, 2h or 1d (got {text!r})")
+    return seconds
+
+
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI

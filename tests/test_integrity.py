@@ -96,3 +96,63 @@ def test_concurrent_evaluates_leave_the_best_champion(cli, workdir, data_dir):
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
     assert champion_run() == better
+
+
+def running_run(tags: dict[str, str]) -> str:
+    """A RUNNING run in the store with the given tags (as a live or dead stage leaves it)."""
+    import os
+
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = mlflow.set_experiment("mnist").experiment_id
+    run = mlflow.MlflowClient().create_run(experiment, tags=tags)
+    return run.info.run_id
+
+
+def status(run_id: str) -> str:
+    import mlflow
+
+    return mlflow.get_run(run_id).info.status
+
+
+def test_the_reaper_judges_each_run_by_its_own_heartbeat(cli, workdir, monkeypatch):
+    import time
+
+    now = time.time()
+    slow_live = running_run({"pipeline.heartbeat": f"{now - 20:.0f}",
+                             "pipeline.heartbeat_interval": "30"})  # fmt: skip
+    dead = running_run({"pipeline.heartbeat": f"{now - 200:.0f}",
+                        "pipeline.heartbeat_interval": "30"})  # fmt: skip
+    garbled = running_run({"pipeline.heartbeat": "yesterday"})
+    never = running_run({})
+    monkeypatch.setenv("PIPELINE_RUN_HEARTBEAT_SECONDS", "2")  # this stage beats fast
+    result = cli("reap")
+    assert result.exit_code == 0, result.stderr
+    assert status(slow_live) == "RUNNING" and status(dead) == "KILLED"
+    assert status(garbled) == "RUNNING" and status(never) == "RUNNING"
+    assert "1 stale run(s) marked KILLED" in result.stdout and dead in result.stdout
+    assert f"left run {garbled} RUNNING" in result.stderr
+
+    assert cli("reap", "--include-unbeating", "--older-than", "1h").exit_code == 0
+    assert status(never) == "RUNNING"
+    time.sleep(2)
+    result = cli("reap", "--include-unbeating", "--older-than", "1s")
+    assert result.exit_code == 0 and status(never) == "KILLED"
+    import mlflow
+
+    assert "never sent a heartbeat" in mlflow.get_run(never).data.tags["pipeline.failure_reason"]
+    assert status(slow_live) == "RUNNING"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--include-unbeating",), "--include-unbeating and --older-than DURATION go together"),
+        (("--older-than", "2h"), "go together"),
+        (("--include-unbeating", "--older-than", "soon"), "--older-than must be a duration"),
+    ],
+)
+def test_reap_options_are_checked(cli, workdir, args, fragment):
+    result = cli("reap", *args)
+    assert result.exit_code == 1 and fragment in one_line_error(result)

@@ -1,4 +1,8 @@
-"""Run heartbeats and the reaper: a run whose process died is told from a live one, and ended."""
+"""Run heartbeats and the reaper: a run whose process died is told from a live one, and ended.
+
+Each run records the interval it beats at, and is judged stale by its own interval, so a stage
+started with a short interval never reaps a live run that beats slowly.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import contextlib
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 
 import mlflow
 
 HEARTBEAT_TAG = "pipeline.heartbeat"
+INTERVAL_TAG = "pipeline.heartbeat_interval"
 FAILURE_TAG = "pipeline.failure_reason"
+MISSED_BEATS = 4  # a run is stale after this many of its own intervals without a beat
 
 
 def heartbeat_seconds() -> float:
@@ -24,41 +31,71 @@ class Heartbeat:
 
     def __init__(self, run_id: str) -> None:
         self.run_id, self.stopped = run_id, threading.Event()
-        self._beat()
+        self.interval = heartbeat_seconds()
+        self._beat({INTERVAL_TAG: f"{self.interval:g}"})
         self.thread = threading.Thread(target=self._loop, daemon=True, name="run-heartbeat")
         self.thread.start()
 
-    def _beat(self) -> None:
+    def _beat(self, extra: dict[str, str] | None = None) -> None:
+        from mlflow.entities import RunTag
+
+        tags = {HEARTBEAT_TAG: f"{time.time():.0f}", **(extra or {})}
         with contextlib.suppress(Exception):  # an unreachable store is reported by the stage
-            mlflow.MlflowClient().set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+            batch = [RunTag(key, value) for key, value in tags.items()]
+            mlflow.MlflowClient().log_batch(self.run_id, tags=batch)
 
     def _loop(self) -> None:
-        while not self.stopped.wait(heartbeat_seconds()):
+        while not self.stopped.wait(self.interval):
             self._beat()
 
     def stop(self) -> None:
         self.stopped.set()
 
 
-def reap(stale_after: float | None = None) -> list[str]:
-    """Mark RUNNING runs whose heartbeat stopped KILLED; returns their ids.
+@dataclass
+class Reaped:
+    """What a reap did: runs marked KILLED, and RUNNING runs it could not judge."""
 
-    A run is stale after four missed heartbeats; runs without our heartbeat are left alone.
+    killed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run id, why)
+
+
+def _silence(run, now: float, stale_after: float | None, older_than: float | None):
+    """(seconds silent, allowed) for a RUNNING run; None when it is alive or not ours to judge.
+
+    Raises ValueError for tags that are not numbers."""
+    stamp = run.data.tags.get(HEARTBEAT_TAG)
+    if stamp is None:  # never beat: only reaped on request, by age
+        if older_than is None:
+            return None
+        return now - run.info.start_time / 1000, older_than
+    interval = float(run.data.tags.get(INTERVAL_TAG, heartbeat_seconds()))
+    return now - float(stamp), stale_after or MISSED_BEATS * interval
+
+
+def reap(stale_after: float | None = None, unbeating_older_than: float | None = None) -> Reaped:
+    """Mark RUNNING runs whose heartbeat stopped KILLED.
+
+    A run is stale after four of its own heartbeat intervals without a beat (or stale_after
+    seconds, when given). Runs that never beat are left alone unless unbeating_older_than is
+    given: then those started longer ago than that are reaped too. Malformed tags are skipped.
     """
-    stale_after = stale_after if stale_after is not None else 4 * heartbeat_seconds()
     running = mlflow.search_runs(
         filter_string="attributes.status = 'RUNNING'", output_format="list",
         search_all_experiments=True,
     )  # fmt: skip
-    reaped, now = [], time.time()
-    for found in running:
-        stamp = found.data.tags.get(HEARTBEAT_TAG)
-        if stamp is None or now - float(stamp) < stale_after:
+    result, now, client = Reaped(), time.time(), mlflow.MlflowClient()
+    for run in running:
+        run_id = run.info.run_id
+        try:
+            judged = _silence(run, now, stale_after, unbeating_older_than)
+        except ValueError:
+            result.skipped.append((run_id, "its heartbeat tags are not numbers"))
             continue
-        client = mlflow.MlflowClient()
-        client.set_tag(
-            found.info.run_id, FAILURE_TAG, f"reaped: no heartbeat for {now - float(stamp):.0f} s"
-        )
-        client.set_terminated(found.info.run_id, "KILLED")
-        reaped.append(found.info.run_id)
-    return reaped
+        if judged is None or judged[0] < judged[1]:
+            continue
+        what = "no heartbeat" if HEARTBEAT_TAG in run.data.tags else "never sent a heartbeat"
+        client.set_tag(run_id, FAILURE_TAG, f"reaped: {what} for {judged[0]:.0f} s")
+        client.set_terminated(run_id, "KILLED")
+        result.killed.append(run_id)
+    return result

@@ -13,7 +13,7 @@ from pipeline.errors import PipelineError, first_line, redact
 from pipeline.tracking import heartbeat
 
 
-def setup(experiment: str | None = None) -> str:
+def setup(experiment: str | None = None, reap: bool = True) -> str:
     """Point MLflow at the configured store and experiment; returns the tracking URI.
 
     Under `mlflow run` (MLFLOW_RUN_ID) the experiment is the adopted run's.
@@ -38,10 +38,13 @@ def setup(experiment: str | None = None) -> str:
         raise PipelineError(
             f"cannot use tracking store {redact(uri)}: {first_line(error)}"
         ) from None
-    # Runs whose process died (SIGKILL) end KILLED instead of staying RUNNING forever.
-    for run_id in heartbeat.reap():
-        message = f"marked run {run_id} KILLED: its process stopped sending heartbeats"
-        print(message, file=sys.stderr)
+    if reap:  # runs whose process died (SIGKILL) end KILLED instead of staying RUNNING forever
+        reaped = heartbeat.reap()
+        for run_id in reaped.killed:
+            message = f"marked run {run_id} KILLED: its process stopped sending heartbeats"
+            print(message, file=sys.stderr)
+        for run_id, why in reaped.skipped:
+            print(f"left run {run_id} RUNNING: {why}", file=sys.stderr)
     return uri
 
 
