@@ -14,7 +14,7 @@ import typer
 from pipeline import __version__, console
 from pipeline import config as cfg
 from pipeline.config import DataConfig, TrainConfig, TuneConfig
-from pipeline.errors import PipelineError, StageInterrupted, redact
+from pipeline.errors import PipelineError, StageInterrupted, redact, redact_text
 
 app = typer.Typer(
     help="MNIST experiments from two classic TensorFlow notebooks, tracked in MLflow.",
@@ -353,5 +353,5 @@ def main(argv: list[str] | None = None) -> None:
     if code == 130 and message is None:  # Typer's answer to Ctrl-C outside any run
         message = "interrupted by SIGINT"
     if message:
-        typer.echo(f"Error: {message}", err=True)
+        typer.echo(f"Error: {redact_text(message)}", err=True)
     sys.exit(code if isinstance(code, int) else 0)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from urllib.parse import urlsplit, urlunsplit
+
+# scheme://user:password@ anywhere in a text
+_CREDENTIALS = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s/:@]*):[^\s/@]*@")
 
 
 class PipelineError(ValueError):
@@ -31,6 +35,11 @@ def redact(uri: str) -> str:
         return uri
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact_text(text: str) -> str:
+    """text with the password of every URL in it replaced by ***."""
+    return _CREDENTIALS.sub(r"\1:***@", text)
 
 
 def scrub(message: str, uri: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import tempfile
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from pipeline import data
 from pipeline.config import MNIST_FILES, OFFICIAL_CHECKSUMS, DataConfig, PipelineError
+from pipeline.errors import redact, redact_text
 
 CHUNK = 1 << 16
 SUM_FILES = {"SHA256SUMS": "sha256", "MD5SUMS": "md5"}
@@ -53,12 +55,25 @@ def _stream(reader, dest: Path, label: str, total: int | None, progress: Progres
                 progress(label, done, total)
 
 
+def _request(url: str) -> urllib.request.Request:
+    """A GET for url; credentials in the URL (user:password@) become a Basic auth header."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"User-Agent": "mnist-pipeline"}
+    if parts.username is not None:
+        user, password = parts.username, parts.password or ""
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return urllib.request.Request(url, headers=headers)
+
+
 def _http_get(url: str, dest: Path, config: DataConfig, progress: Progress | None) -> None:
     """GET url into dest with bounded retries; raises the last error."""
     label = url.rsplit("/", 1)[-1]
     for attempt in range(config.retries):
         try:
-            request = urllib.request.Request(url, headers={"User-Agent": "mnist-pipeline"})
+            request = _request(url)
             with urllib.request.urlopen(request, timeout=config.timeout_seconds) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 _stream(response, dest, label, total, progress)
@@ -88,12 +103,12 @@ def _from_mirrors(name: str, dest: Path, config: DataConfig, expected_md5: str, 
         try:
             _http_get(url, dest, config, progress)
         except (urllib.error.URLError, OSError) as error:
-            tried.append(f"{url} ({_describe(error)})")
+            tried.append(f"{redact(url)} ({_describe(error)})")
             continue
         md5 = _hashes(dest)["md5"]
         if md5 == expected_md5:
             return url
-        tried.append(f"{url} (checksum mismatch: MD5 {md5}, expected {expected_md5})")
+        tried.append(f"{redact(url)} (checksum mismatch: MD5 {md5}, expected {expected_md5})")
     raise PipelineError(
         f"{name}: no mirror gave a verified copy; tried {'; '.join(tried)}. "
         f"Offline? Use `pipeline download --source PATH_OR_URL` with a folder holding the files"
@@ -108,7 +123,9 @@ def _source_location(source: str) -> tuple[str, str]:
     if parsed.scheme == "file":
         source = urllib.request.url2pathname(parsed.path)
     elif parsed.scheme and len(parsed.scheme) > 1:
-        raise PipelineError(f"--source {source}: only folders, file:// and http(s):// work")
+        raise PipelineError(
+            f"--source {redact(source)}: only folders, file:// and http(s):// work"
+        )
     folder = Path(source).expanduser()
     if not folder.is_dir():
         raise PipelineError(f"--source {source}: no such folder")
@@ -135,7 +152,9 @@ def _from_source(
     except (urllib.error.URLError, OSError) as error:
         if optional:
             return None
-        raise PipelineError(f"{name}: could not fetch {url} ({_describe(error)})") from None
+        raise PipelineError(
+            f"{name}: could not fetch {redact(url)} ({_describe(error)})"
+        ) from None
     return url
 
 
@@ -171,7 +190,7 @@ def _fetch_all(staging: Path, config: DataConfig, checksums, progress) -> dict[s
                 f"source's {algorithm.upper()}SUMS says {expected})"
             )
         official = hashes["md5"] == checksums[name]
-        files[name] = {**hashes, "official": official, "origin": origin}
+        files[name] = {**hashes, "official": official, "origin": redact(origin)}
     return files
 
 
@@ -231,7 +250,7 @@ def download(
         data.check_counts(arrays)
         official = all(entry["official"] for entry in files.values())
         manifest = {
-            "source": config.source or ", ".join(config.mirrors),
+            "source": redact_text(config.source or ", ".join(config.mirrors)),
             "official": official,
             "files": files,
             "counts": {"train": len(arrays["train-labels"]), "test": len(arrays["test-labels"])},

@@ -156,3 +156,46 @@ def test_the_reaper_judges_each_run_by_its_own_heartbeat(cli, workdir, monkeypat
 def test_reap_options_are_checked(cli, workdir, args, fragment):
     result = cli("reap", *args)
     assert result.exit_code == 1 and fragment in one_line_error(result)
+
+
+SECRET = "s3cr3t-pw"
+
+
+def no_secret_in_store(workdir) -> None:
+    """No param, tag, metric key or artifact of any run holds the password."""
+    import mlflow
+
+    frame = runs()
+    assert SECRET not in frame.to_csv()
+    for run_id in frame["run_id"]:
+        root = mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(workdir / "dl"))
+        for path in __import__("pathlib").Path(root).rglob("*"):
+            if path.is_file():
+                assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_no_password_from_a_source_url_is_printed_or_stored(cli, workdir, source, http_folder):
+    url = http_folder(source).replace("http://", f"http://reader:{SECRET}@")
+    result = cli("download", "--source", url, "--data-dir", workdir / "fresh")
+    assert result.exit_code == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    for path in (workdir / "fresh").rglob("*.json"):
+        assert SECRET not in path.read_text(), path
+    no_secret_in_store(workdir)
+    failed = cli("download", "--source", url + "nowhere/", "--data-dir", workdir / "other")
+    assert failed.exit_code == 1 and SECRET not in failed.stdout + failed.stderr
+    failed = cli("download", "--mirror", url + "nowhere/", "--data-dir", workdir / "third")
+    assert failed.exit_code == 1 and SECRET not in failed.stdout + failed.stderr
+
+
+def test_no_password_from_the_tracking_uri_is_printed(cli, workdir, data_dir, monkeypatch):
+    from conftest import closed_port_url
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI",
+                       closed_port_url().replace("http://", f"http://u:{SECRET}@").rstrip("/"))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    for args in (TRAIN, ("reap",), ("report",), ("evaluate", "--run-id", "0" * 32)):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert SECRET not in result.stdout + result.stderr, args
+        assert "u:***@127.0.0.1" in one_line_error(result), args

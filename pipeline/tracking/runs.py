@@ -12,7 +12,7 @@ import mlflow
 from mlflow.entities import Metric, RunStatus, RunTag
 
 from pipeline import interrupts
-from pipeline.errors import StageInterrupted
+from pipeline.errors import StageInterrupted, redact_text
 from pipeline.tracking import heartbeat
 
 STAGE_TAG = "pipeline.stage"
@@ -107,7 +107,7 @@ def finish_run(run_id: str, status: str, reason: str | None = None) -> None:
     """Set another run's end state (FINISHED, FAILED or KILLED), with the reason for it."""
     client = mlflow.MlflowClient()
     if reason:
-        client.set_tag(run_id, FAILURE_TAG, reason[:500])
+        client.set_tag(run_id, FAILURE_TAG, redact_text(reason)[:500])
     client.set_terminated(run_id, status)
 
 
@@ -115,6 +115,6 @@ def _end(status: int, reason: str | None) -> None:
     # With the store gone the run stays RUNNING there until `pipeline reap` (no heartbeat).
     with contextlib.suppress(Exception):
         if reason:
-            mlflow.set_tag(FAILURE_TAG, reason[:500])
+            mlflow.set_tag(FAILURE_TAG, redact_text(reason)[:500])
     with contextlib.suppress(Exception):
         mlflow.end_run(RunStatus.to_string(status))
