@@ -8,6 +8,7 @@ loop almost nothing; a checkpoint that does not fit the model is an error, never
 from __future__ import annotations
 
 import json
+import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,11 +59,28 @@ class CheckpointWriter:
 
 
 def load_state(folder: Path, run_id: str) -> dict:
-    """The saved progress of an interrupted run, for --resume."""
+    """The saved progress of an interrupted run, for --resume, checked readable in full."""
     path = folder / STATE_FILE
     if not path.is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise PipelineError(f"--resume {run_id}: no checkpoint in {folder}")
-    return json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text())
+        with np.load(folder / WEIGHTS_FILE) as arrays:
+            for key in arrays.files:
+                arrays[key]  # noqa: B018 -- reading every array finds a truncated file
+        state["epoch"], state["step"], state["config"], state["digest"]  # noqa: B018
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as error:
+        raise PipelineError(
+            f"--resume {run_id}: the checkpoint in {folder} is damaged ({type(error).__name__}); "
+            f"the run cannot be resumed"
+        ) from None
+    return state
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Delete partial files a killed writer left (call with the folder's lock held)."""
+    for leftover in folder.glob(".*.part"):
+        leftover.unlink(missing_ok=True)
 
 
 def restore_into(model, folder: Path) -> None:

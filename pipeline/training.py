@@ -6,6 +6,7 @@ TensorFlow is imported when a model is first built, after every option and preco
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import checkpoints, data, figures, interrupts, tracking
+from pipeline import checkpoints, data, figures, interrupts, locks, tracking
 from pipeline.config import TrainConfig
 from pipeline.console import epoch_progress
 from pipeline.errors import PipelineError
@@ -188,8 +189,19 @@ def _check_fitted(fitted: Fitted, config: TrainConfig, checkpoint_dir: Path, run
         )
 
 
+def _claim(held: contextlib.ExitStack, checkpoint_dir: Path, run_id: str) -> None:
+    """Hold a run's checkpoint folder while held lasts: a second process cannot resume a run
+    that is training here; partial files a killed writer left are removed."""
+    folder = Path(checkpoint_dir) / run_id
+    held.enter_context(locks.exclusive(
+        folder / ".lock", wait=False,
+        busy=f"--resume {run_id}: the run is training in another process on this machine",
+    ))  # fmt: skip
+    checkpoints.remove_leftovers(folder)
+
+
 def train(
-    config: TrainConfig,
+    config: TrainConfig | None,
     data_dir: Path,
     checkpoint_dir: Path,
     resume: str | None = None,
@@ -199,46 +211,54 @@ def train(
     """Train one model in one MLflow run (or continue an interrupted run with resume=RUN_ID)."""
     dataset = data.load_dataset(data_dir)
     state = None
-    if resume:
-        state = _resume_state(checkpoint_dir, resume, dataset.digest, data_dir)
-        config = TrainConfig.from_params(state["config"])
-    splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
-    config = fit_epochs_to_steps(config, len(splits.y_train))
-    tracking.setup()
-    if resume:
-        tracking.check_resumable(resume)
-    params = config.params()
-    tags = {
-        tracking.ARCH_TAG: config.arch,
-        tracking.DIGEST_TAG: dataset.digest,
-        tracking.CONFIG_HASH_TAG: tracking.config_hash(params),
-        **(tags or {}),
-    }
-    run_name = f"{config.arch}-{config.preset}"
-    with tracking.run("train", run_name=run_name, tags=tags, run_id=resume) as run:
-        if not resume:
-            run.log_params(params)
-            tracking.log_dataset(
-                dataset.x_train, dataset.y_train, "mnist-train", dataset.digest, data_dir,
-                context="training",
-            )  # fmt: skip
-        else:  # metrics a lost tracking server did not take
-            tracking.replay_spool(run.run_id, Path(checkpoint_dir) / resume / SPOOL_FILE)
-        fitted = fit(config, splits, run.run_id, checkpoint_dir, state, show_progress)
-        _check_fitted(fitted, config, checkpoint_dir, run.run_id)
-        run.log_metrics({"train_seconds": fitted.seconds})
-        model_uri = _log_outputs(run, fitted.model, splits)
-        final = tracking.latest_metrics(run.run_id)
-        steps = fitted.metrics.sink.next_step
-        trained = (steps - (state["step"] if state else 0)) * config.batch_size
-        return TrainResult(
-            run_id=run.run_id,
-            experiment_id=run.experiment_id,
-            config=config,
-            val_accuracy=final.get("val_accuracy", float("nan")),
-            val_loss=final.get("val_loss", float("nan")),
-            seconds=fitted.seconds,
-            samples_per_second=min(trained, len(splits.y_train) * config.epochs) / fitted.seconds,
-            steps=steps,
-            model_uri=model_uri,
-        )
+    with contextlib.ExitStack() as held:
+        if resume:
+            _claim(held, checkpoint_dir, resume)
+            state = _resume_state(checkpoint_dir, resume, dataset.digest, data_dir)
+            config = TrainConfig.from_params(state["config"])
+        splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
+        config = fit_epochs_to_steps(config, len(splits.y_train))
+        tracking.setup()
+        if resume:
+            tracking.check_resumable(resume)
+        params = config.params()
+        tags = {
+            tracking.ARCH_TAG: config.arch,
+            tracking.DIGEST_TAG: dataset.digest,
+            tracking.CONFIG_HASH_TAG: tracking.config_hash(params),
+            **(tags or {}),
+        }
+        run_name = f"{config.arch}-{config.preset}"
+        with tracking.run("train", run_name=run_name, tags=tags, run_id=resume) as run:
+            if not resume:
+                _claim(held, checkpoint_dir, run.run_id)
+                run.log_params(params)
+                tracking.log_dataset(
+                    dataset.x_train, dataset.y_train, "mnist-train", dataset.digest, data_dir,
+                    context="training",
+                )  # fmt: skip
+            else:  # metrics a lost tracking server did not take
+                tracking.replay_spool(run.run_id, Path(checkpoint_dir) / resume / SPOOL_FILE)
+            fitted = fit(config, splits, run.run_id, checkpoint_dir, state, show_progress)
+            return _finish(run, config, fitted, splits, checkpoint_dir, state)
+
+
+def _finish(run, config, fitted: Fitted, splits, checkpoint_dir, state) -> TrainResult:
+    """Check the fit, log the outputs and summarise the run."""
+    _check_fitted(fitted, config, checkpoint_dir, run.run_id)
+    run.log_metrics({"train_seconds": fitted.seconds})
+    model_uri = _log_outputs(run, fitted.model, splits)
+    final = tracking.latest_metrics(run.run_id)
+    steps = fitted.metrics.sink.next_step
+    trained = (steps - (state["step"] if state else 0)) * config.batch_size
+    return TrainResult(
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        config=config,
+        val_accuracy=final.get("val_accuracy", float("nan")),
+        val_loss=final.get("val_loss", float("nan")),
+        seconds=fitted.seconds,
+        samples_per_second=min(trained, len(splits.y_train) * config.epochs) / fitted.seconds,
+        steps=steps,
+        model_uri=model_uri,
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from pipeline import data, evaluation, figures, tracking, training
+from pipeline import data, evaluation, figures, locks, tracking, training
 from pipeline.config import TrainConfig, TuneConfig, architecture, train_config
 from pipeline.errors import PipelineError, first_line, redact, scrub
 
@@ -98,7 +98,7 @@ def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseS
         connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
         if url.startswith("sqlite"):
             connect_args = {"timeout": 60}  # several local workers wait for the file lock
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), locks.store_creation(url):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # A trial whose worker stops beating for 3 intervals is failed and queued again.
             return optuna.storages.RDBStorage(

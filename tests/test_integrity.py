@@ -199,3 +199,85 @@ def test_no_password_from_the_tracking_uri_is_printed(cli, workdir, data_dir, mo
         assert result.exit_code == 1
         assert SECRET not in result.stdout + result.stderr, args
         assert "u:***@127.0.0.1" in one_line_error(result), args
+
+
+def test_stages_started_at_once_on_a_fresh_store_leave_it_healthy(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    for attempt in range(3):  # unserialised, 2 of 3 such starts broke the store for good
+        work = tmp_path / f"fresh-{attempt}"
+        work.mkdir()
+        env = subprocess_env(work)  # sqlite:///<work>/mlflow.db, not created yet
+        stages = [
+            subprocess.Popen([sys.executable, "-m", "pipeline", "reap"], cwd=work, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]  # fmt: skip
+        for stage in stages:
+            _, stderr = stage.communicate(timeout=300)
+            assert stage.returncode == 0, stderr
+        again = subprocess.run([sys.executable, "-m", "pipeline", "reap"], cwd=work, env=env,
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert again.returncode == 0 and "No stale runs." in again.stdout, again.stderr
+
+
+def killed_run_with_checkpoint(workdir) -> str:
+    """A train run ended by SIGTERM after at least one checkpoint, as a user leaves it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env, wait_for
+
+    args = [sys.executable, "-m", "pipeline", "train", "--arch", "mlp", "--epochs", "40",
+            "--batch-size", "8", "--hidden-size", "16", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir),
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 120, "a checkpoint")
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    run_id = runs().iloc[0]["run_id"]
+    assert status(run_id) == "KILLED"
+    return run_id
+
+
+@pytest.mark.parametrize("damaged", ["state.json", "weights.npz"])
+def test_a_damaged_checkpoint_is_one_line_and_the_run_stays_killed(cli, workdir, data_dir,
+                                                                   damaged):  # fmt: skip
+    run_id = killed_run_with_checkpoint(workdir)
+    path = workdir / "checkpoints" / run_id / damaged
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    result = cli("train", "--resume", run_id, "--no-progress")
+    assert result.exit_code == 1
+    assert "the checkpoint" in one_line_error(result) and "damaged" in one_line_error(result)
+    assert status(run_id) == "KILLED"
+
+
+def test_a_run_resuming_in_one_process_cannot_be_resumed_by_another(workdir, data_dir):
+    import subprocess
+    import sys
+
+    import mlflow
+    from conftest import subprocess_env, wait_for
+
+    run_id = killed_run_with_checkpoint(workdir)
+    (workdir / "checkpoints" / run_id / ".weights.npz.x.part").write_bytes(b"left by SIGKILL")
+    resume = [sys.executable, "-m", "pipeline", "train", "--resume", run_id, "--no-progress"]
+    first = subprocess.Popen(resume, cwd=workdir, env=subprocess_env(workdir), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    wait_for(lambda: status(run_id) == "RUNNING", 120, "the first resume to start")
+    second = subprocess.run(resume, cwd=workdir, env=subprocess_env(workdir), text=True,
+                            capture_output=True, timeout=300)  # fmt: skip
+    assert second.returncode == 1
+    last = second.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: --resume") and "another process" in last, second.stderr
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr
+    assert status(run_id) == "FINISHED"
+    assert "pipeline.failure_reason" not in mlflow.get_run(run_id).data.tags
+    assert not list((workdir / "checkpoints" / run_id).glob(".*.part"))

@@ -60,6 +60,22 @@ class Reaped:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run id, why)
 
 
+def seconds_silent(run) -> float | None:
+    """Seconds since a run's last heartbeat (None: it never beat, or the tag is garbled)."""
+    try:
+        return time.time() - float(run.data.tags[HEARTBEAT_TAG])
+    except (KeyError, ValueError):
+        return None
+
+
+def lease(run) -> float:
+    """How long a run may stay silent before it counts as dead: four of its own intervals."""
+    try:
+        return MISSED_BEATS * float(run.data.tags.get(INTERVAL_TAG, heartbeat_seconds()))
+    except ValueError:
+        return MISSED_BEATS * heartbeat_seconds()
+
+
 def _silence(run, now: float, stale_after: float | None, older_than: float | None):
     """(seconds silent, allowed) for a RUNNING run; None when it is alive or not ours to judge.
 

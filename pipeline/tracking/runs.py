@@ -98,6 +98,9 @@ def run(
             _end(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else repr(error))
             raise
         else:
+            if run_id is not None:  # a resumed run that finishes has failed no more
+                with contextlib.suppress(Exception):  # no such tag
+                    mlflow.MlflowClient().delete_tag(handle.run_id, FAILURE_TAG)
             _end(RunStatus.FINISHED, None)
         finally:
             beat.stop()

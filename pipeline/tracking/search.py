@@ -9,6 +9,7 @@ import mlflow
 
 from pipeline import config as cfg
 from pipeline.errors import PipelineError, redact
+from pipeline.tracking import heartbeat
 
 
 def config_hash(params: dict) -> str:
@@ -53,6 +54,12 @@ def check_resumable(run_id: str) -> None:
         raise PipelineError(f"--resume {run_id}: no such run in {uri}") from None
     if found.info.status == "FINISHED":
         raise PipelineError(f"--resume {run_id}: the run already finished")
+    silent = heartbeat.seconds_silent(found)
+    if found.info.status == "RUNNING" and silent is not None and silent < heartbeat.lease(found):
+        raise PipelineError(
+            f"--resume {run_id}: the run is alive (its heartbeat came {silent:.0f} s ago); "
+            f"if its process is gone, wait for the heartbeat to go stale or `pipeline reap`"
+        )
 
 
 def finished_runs(experiment: str):

@@ -9,6 +9,7 @@ import sys
 import mlflow
 
 from pipeline import config as cfg
+from pipeline import locks
 from pipeline.errors import PipelineError, first_line, redact
 from pipeline.tracking import heartbeat
 
@@ -29,11 +30,15 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "8")
     mlflow.set_tracking_uri(uri)
     try:
-        adopted = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made the run: use its experiment
-        if adopted and experiment is None:
-            mlflow.set_experiment(experiment_id=mlflow.get_run(adopted).info.experiment_id)
-        else:
-            mlflow.set_experiment(experiment or cfg.experiment_name())
+        # The first access creates a SQLite store's schema: one local process at a time.
+        with locks.store_creation(uri):
+            adopted = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made the run: its experiment
+            if adopted and experiment is None:
+                mlflow.set_experiment(experiment_id=mlflow.get_run(adopted).info.experiment_id)
+            else:
+                mlflow.set_experiment(experiment or cfg.experiment_name())
+    except PipelineError:
+        raise
     except Exception as error:  # any store failure becomes one line for the user
         raise PipelineError(
             f"cannot use tracking store {redact(uri)}: {first_line(error)}"
