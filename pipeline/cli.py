@@ -350,6 +350,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         lines = str(error).strip().splitlines() or [type(error).__name__]
         code, message = 1, f"{type(error).__name__}: {lines[0][:300]}"
+        path = getattr(error, "filename", None)
+        if path and str(path) not in message:  # a disk or permission error names its file
+            message += f" ({path})"
     if code == 130 and message is None:  # Typer's answer to Ctrl-C outside any run
         message = "interrupted by SIGINT"
     if message:

@@ -113,8 +113,10 @@ def atomic_write(path: Path, write) -> None:
         write(Path(tmp_name))
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError):  # disk full, read-only: say which file, keep the old one
+            raise PipelineError(f"cannot write {path}: {error.strerror or error}") from None
         raise
 
 

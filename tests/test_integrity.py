@@ -281,3 +281,65 @@ def test_a_run_resuming_in_one_process_cannot_be_resumed_by_another(workdir, dat
     assert status(run_id) == "FINISHED"
     assert "pipeline.failure_reason" not in mlflow.get_run(run_id).data.tags
     assert not list((workdir / "checkpoints" / run_id).glob(".*.part"))
+
+
+def mount_small_disk(folder):
+    """A 1 MB tmpfs at folder: a real disk that fills up. Needs root (CI runs as root)."""
+    import os
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a tmpfs mount for the full-disk test: {mounted.stderr}")
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(workdir):
+    """A full-able disk where the store keeps its artifacts (workdir/mlruns)."""
+    import subprocess
+
+    folder = workdir / "mlruns"
+    mount_small_disk(folder)
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_disk_full_while_logging_the_model(cli, workdir, data_dir, small_disk):
+    import mlflow
+
+    result = cli("train", "--arch", "mlp", "--epochs", "1", "--max-steps", "2",
+                 "--hidden-size", "512", "--no-progress")  # fmt: skip
+    assert result.exit_code == 1
+    message = one_line_error(result)
+    assert "No space left on device" in message and str(small_disk) in message, message
+    run = runs().iloc[0]
+    assert run["status"] == "FAILED"
+    assert "No space left" in run["tags.pipeline.failure_reason"]
+    models = mlflow.search_logged_models(experiment_ids=[run["experiment_id"]],
+                                         output_format="list")  # fmt: skip
+    assert models and {model.status for model in models} == {"FAILED"}, models
+    evaluated = cli("evaluate", "--run-id", run["run_id"])
+    assert evaluated.exit_code == 1 and "has no logged model" in one_line_error(evaluated)
+
+
+def test_disk_full_while_writing_a_report_keeps_the_previous_one(cli, workdir, data_dir):
+    import subprocess
+
+    out = workdir / "out"
+    mount_small_disk(out)
+    try:
+        assert cli("report", "--output-dir", out).exit_code == 0
+        before = {path.name: path.read_bytes() for path in out.iterdir()}
+        (out / "filler").write_bytes(b"x" * (1024 * 1024 - 24 * 1024))  # leaves < 24 KB
+        result = cli("report", "--output-dir", out)
+        assert result.exit_code == 1
+        message = one_line_error(result)
+        assert "No space left on device" in message and str(out) in message, message
+        after = {path.name: path.read_bytes() for path in out.iterdir() if path.name != "filler"}
+        assert after == before  # nothing truncated, no partial file left
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)

@@ -58,7 +58,10 @@ def load_model(model_uri: str):
     """The Keras model behind a URI (Keras safe mode stays on: no arbitrary code is loaded)."""
     import mlflow.tensorflow
 
-    return mlflow.tensorflow.load_model(model_uri)
+    try:
+        return mlflow.tensorflow.load_model(model_uri)
+    except (OSError, ValueError) as error:  # missing or damaged model files
+        raise PipelineError(f"cannot load {model_uri}: {first_line(error)}") from None
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,10 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
         except Exception:
             raise PipelineError(f"no run {run_id} in {store}") from None
     try:
-        source_run = get_model_info(uri).run_id
+        info = get_model_info(uri)
+        if info.model_id and str(mlflow.get_logged_model(info.model_id).status) != "READY":
+            raise PipelineError(f"its logging did not complete ({info.model_id})")
+        source_run = info.run_id
         run = mlflow.get_run(source_run)
     except Exception as error:
         if run_id:
