@@ -81,14 +81,17 @@ def download(
     force: bool = typer.Option(False, "--force", help="Fetch again even if verified data exists."),
 ) -> None:
     """Fetch, verify and cache the MNIST files, and log a download run."""
-    from pipeline import downloading
+    from pipeline import downloading, interrupts
     from pipeline.console import byte_progress
 
     data_config = DataConfig(
         **given(data_dir=data_dir, source=source, mirrors=tuple(mirror) if mirror else None)
     )
-    with byte_progress() as progress:
-        result, run_id = downloading.run_download(data_config, force=force, progress=progress)
+    try:
+        with interrupts.raising(), byte_progress() as progress:  # SIGTERM: staging is removed
+            result, run_id = downloading.run_download(data_config, force=force, progress=progress)
+    except interrupts.Interrupted as error:
+        raise StageInterrupted(None, error.signal_number) from None
     if run_id is None:
         typer.echo(
             f"Verified MNIST already in {result.data_dir} (digest {result.digest}); nothing "

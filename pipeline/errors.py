@@ -15,11 +15,12 @@ class PipelineError(ValueError):
 
 
 class StageInterrupted(Exception):
-    """A stage stopped by SIGINT or SIGTERM after closing its run as KILLED."""
+    """A stage stopped by SIGINT or SIGTERM (after closing its run, if any, as KILLED)."""
 
-    def __init__(self, run_id: str, signal_number: int) -> None:
+    def __init__(self, run_id: str | None, signal_number: int) -> None:
         name = signal.Signals(signal_number).name
-        super().__init__(f"interrupted by {name}; run {run_id} was marked KILLED")
+        ended = f"; run {run_id} was marked KILLED" if run_id else ""
+        super().__init__(f"interrupted by {name}{ended}")
         self.run_id, self.signal_number = run_id, signal_number
 
 

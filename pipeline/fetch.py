@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 import tempfile
 import time
 import urllib.error
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import data
+from pipeline import data, locks
 from pipeline.config import MNIST_FILES, OFFICIAL_CHECKSUMS, DataConfig, PipelineError
 from pipeline.errors import redact, redact_text
 
@@ -232,36 +233,54 @@ def download(
     progress: Progress | None = None,
     checksums: dict[str, str] = OFFICIAL_CHECKSUMS,
 ) -> DownloadResult:
-    """Fetch, verify, parse and cache MNIST; a no-op when a verified cache is already there."""
+    """Fetch, verify, parse and cache MNIST; a no-op when a verified cache is already there.
+
+    One download at a time per folder (a file lock): concurrent calls end with one valid cache,
+    the later ones finding it verified. Leftovers of a killed download are removed first.
+    """
     data_dir = Path(config.data_dir)
     if config.source:
         _source_location(config.source)  # a bad source fails before anything is written
     _writable(data_dir)
-    if not force and (manifest := _cached(data_dir)) is not None:
-        return _result(data_dir, manifest, skipped=True)
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=data_dir) as staging_name:
-        staging = Path(staging_name)
-        files = _fetch_all(staging, config, checksums, progress)
-        arrays = {}
-        for key, (name, _, kind) in MNIST_FILES.items():
-            arrays[key] = data.parse_idx(staging / name, kind)
-            if progress:
-                progress("parsing", len(arrays), len(MNIST_FILES), "files")
-        data.check_counts(arrays)
-        official = all(entry["official"] for entry in files.values())
-        manifest = {
-            "source": redact_text(config.source or ", ".join(config.mirrors)),
-            "official": official,
-            "files": files,
-            "counts": {"train": len(arrays["train-labels"]), "test": len(arrays["test-labels"])},
-            "class_counts": {
-                split: data.class_counts(arrays[f"{split}-labels"]) for split in ("train", "test")
-            },
-            "digest": data.dataset_digest(arrays),
-        }
-        raw_dir = data_dir / data.RAW_DIR
-        raw_dir.mkdir(exist_ok=True)
-        for name in files:
-            (staging / name).replace(raw_dir / name)
-        data.write_cache(data_dir, arrays, manifest)
+    with locks.exclusive(data_dir / ".lock"):
+        _remove_leftovers(data_dir)
+        if not force and (manifest := _cached(data_dir)) is not None:
+            return _result(data_dir, manifest, skipped=True)
+        with tempfile.TemporaryDirectory(prefix=".staging-", dir=data_dir) as staging_name:
+            manifest = _fetch_and_cache(Path(staging_name), data_dir, config, checksums, progress)
     return _result(data_dir, manifest, skipped=False)
+
+
+def _remove_leftovers(data_dir: Path) -> None:
+    """Staging folders and partial files of a download that was killed (lock held)."""
+    for leftover in data_dir.glob(".staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in [*data_dir.glob(".*.part"), *data_dir.glob(f"{data.RAW_DIR}/.*.part")]:
+        leftover.unlink(missing_ok=True)
+
+
+def _fetch_and_cache(staging: Path, data_dir: Path, config: DataConfig, checksums, progress):
+    """Fetch into staging, verify and parse, then move the files into place; the manifest."""
+    files = _fetch_all(staging, config, checksums, progress)
+    arrays = {}
+    for key, (name, _, kind) in MNIST_FILES.items():
+        arrays[key] = data.parse_idx(staging / name, kind)
+        if progress:
+            progress("parsing", len(arrays), len(MNIST_FILES), "files")
+    data.check_counts(arrays)
+    manifest = {
+        "source": redact_text(config.source or ", ".join(config.mirrors)),
+        "official": all(entry["official"] for entry in files.values()),
+        "files": files,
+        "counts": {"train": len(arrays["train-labels"]), "test": len(arrays["test-labels"])},
+        "class_counts": {
+            split: data.class_counts(arrays[f"{split}-labels"]) for split in ("train", "test")
+        },
+        "digest": data.dataset_digest(arrays),
+    }
+    raw_dir = data_dir / data.RAW_DIR
+    raw_dir.mkdir(exist_ok=True)
+    for name in files:
+        (staging / name).replace(raw_dir / name)
+    data.write_cache(data_dir, arrays, manifest)
+    return manifest

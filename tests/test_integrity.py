@@ -343,3 +343,78 @@ def test_disk_full_while_writing_a_report_keeps_the_previous_one(cli, workdir, d
         assert after == before  # nothing truncated, no partial file left
     finally:
         subprocess.run(["umount", "-l", str(out)], check=False)
+
+
+def test_concurrent_downloads_into_one_folder_end_with_one_valid_cache(workdir, source):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    from pipeline import data
+
+    target = workdir / "shared-data"
+    args = [sys.executable, "-m", "pipeline", "download", "--source", str(source),
+            "--data-dir", str(target)]  # fmt: skip
+    downloads = [subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir), text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(3)]  # fmt: skip
+    outputs = [process.communicate(timeout=300) for process in downloads]
+    assert all(process.returncode == 0 for process in downloads), outputs
+    said = sorted("Cached" if "Cached" in out else "Verified" for out, _ in outputs)
+    assert said == ["Cached", "Verified", "Verified"], outputs
+    assert len(data.load_dataset(target).y_train) == 300
+    assert not list(target.glob(".staging-*")) and not list(target.rglob(".*.part"))
+
+
+def test_a_killed_downloads_leftovers_are_removed_next_time(cli, workdir, data_dir):
+    staging = data_dir / ".staging-abc123"
+    staging.mkdir()
+    (staging / "train-images-idx3-ubyte.gz").write_bytes(b"half a file")
+    (data_dir / ".mnist.npz.k2j3.part").write_bytes(b"half an npz")
+    result = cli("download", "--data-dir", data_dir)
+    assert result.exit_code == 0 and "Verified" in result.stdout
+    assert not staging.exists() and not list(data_dir.glob(".*.part"))
+
+
+def test_sigterm_during_download_says_so_and_leaves_nothing(workdir, source):
+    import http.server
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from conftest import subprocess_env
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 -- the http.server API
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"\x1f\x8b" + b"\0" * 1000)
+            time.sleep(30)  # a mirror that stops sending
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = workdir / "data"
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "download", "--data-dir", str(target), "--source",
+             f"http://127.0.0.1:{server.server_address[1]}/"],
+            cwd=workdir, env=subprocess_env(workdir), stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.time() + 60
+        while not list(target.glob(".staging-*/*.gz")) and time.time() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        server.shutdown()
+    assert process.returncode == 143
+    assert stderr.strip().splitlines()[-1] == "Error: interrupted by SIGTERM", stderr
+    assert "Traceback" not in stderr
+    assert not list(target.glob(".staging-*")) and not list(target.rglob("*.gz"))
