@@ -6,6 +6,7 @@ modules (TensorFlow, mlflow) are imported inside the commands, after the options
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import typer
 from pipeline import __version__, console
 from pipeline import config as cfg
 from pipeline.config import DataConfig, TrainConfig, TuneConfig
-from pipeline.errors import PipelineError, StageInterrupted, redact, redact_text
+from pipeline.errors import PipelineError, StageInterrupted, first_line, redact, redact_text
 
 app = typer.Typer(
     help="MNIST experiments from two classic TensorFlow notebooks, tracked in MLflow.",
@@ -334,6 +335,24 @@ def init_stores(storage: str = Storage) -> None:
     typer.echo(f"Ready: MLflow store {redact(uri)}, Optuna storage {redact(storage)}")
 
 
+def _environment_failure(error: Exception) -> str | None:
+    """One line for the environment failing (memory, disk, an MLflow store); None for a bug."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        shape = re.search(r"shape\[[\d,]+\]", str(error))
+        what = f" (a tensor of {shape.group(0)})" if shape else ""
+        return (
+            f"not enough memory for this model{what}; try a smaller --hidden-size or "
+            f"--batch-size"
+        )
+    if not (isinstance(error, OSError) or type(error).__module__.startswith("mlflow")):
+        return None
+    message = f"{type(error).__name__}: {first_line(error)}"
+    path = getattr(error, "filename", None)
+    if path and str(path) not in message:  # a disk or permission error names its file
+        message += f" ({path})"
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every expected failure is one line on stderr and a non-zero exit."""
     message = None
@@ -348,14 +367,10 @@ def main(argv: list[str] | None = None) -> None:
         code, message = 1, str(error)
     except StageInterrupted as error:
         code, message = 128 + error.signal_number, str(error)
-    except Exception as error:  # the environment failing: disk, permissions, an MLflow store
-        if not (isinstance(error, OSError) or type(error).__module__.startswith("mlflow")):
+    except Exception as error:
+        code, message = 1, _environment_failure(error)
+        if message is None:  # a bug: the traceback is the useful output
             raise
-        lines = str(error).strip().splitlines() or [type(error).__name__]
-        code, message = 1, f"{type(error).__name__}: {lines[0][:300]}"
-        path = getattr(error, "filename", None)
-        if path and str(path) not in message:  # a disk or permission error names its file
-            message += f" ({path})"
     if code == 130 and message is None:  # Typer's answer to Ctrl-C outside any run
         message = "interrupted by SIGINT"
     if message:

@@ -46,7 +46,10 @@ def raising() -> Iterator[None]:
 
 class GracefulStop:
     """While active, the first SIGTERM / SIGINT calls hook (say, stop Keras after this batch)
-    instead of raising at an arbitrary point inside TensorFlow; a second signal still raises.
+    instead of raising at an arbitrary point inside TensorFlow. Further signals are ignored
+    while it stops: an exception raised inside TensorFlow's Python layer could leave its native
+    state torn and crash the process at exit (seen: munmap_chunk, SIGABRT), losing the run's
+    end state; stopping takes one batch and the epoch's validation pass.
 
     `pending` is the signal number of a stop under way; `raise_if_pending()` turns it into
     `Interrupted` once the caller is back in its own code.
@@ -55,11 +58,10 @@ class GracefulStop:
     def __init__(self, hook: Callable[[], None]) -> None:
         self.hook, self.pending = hook, None
 
-    def _handle(self, signal_number: int, frame) -> None:
-        if self.pending is not None:
-            _raise_once(signal_number, frame)
-        self.pending = signal_number
-        self.hook()
+    def _handle(self, signal_number: int, _frame) -> None:
+        if self.pending is None:
+            self.pending = signal_number
+            self.hook()
 
     @contextlib.contextmanager
     def active(self) -> Iterator[GracefulStop]:

@@ -51,10 +51,15 @@ class PruneOnValidation:
 
     def __init__(self, trial: optuna.Trial, run: tracking.Run, epochs: int) -> None:
         self.trial, self.run, self.epochs, self.last = trial, run, epochs, 0.0
+        self.reported = 0
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
         self.last = float(logs["val_accuracy"])
-        self.trial.report(self.last, schedule_percent(epochs_done, self.epochs))
+        step = schedule_percent(epochs_done, self.epochs)
+        if step == self.reported:  # over 100 epochs, several share one percent
+            return
+        self.reported = step
+        self.trial.report(self.last, step)
         if self.trial.should_prune():
             self.run.set_tags({
                 "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epochs_done,
@@ -278,7 +283,8 @@ def tune_arch(
     tags: dict[str, str] | None = None,
 ) -> StudyResult:
     """Run this worker's share of one arch's study, then summarise it on the parent run."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI prints a line per trial
+    # The CLI prints a line per trial; Optuna's own warnings would add a traceback per failure.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Bad URLs and unreachable servers fail here, before any study or run exists.
     storage = open_storage(tune.storage, tune.heartbeat_seconds)
     dataset = data.load_dataset(data_dir)

@@ -418,3 +418,40 @@ def test_sigterm_during_download_says_so_and_leaves_nothing(workdir, source):
     assert stderr.strip().splitlines()[-1] == "Error: interrupted by SIGTERM", stderr
     assert "Traceback" not in stderr
     assert not list(target.glob(".staging-*")) and not list(target.rglob("*.gz"))
+
+
+def test_a_model_too_big_for_memory_is_one_line(cli, data_dir):
+    result = cli("train", "--arch", "mlp", "--hidden-size", "200000", "--epochs", "1",
+                 "--no-progress")  # fmt: skip
+    assert result.exit_code == 1
+    assert "not enough memory for this model" in one_line_error(result)
+    assert runs().iloc[0]["status"] == "FAILED"
+
+
+def test_repeated_ctrl_c_in_tune_is_one_line(cli, workdir, data_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env, wait_for
+
+    assert cli("init-stores", "--storage", f"sqlite:///{workdir / 'optuna.db'}").exit_code == 0
+    tune = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "tune", "--arch", "mlp", "--n-trials", "3",
+         "--epochs-range", "200", "300", "--hidden-size-range", "8", "16",
+         "--storage", f"sqlite:///{workdir / 'optuna.db'}"],
+        cwd=workdir, env=subprocess_env(workdir), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: len(runs()) and (runs()["tags.pipeline.stage"] == "trial").any(), 180,
+             "a trial run")  # fmt: skip
+    time.sleep(1)
+    tune.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    tune.send_signal(signal.SIGINT)
+    _, stderr = tune.communicate(timeout=120)
+    assert tune.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted by SIGINT"), stderr
+    assert "RUNNING" not in set(runs()["status"])
