@@ -24,9 +24,18 @@ class StageInterrupted(Exception):
         self.run_id, self.signal_number = run_id, signal_number
 
 
+# The database driver's own words inside an MLflow or SQLAlchemy error, whose first line may be
+# a hint about sessions ("raised as a result of Query-invoked autoflush ...").
+_DRIVER_ERROR = re.compile(r"\((?:sqlite3|psycopg2?|pymysql)\.[\w.]+\) [^\n]+")
+
+
 def first_line(error: BaseException) -> str:
-    """An exception's first line, for one-line messages."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    """The line of an exception that says what went wrong, for one-line messages."""
+    text = str(error)
+    driver = _DRIVER_ERROR.search(text)
+    if driver:
+        return driver.group(0)[:300]
+    return (text.strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def redact(uri: str) -> str:

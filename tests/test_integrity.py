@@ -283,13 +283,13 @@ def test_a_run_resuming_in_one_process_cannot_be_resumed_by_another(workdir, dat
     assert not list((workdir / "checkpoints" / run_id).glob(".*.part"))
 
 
-def mount_small_disk(folder):
+def mount_small_disk(folder, options: str = "size=1m"):
     """A 1 MB tmpfs at folder: a real disk that fills up. Needs root (CI runs as root)."""
     import os
     import subprocess
 
     folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                              capture_output=True, text=True)  # fmt: skip
     if mounted.returncode != 0:
         if os.environ.get("CI"):
@@ -455,3 +455,30 @@ def test_repeated_ctrl_c_in_tune_is_one_line(cli, workdir, data_dir):
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("Error: interrupted by SIGINT"), stderr
     assert "RUNNING" not in set(runs()["status"])
+
+
+def test_a_full_or_read_only_store_is_one_line(cli, workdir, data_dir, monkeypatch):
+    import subprocess
+
+    disk = workdir / "store"
+    mount_small_disk(disk)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{disk / 'mlflow.db'}")
+        assert cli("reap").exit_code == 0  # a healthy store (about 0.9 MB) on a 1 MB disk
+        free = subprocess.run(["df", "-k", "--output=avail", str(disk)], capture_output=True,
+                              text=True).stdout.split()[-1]  # fmt: skip
+        (disk / "filler").write_bytes(b"x" * max(0, (int(free) - 4) * 1024))
+        result = cli(*TRAIN)
+        assert result.exit_code == 1
+        assert "database or disk is full" in one_line_error(result)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    read_only = workdir / "read-only"
+    mount_small_disk(read_only, "ro,size=1m")
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{read_only / 'mlflow.db'}")
+        result = cli(*TRAIN)
+        assert result.exit_code == 1 and "Read-only file system" in one_line_error(result)
+    finally:
+        subprocess.run(["umount", "-l", str(read_only)], check=False)

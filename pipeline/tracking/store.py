@@ -21,6 +21,8 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
     """
     uri = cfg.tracking_uri()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
+    # A store error is reported as one line by the stage; MLflow would log its traceback too.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if uri.startswith(("http://", "https://")):
         # MLflow's own defaults retry for minutes; a CLI should say within ~30 s that the
