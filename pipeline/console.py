@@ -105,7 +105,7 @@ def print_eval_summary(result) -> None:
     """Accuracy, loss, the most-confused pairs, the champion decision and the UI path."""
     pairs = ", ".join(f"{true}→{pred} ({count})" for true, pred, count in result.confused_pairs)
     lines = [
-        f"Evaluated {result.model_uri} ({result.arch}) on the official test set",
+        f"Evaluated {result.model_uri} ({result.arch}) on {result.test_set}",
         f"  test_accuracy {result.test_accuracy:.4f}   test_loss {result.test_loss:.4f}",
         f"  most confused (true→predicted): {pairs or 'none'}",
     ]

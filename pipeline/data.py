@@ -34,6 +34,14 @@ class Dataset:
     digest: str
     official: bool
     source: str
+    test_official: bool = False  # the test files are byte-identical to the published ones
+
+    def test_set(self) -> str:
+        """What the test set is, in words (evaluate says which one it used)."""
+        kind = "the official MNIST test set" if self.test_official else (
+            "a test set that is NOT the official MNIST one"
+        )  # fmt: skip
+        return f"{kind} ({len(self.y_test)} images, dataset digest {self.digest})"
 
 
 @dataclass(frozen=True)
@@ -177,6 +185,10 @@ def load_dataset(data_dir: Path) -> Dataset:
         digest=digest,
         official=manifest["official"],
         source=manifest["source"],
+        test_official=all(
+            manifest["files"].get(MNIST_FILES[key][0], {}).get("official", False)
+            for key in ("test-images", "test-labels")
+        ),
     )
 
 

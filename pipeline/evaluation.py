@@ -17,7 +17,7 @@ EVALUATED_TAG = "pipeline.evaluated_on"
 
 @dataclass(frozen=True)
 class EvalResult:
-    """What evaluating one model on the official test set found and decided."""
+    """What evaluating one model on the test set found and decided."""
 
     run_id: str
     experiment_id: str
@@ -28,6 +28,7 @@ class EvalResult:
     confused_pairs: list[tuple[int, int, int]]  # (true, predicted, count)
     registration: tracking.Registration | None
     evaluation_run_id: str = ""
+    test_set: str = ""
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -83,7 +84,7 @@ def summary_markdown(result_numbers: dict, report: pd.DataFrame, pairs) -> str:
         "",
         f"- test accuracy: **{result_numbers['test_accuracy']:.4f}**",
         f"- test loss: {result_numbers['test_loss']:.4f}",
-        f"- test images: {int(report['support'].sum())} (the official test set)",
+        f"- test set: {result_numbers['test_set']}",
         "- most confused (true → predicted, images): "
         + (", ".join(f"{i} → {j} ({n})" for i, j, n in pairs) or "none"),
         "",
@@ -160,11 +161,13 @@ def evaluate_run(
         "model_uri": target.model_uri,
         "test_accuracy": float(np.trace(matrix) / matrix.sum()),
         "test_loss": cross_entropy(probabilities, dataset.y_test),
+        "test_set": dataset.test_set(),
     }
     run_tags = {
         tracking.ARCH_TAG: target.arch,
         tracking.DIGEST_TAG: dataset.digest,
         "pipeline.evaluated_run": target.run_id,
+        "pipeline.test_set": numbers["test_set"],
         **(tags or {}),
     }
     with (
@@ -187,4 +190,5 @@ def evaluate_run(
         confused_pairs=pairs,
         registration=registration,
         evaluation_run_id=evaluation_run.run_id,
+        test_set=numbers["test_set"],
     )

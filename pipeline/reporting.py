@@ -149,7 +149,7 @@ def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
     """The report's markdown."""
     return "\n".join([
         "# MNIST: notebooks vs pipeline", "", data_line, "",
-        "Test accuracy is on the official 10 000-image test set (evaluate stage); validation "
+        "Test accuracy is on the test set of the data above (evaluate stage); validation "
         "accuracy on the seeded, stratified split of the training set.", "",
         markdown_table(table.drop(columns=["run_id"]).assign(run=table["run_id"].map(short_id))),
         "",

@@ -482,3 +482,29 @@ def test_a_full_or_read_only_store_is_one_line(cli, workdir, data_dir, monkeypat
         assert result.exit_code == 1 and "Read-only file system" in one_line_error(result)
     finally:
         subprocess.run(["umount", "-l", str(read_only)], check=False)
+
+
+def test_evaluate_names_the_test_set_it_used(cli, data_dir):
+    import mlflow
+
+    assert cli(*TRAIN).exit_code == 0
+    result = cli("evaluate", "--run-id", runs().iloc[0]["run_id"], "--no-register")
+    assert result.exit_code == 0, result.stderr
+    assert "on a test set that is NOT the official MNIST one (100 images" in result.stdout
+    assert "official test set" not in result.stdout
+    evaluation = runs()[runs()["tags.pipeline.stage"] == "evaluate"].iloc[0]
+    assert evaluation["tags.pipeline.test_set"].startswith("a test set that is NOT the official")
+    summary = mlflow.artifacts.load_text(f"runs:/{evaluation['run_id']}/summary.md")
+    assert "- test set: a test set that is NOT the official MNIST one (100 images" in summary
+
+
+@pytest.mark.slow
+def test_the_official_test_set_is_called_so(cli, workdir):
+    from conftest import require_shared_mnist
+
+    from pipeline import data
+
+    assert cli("download", "--source", require_shared_mnist()).exit_code == 0
+    dataset = data.load_dataset(workdir / "data" / "mnist")
+    assert dataset.test_set().startswith("the official MNIST test set (10000 images")
+    assert not dataset.official  # the training part of the shared copy is a subset
