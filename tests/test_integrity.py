@@ -508,3 +508,40 @@ def test_the_official_test_set_is_called_so(cli, workdir):
     dataset = data.load_dataset(workdir / "data" / "mnist")
     assert dataset.test_set().startswith("the official MNIST test set (10000 images")
     assert not dataset.official  # the training part of the shared copy is a subset
+
+
+@pytest.mark.slow
+def test_no_password_from_a_live_tracking_server_url_is_printed_or_stored(workdir, data_dir):
+    import subprocess
+    import sys
+
+    import mlflow
+    from conftest import free_port, start_server, stop_server, subprocess_env
+
+    port = free_port()
+    server = start_server(workdir, port)
+    try:
+        env = {**subprocess_env(workdir),
+               "MLFLOW_TRACKING_URI": f"http://user:{SECRET}@127.0.0.1:{port}"}  # fmt: skip
+
+        def pipeline(*args) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)],
+                                  cwd=workdir, env=env, capture_output=True, text=True,
+                                  timeout=600)  # fmt: skip
+
+        trained = pipeline(*TRAIN)
+        assert trained.returncode == 0, trained.stderr
+        run_id = next(line.split()[-1] for line in trained.stdout.splitlines()
+                      if line.strip().startswith("run "))  # fmt: skip
+        outputs = [trained, pipeline("evaluate", "--run-id", run_id),
+                   pipeline("report", "--output-dir", workdir / "out"),
+                   pipeline("report", "--experiment", "nope")]  # fmt: skip
+        for done in outputs:
+            assert SECRET not in done.stdout + done.stderr, done.args
+        assert "user:***@127.0.0.1" in trained.stdout
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
+        frame = mlflow.search_runs(search_all_experiments=True)
+        assert len(frame) >= 3 and SECRET not in frame.to_csv()
+        assert SECRET not in (workdir / "out" / "report.md").read_text()
+    finally:
+        stop_server(server)

@@ -24,6 +24,8 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
     # A store error is reported as one line by the stage; MLflow would log its traceback too.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if redact(uri) != uri:  # MLflow prints "View run at <URL>" with the URL's password
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri.startswith(("http://", "https://")):
         # MLflow's own defaults retry for minutes; a CLI should say within ~30 s that the
         # server is unreachable (users can still raise these).
