@@ -242,7 +242,7 @@ def download(
     if config.source:
         _source_location(config.source)  # a bad source fails before anything is written
     _writable(data_dir)
-    with locks.exclusive(data_dir / ".lock"):
+    with locks.exclusive(data_dir):
         _remove_leftovers(data_dir)
         if not force and (manifest := _cached(data_dir)) is not None:
             return _result(data_dir, manifest, skipped=True)

@@ -1,6 +1,6 @@
-"""Advisory file locks (fcntl): one process at a time for first use of a SQLite store, a data
-folder, or a run's checkpoints. The kernel drops a lock when its process dies, SIGKILL included,
-so a lock never outlives its holder."""
+"""Advisory locks (flock) on folders: one process at a time for the first use of a SQLite store,
+a data folder, or a run's checkpoints. A folder is locked itself, so no lock file is left
+behind; the kernel drops a lock when its process dies, SIGKILL included."""
 
 from __future__ import annotations
 
@@ -15,18 +15,18 @@ from pipeline.errors import PipelineError
 
 
 @contextlib.contextmanager
-def exclusive(path: Path, wait: bool = True, busy: str = "") -> Iterator[None]:
-    """Hold an exclusive lock on path (created if needed) while the block runs.
+def exclusive(folder: Path, wait: bool = True, busy: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on folder (created if needed) while the block runs.
 
     With wait=False a lock held elsewhere is a one-line error: busy.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            raise PipelineError(busy or f"{path} is locked by another process") from None
+            raise PipelineError(busy or f"{folder} is locked by another process") from None
         yield
     finally:
         os.close(handle)  # closing releases the lock
@@ -45,10 +45,11 @@ def sqlite_path(url: str) -> Path | None:
 @contextlib.contextmanager
 def store_creation(url: str) -> Iterator[None]:
     """Serialise the first use of a SQLite store (schema creation and migration) among local
-    processes; other stores (PostgreSQL, a tracking server) serialise it themselves."""
+    processes, by locking its folder; other stores (PostgreSQL, a tracking server) serialise it
+    themselves."""
     path = sqlite_path(url)
     if path is None:
         yield
         return
-    with exclusive(path.with_name(path.name + ".lock")):
+    with exclusive(path.absolute().parent):
         yield

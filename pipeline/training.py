@@ -194,7 +194,7 @@ def _claim(held: contextlib.ExitStack, checkpoint_dir: Path, run_id: str) -> Non
     that is training here; partial files a killed writer left are removed."""
     folder = Path(checkpoint_dir) / run_id
     held.enter_context(locks.exclusive(
-        folder / ".lock", wait=False,
+        folder, wait=False,
         busy=f"--resume {run_id}: the run is training in another process on this machine",
     ))  # fmt: skip
     checkpoints.remove_leftovers(folder)
