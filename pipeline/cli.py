@@ -6,7 +6,6 @@ modules (TensorFlow, mlflow) are imported inside the commands, after the options
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -15,7 +14,25 @@ import typer
 from pipeline import __version__, console
 from pipeline import config as cfg
 from pipeline.config import DataConfig, TrainConfig, TuneConfig
-from pipeline.errors import PipelineError, StageInterrupted, first_line, redact, redact_text
+from pipeline.errors import (
+    PipelineError,
+    StageInterrupted,
+    environment_failure,
+    redact,
+    redact_text,
+)
+from pipeline.options import (
+    MAIN_ARCH_HELP,
+    TRAIN_ARCH_HELP,
+    TUNE_ARCH_HELP,
+    CheckpointDir,
+    DataDir,
+    Preset,
+    Storage,
+    checkpoint_dir_of,
+    data_dir_of,
+    given,
+)  # fmt: skip
 
 app = typer.Typer(
     help="MNIST experiments from two classic TensorFlow notebooks, tracked in MLflow.",
@@ -23,37 +40,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-ARCHES = f"{', '.join(cfg.ARCHITECTURES)} or {cfg.ALL_ARCHITECTURES} (every architecture)"
-TRAIN_ARCH_HELP = f"One of {', '.join(cfg.ARCHITECTURES)} (default: {cfg.DEFAULT_TRAIN_ARCH})."
-TUNE_ARCH_HELP = f"{ARCHES} (default: {cfg.DEFAULT_TUNE_ARCH})."
-MAIN_ARCH_HELP = f"{ARCHES} (default: {cfg.ALL_ARCHITECTURES})."
-PRESET_HELP = "default (modern choices) or seed (the notebook exactly)"
-Preset = typer.Option(None, "--preset", help=f"{PRESET_HELP} (default: {cfg.DEFAULT_PRESET}).")
-DataDir = typer.Option(
-    None, "--data-dir", help=f"Where the MNIST cache lives (default: {cfg.DEFAULT_DATA_DIR})."
-)
-CheckpointDir = typer.Option(
-    None, "--checkpoint-dir",
-    help=f"Where per-run checkpoints are kept (default: {cfg.DEFAULT_CHECKPOINT_DIR}).",
-)  # fmt: skip
-Storage = typer.Option(
-    None, "--storage", help=f"Optuna storage URL (default: {cfg.DEFAULT_OPTUNA_STORAGE})."
-)
-
-
-def given(**options: object) -> dict[str, object]:
-    """The options the user gave (not None), for a config dataclass to take."""
-    return {name: value for name, value in options.items() if value is not None}
-
-
-def data_dir_of(data_dir: Path | None) -> Path:
-    return DataConfig(**given(data_dir=data_dir)).data_dir
-
-
-def checkpoint_dir_of(checkpoint_dir: Path | None) -> Path:
-    return checkpoint_dir or cfg.DEFAULT_CHECKPOINT_DIR
-
 
 def _version(value: bool) -> None:
     if value:
@@ -106,9 +92,6 @@ def download(
         f"dataset digest {result.digest}; MLflow run {run_id}"
     )
 
-
-RESUME_KEEPS = ("arch", "preset", "learning_rate", "hidden_size", "epochs", "batch_size",
-                "max_steps", "learning_rate_schedule", "seed", "validation_fraction")  # fmt: skip
 
 
 @app.command()
@@ -335,24 +318,6 @@ def init_stores(storage: str = Storage) -> None:
     typer.echo(f"Ready: MLflow store {redact(uri)}, Optuna storage {redact(storage)}")
 
 
-def _environment_failure(error: Exception) -> str | None:
-    """One line for the environment failing (memory, disk, an MLflow store); None for a bug."""
-    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
-        shape = re.search(r"shape\[[\d,]+\]", str(error))
-        what = f" (a tensor of {shape.group(0)})" if shape else ""
-        return (
-            f"not enough memory for this model{what}; try a smaller --hidden-size or "
-            f"--batch-size"
-        )
-    if not (isinstance(error, OSError) or type(error).__module__.startswith("mlflow")):
-        return None
-    message = f"{type(error).__name__}: {first_line(error)}"
-    path = getattr(error, "filename", None)
-    if path and str(path) not in message:  # a disk or permission error names its file
-        message += f" ({path})"
-    return message
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every expected failure is one line on stderr and a non-zero exit."""
     message = None
@@ -368,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     except StageInterrupted as error:
         code, message = 128 + error.signal_number, str(error)
     except Exception as error:
-        code, message = 1, _environment_failure(error)
+        code, message = 1, environment_failure(error)
         if message is None:  # a bug: the traceback is the useful output
             raise
     if code == 130 and message is None:  # Typer's answer to Ctrl-C outside any run

@@ -56,3 +56,21 @@ def scrub(message: str, uri: str) -> str:
     """message with the password of uri (if any) replaced by ***."""
     password = urlsplit(uri).password
     return message.replace(password, "***") if password else message
+
+
+def environment_failure(error: Exception) -> str | None:
+    """One line for the environment failing (memory, disk, an MLflow store); None for a bug."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        shape = re.search(r"shape\[[\d,]+\]", str(error))
+        what = f" (a tensor of {shape.group(0)})" if shape else ""
+        return (
+            f"not enough memory for this model{what}; try a smaller --hidden-size or "
+            f"--batch-size"
+        )
+    if not (isinstance(error, OSError) or type(error).__module__.startswith("mlflow")):
+        return None
+    message = f"{type(error).__name__}: {first_line(error)}"
+    path = getattr(error, "filename", None)
+    if path and str(path) not in message:  # a disk or permission error names its file
+        message += f" ({path})"
+    return message

@@ -1,0 +1,40 @@
+"""The options several commands share, and how "not given" becomes the config's default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipeline import config as cfg
+from pipeline.config import DataConfig
+
+ARCHES = f"{', '.join(cfg.ARCHITECTURES)} or {cfg.ALL_ARCHITECTURES} (every architecture)"
+TRAIN_ARCH_HELP = f"One of {', '.join(cfg.ARCHITECTURES)} (default: {cfg.DEFAULT_TRAIN_ARCH})."
+TUNE_ARCH_HELP = f"{ARCHES} (default: {cfg.DEFAULT_TUNE_ARCH})."
+MAIN_ARCH_HELP = f"{ARCHES} (default: {cfg.ALL_ARCHITECTURES})."
+PRESET_HELP = "default (modern choices) or seed (the notebook exactly)"
+Preset = typer.Option(None, "--preset", help=f"{PRESET_HELP} (default: {cfg.DEFAULT_PRESET}).")
+DataDir = typer.Option(
+    None, "--data-dir", help=f"Where the MNIST cache lives (default: {cfg.DEFAULT_DATA_DIR})."
+)
+CheckpointDir = typer.Option(
+    None, "--checkpoint-dir",
+    help=f"Where per-run checkpoints are kept (default: {cfg.DEFAULT_CHECKPOINT_DIR}).",
+)  # fmt: skip
+Storage = typer.Option(
+    None, "--storage", help=f"Optuna storage URL (default: {cfg.DEFAULT_OPTUNA_STORAGE})."
+)
+
+
+def given(**options: object) -> dict[str, object]:
+    """The options the user gave (not None), for a config dataclass to take."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def data_dir_of(data_dir: Path | None) -> Path:
+    return DataConfig(**given(data_dir=data_dir)).data_dir
+
+
+def checkpoint_dir_of(checkpoint_dir: Path | None) -> Path:
+    return checkpoint_dir or cfg.DEFAULT_CHECKPOINT_DIR
