@@ -164,7 +164,7 @@ def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> R
     Each file is written under a temporary name and renamed, so a failed write keeps the old one.
     """
     tracking.setup()
-    frame = load_runs(experiment or cfg.experiment_name(), run_ids)
+    frame = load_runs(experiment or tracking.current_experiment(), run_ids)
     table, tuning = comparison_table(frame), tuning_summary(frame)
     curves = {
         f"{row.arch} {row.variant}": {

@@ -78,9 +78,9 @@ def test_report_compares_variants(cli, workdir, data_dir):
     assert artifacts == {"report/report.md", "report/learning_curves.png"}
 
 
-def mlflow_run(workdir, entry: str, *params: str):
+def mlflow_run(workdir, entry: str, *params: str, experiment: str = "mnist"):
     args = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager",
-            "local", "--experiment-name", "mnist"]  # fmt: skip
+            "local", "--experiment-name", experiment]  # fmt: skip
     for param in params:
         args += ["-P", param]
     return subprocess.run(args, cwd=workdir, env=subprocess_env(workdir), capture_output=True,
@@ -153,3 +153,31 @@ def test_ui_stops_its_server_on_sigterm(workdir):
         if ui.poll() is None:
             ui.kill()
     wait_for(lambda: not answers(), 30, "the UI server to stop")
+
+
+@pytest.mark.slow
+def test_mlflow_run_main_puts_every_run_in_the_experiment_asked_for(workdir, source):
+    done = mlflow_run(workdir, "main", "arch=mlp", f"source={source}",
+                      f"data-dir={workdir / 'data'}", f"checkpoint-dir={workdir / 'ck'}",
+                      f"report-dir={workdir / 'reports'}", experiment="elsewhere")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = runs("elsewhere")
+    assert len(frame) == 5 and set(frame["status"]) == {"FINISHED"}
+    parent = frame[frame["tags.pipeline.stage"] == "main"].iloc[0]["run_id"]
+    kids = frame[frame["tags.mlflow.parentRunId"] == parent]
+    assert sorted(kids["tags.pipeline.stage"]) == ["download", "evaluate", "report", "train"]
+    assert len(runs("mnist")) == 0 if mlflow.get_experiment_by_name("mnist") else True
+
+
+def test_runs_go_to_the_experiment_id_in_the_environment(cli, workdir, data_dir, monkeypatch):
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment_id = mlflow.create_experiment("by-id")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    result = cli("train", "--arch", "mlp", "--epochs", "1", "--max-steps", "2",
+                 "--hidden-size", "8", "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    run_id = runs("by-id").iloc[0]["run_id"]
+    assert cli("evaluate", "--run-id", run_id, "--no-register").exit_code == 0
+    assert cli("report", "--output-dir", "out").exit_code == 0
+    stages = sorted(runs("by-id")["tags.pipeline.stage"])
+    assert stages == ["evaluate", "report", "train"]

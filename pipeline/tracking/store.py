@@ -36,11 +36,7 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
     try:
         # The first access creates a SQLite store's schema: one local process at a time.
         with locks.store_creation(uri):
-            adopted = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made the run: its experiment
-            if adopted and experiment is None:
-                mlflow.set_experiment(experiment_id=mlflow.get_run(adopted).info.experiment_id)
-            else:
-                mlflow.set_experiment(experiment or cfg.experiment_name())
+            mlflow.set_experiment(**_experiment(experiment))
     except PipelineError:
         raise
     except Exception as error:  # any store failure becomes one line for the user
@@ -55,6 +51,31 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
         for run_id, why in reaped.skipped:
             print(f"left run {run_id} RUNNING: {why}", file=sys.stderr)
     return uri
+
+
+def _experiment(name: str | None) -> dict[str, str]:
+    """Where this stage's runs go: the given experiment; else that of the run it is a step of
+    (the main job, a study); else the run `mlflow run` made (MLFLOW_RUN_ID, which MLflow drops
+    once adopted); else MLFLOW_EXPERIMENT_NAME, MLFLOW_EXPERIMENT_ID, or the house default."""
+    if name is not None:
+        return {"experiment_name": name}
+    active = mlflow.active_run()
+    if active is not None:
+        return {"experiment_id": active.info.experiment_id}
+    adopted = os.environ.get("MLFLOW_RUN_ID")
+    if adopted:
+        return {"experiment_id": mlflow.get_run(adopted).info.experiment_id}
+    if not os.environ.get("MLFLOW_EXPERIMENT_NAME") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return {"experiment_id": os.environ["MLFLOW_EXPERIMENT_ID"]}
+    return {"experiment_name": cfg.experiment_name()}
+
+
+def current_experiment() -> str:
+    """The name of the experiment setup() chooses for a stage started now."""
+    chosen = _experiment(None)
+    if "experiment_id" in chosen:
+        return mlflow.get_experiment(chosen["experiment_id"]).name
+    return chosen["experiment_name"]
 
 
 def experiment_exists(name: str) -> bool:
