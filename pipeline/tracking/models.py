@@ -178,7 +178,7 @@ def _accuracy(version) -> float | None:
 def _best_version(client: mlflow.MlflowClient, name: str) -> str | None:
     """The version with the highest test accuracy (the earliest one on a tie)."""
     scored = [
-        (accuracy, -int(version.version), version.version)
+        (accuracy, -int(version.version), str(version.version))
         for version in client.search_model_versions(f"name = '{name}'")
         if (accuracy := _accuracy(version)) is not None
     ]
