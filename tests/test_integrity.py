@@ -548,3 +548,19 @@ def test_no_password_from_a_live_tracking_server_url_is_printed_or_stored(workdi
         assert SECRET not in (workdir / "out" / "report.md").read_text()
     finally:
         stop_server(server)
+
+
+def test_a_run_beating_on_another_machine_cannot_be_resumed(cli, workdir, data_dir):
+    import time
+
+    import mlflow
+
+    run_id = killed_run_with_checkpoint(workdir)
+    client = mlflow.MlflowClient()
+    client.update_run(run_id, status="RUNNING")  # as a live run elsewhere shows in the store
+    client.set_tag(run_id, "pipeline.host", "another-machine")
+    client.set_tag(run_id, "pipeline.heartbeat", f"{time.time():.0f}")
+    result = cli("train", "--resume", run_id, "--no-progress")
+    assert result.exit_code == 1
+    assert "the run is alive" in one_line_error(result)
+    assert status(run_id) == "RUNNING"

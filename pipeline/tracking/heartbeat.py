@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import mlflow
 
 HEARTBEAT_TAG = "pipeline.heartbeat"
 INTERVAL_TAG = "pipeline.heartbeat_interval"
+HOST_TAG = "pipeline.host"  # the machine whose process beats for the run
 FAILURE_TAG = "pipeline.failure_reason"
 MISSED_BEATS = 4  # a run is stale after this many of its own intervals without a beat
 
@@ -32,7 +34,7 @@ class Heartbeat:
     def __init__(self, run_id: str) -> None:
         self.run_id, self.stopped = run_id, threading.Event()
         self.interval = heartbeat_seconds()
-        self._beat({INTERVAL_TAG: f"{self.interval:g}"})
+        self._beat({INTERVAL_TAG: f"{self.interval:g}", HOST_TAG: socket.gethostname()})
         self.thread = threading.Thread(target=self._loop, daemon=True, name="run-heartbeat")
         self.thread.start()
 
@@ -66,6 +68,11 @@ def seconds_silent(run) -> float | None:
         return time.time() - float(run.data.tags[HEARTBEAT_TAG])
     except (KeyError, ValueError):
         return None
+
+
+def beats_elsewhere(run) -> bool:
+    """Whether the run's process runs on another machine (its liveness is only its heartbeat)."""
+    return run.data.tags.get(HOST_TAG, "") != socket.gethostname()
 
 
 def lease(run) -> float:

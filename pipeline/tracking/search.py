@@ -54,8 +54,13 @@ def check_resumable(run_id: str) -> None:
         raise PipelineError(f"--resume {run_id}: no such run in {uri}") from None
     if found.info.status == "FINISHED":
         raise PipelineError(f"--resume {run_id}: the run already finished")
+    # On this machine the caller holds the run's checkpoint lock, so no process here trains it;
+    # a process on another machine is alive while its heartbeat is fresh.
     silent = heartbeat.seconds_silent(found)
-    if found.info.status == "RUNNING" and silent is not None and silent < heartbeat.lease(found):
+    if (
+        found.info.status == "RUNNING" and heartbeat.beats_elsewhere(found)
+        and silent is not None and silent < heartbeat.lease(found)
+    ):  # fmt: skip
         raise PipelineError(
             f"--resume {run_id}: the run is alive (its heartbeat came {silent:.0f} s ago); "
             f"if its process is gone, wait for the heartbeat to go stale or `pipeline reap`"
