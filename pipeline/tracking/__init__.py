@@ -39,12 +39,12 @@ from pipeline.tracking.search import (
     run_tags,
 )
 from pipeline.tracking.step_metrics import StepMetricSink, replay_spool
-from pipeline.tracking.store import current_experiment, experiment_exists, setup
+from pipeline.tracking.store import current_experiment, setup
 
 __all__ = [
     "ARCH_TAG", "CONFIG_HASH_TAG", "DIGEST_TAG", "FAILURE_TAG", "STAGE_TAG", "ModelTarget",
     "Registration", "Run", "StepMetricSink", "check_resumable", "config_hash",
-    "current_experiment", "experiment_exists", "find_finished", "finish_run", "finished_runs",
+    "current_experiment", "find_finished", "finish_run", "finished_runs",
     "latest_metrics", "load_model",
     "log_dataset", "log_model", "metric_history", "reap", "register_if_better", "replay_spool",
     "resolve_model", "run", "run_tags", "setup",

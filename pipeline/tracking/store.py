@@ -15,10 +15,8 @@ from pipeline.tracking import heartbeat
 
 
 def setup(experiment: str | None = None, reap: bool = True) -> str:
-    """Point MLflow at the configured store and experiment; returns the tracking URI.
-
-    Under `mlflow run` (MLFLOW_RUN_ID) the experiment is the adopted run's.
-    """
+    """Point MLflow at the configured store and experiment (see _experiment); reap dead runs;
+    returns the tracking URI."""
     uri = cfg.tracking_uri()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
     # A store error is reported as one line by the stage; MLflow would log its traceback too.
@@ -76,7 +74,3 @@ def current_experiment() -> str:
     if "experiment_id" in chosen:
         return mlflow.get_experiment(chosen["experiment_id"]).name
     return chosen["experiment_name"]
-
-
-def experiment_exists(name: str) -> bool:
-    return mlflow.get_experiment_by_name(name) is not None
