@@ -137,8 +137,17 @@ def _data_line(frame: pd.DataFrame) -> str:
     train, test = latest.get("metrics.train_count", 0), latest.get("metrics.test_count", 0)
     counts = f"{int(train)} training / {int(test)} test images"
     kind = "the official MNIST set" if official else "NOT the official MNIST set"
-    return (f"Data: {counts} from `{latest.get('params.source')}` ({kind}), "
+    return (f"Data: {counts} from {describe_source(latest.get('params.source'))} ({kind}), "
             f"digest `{latest.get('tags.pipeline.data_digest')}`.")  # fmt: skip
+
+
+def describe_source(source) -> str:
+    """Where the data came from, without any machine's folder layout (reports are shared)."""
+    if not isinstance(source, str) or not source:
+        return "an unknown source"
+    if "://" in source and not source.startswith("file://"):
+        return f"`{source}`"  # mirrors and http sources (already redacted)
+    return f"a local folder `{Path(source.removeprefix('file://')).name}`"
 
 
 def short_id(run_id) -> str:

@@ -49,7 +49,8 @@ def test_main_reuses_finished_steps_and_reruns_changed_ones(cli, workdir, source
     assert (workdir / "reports" / "report.md").is_file()
 
 
-def test_report_compares_variants(cli, workdir, data_dir):
+def test_report_compares_variants(cli, workdir, data_dir, source):
+    assert cli("download", "--source", source, "--force").exit_code == 0  # a download run
     assert cli("train", "--arch", "mlp", "--epochs", "2", *TINY_TRAIN).exit_code == 0
     default_run = runs().iloc[0]["run_id"]
     assert cli("evaluate", "--run-id", default_run, "--no-register").exit_code == 0
@@ -70,7 +71,8 @@ def test_report_compares_variants(cli, workdir, data_dir):
     test_accuracy = mlflow.get_run(default_run).data.metrics["test_accuracy"]
     assert f"| {test_accuracy:.4f} |" in default_row
     assert "| mnist-mlp | mlp | 2 |" in text  # the tuning summary
-    assert "NOT the official" in text or "Data: unknown" in text
+    assert "from a local folder `source` (NOT the official MNIST set)" in text
+    assert str(workdir.parent) not in text  # no machine's absolute path in a shareable report
     assert (workdir / "out" / "learning_curves.png").stat().st_size > 1000
     frame = runs()
     report = frame[frame["tags.pipeline.stage"] == "report"].iloc[0]
