@@ -65,10 +65,12 @@ def load_state(folder: Path, run_id: str) -> dict:
         raise PipelineError(f"--resume {run_id}: no checkpoint in {folder}")
     try:
         state = json.loads(path.read_text())
+        missing = {"epoch", "step", "config", "digest"} - set(state)
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
         with np.load(folder / WEIGHTS_FILE) as arrays:
-            for key in arrays.files:
-                arrays[key]  # noqa: B018 -- reading every array finds a truncated file
-        state["epoch"], state["step"], state["config"], state["digest"]  # noqa: B018
+            for key in arrays.files:  # reading every array finds a truncated file
+                arrays[key].shape  # noqa: B018
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as error:
         raise PipelineError(
             f"--resume {run_id}: the checkpoint in {folder} is damaged ({type(error).__name__}); "

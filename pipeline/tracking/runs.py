@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mlflow
-from mlflow.entities import Metric, RunStatus, RunTag
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from pipeline import interrupts
 from pipeline.errors import StageInterrupted, redact_text
@@ -35,7 +35,7 @@ class Run:
 
     def log_params(self, params: dict[str, object]) -> None:
         self._client.log_batch(
-            self.run_id, params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()]
+            self.run_id, params=[Param(k, str(v)) for k, v in params.items()]
         )
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
