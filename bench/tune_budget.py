@@ -27,6 +27,9 @@ from pathlib import Path
 
 import optuna
 
+from pipeline.architectures import REGISTRY
+from pipeline.tuning import epochs_at
+
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
@@ -45,15 +48,16 @@ def run(args: list[str], workdir: Path, env: dict, workers: int = 1) -> str:
     return outputs[0][0]
 
 
-def epochs_trained(study: optuna.Study) -> int:
+def epochs_trained(study: optuna.Study, arch: str) -> int:
     """Epochs actually run: a pruned trial counts up to the epoch it was stopped at."""
+    schedule = REGISTRY[arch].presets["default"].get("learning_rate_schedule", "constant")
     total = 0
     for trial in study.trials:
         epochs = trial.params.get("epochs", 0)
         if trial.state == optuna.trial.TrialState.COMPLETE:
             total += epochs
         elif trial.state == optuna.trial.TrialState.PRUNED:
-            total += round(max(trial.intermediate_values, default=0) * epochs / 100)
+            total += epochs_at(max(trial.intermediate_values, default=0), epochs, schedule)
     return total
 
 
@@ -110,7 +114,8 @@ def main() -> None:
                                                   options.workers, retrain=True)  # fmt: skip
             rss = [t.user_attrs.get("rss_mb") for t in found.trials if "rss_mb" in t.user_attrs]
             print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, Hyperband): "
-                  f"{len(found.trials)} trials, {epochs_trained(found)} epochs, {seconds:.0f} s "
+                  f"{len(found.trials)} trials, {epochs_trained(found, arch)} epochs, "
+                  f"{seconds:.0f} s "
                   f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
                   f"{found.best_value:.4f} {found.best_params}; retrained test "
                   f"{tuned_test:.4f} ({100 * (tuned_test - test):+.2f} pt vs the preset); "
@@ -122,10 +127,11 @@ def main() -> None:
                     workdir, env, f"prune-{pruner}-{seed}", arch, options.trials, pruner, seed
                 )
                 print(f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
-                      f"{epochs_trained(results[pruner])} epochs, best val "
+                      f"{epochs_trained(results[pruner], arch)} epochs, best val "
                       f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
                       flush=True)  # fmt: skip
-            ratio = epochs_trained(results["hyperband"]) / epochs_trained(results["none"])
+            pruned, unpruned = (epochs_trained(results[p], arch) for p in ("hyperband", "none"))
+            ratio = pruned / unpruned
             delta = 100 * (results["hyperband"].best_value - results["none"].best_value)
             print(f"{arch} seed {seed}: pruned/unpruned epochs {ratio:.2f}, best value "
                   f"{delta:+.2f} pt", flush=True)

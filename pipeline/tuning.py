@@ -24,7 +24,7 @@ STUDY_TAG = "pipeline.study"
 TUNED_FROM_TAG = "pipeline.tuned_from"
 OBJECTIVE = "val_accuracy"
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
-PRUNE_MIN_PERCENT = 10  # Hyperband's first rung: a tenth of a trial's schedule
+PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,20 @@ class StudyResult:
 class PruneOnValidation:
     """Reports each complete epoch's validation accuracy to Optuna and stops weak trials.
 
-    Trials differ in length, and the default LSTM's cosine schedule stretches over each trial's
-    own epochs, so values are reported at the percentage of the trial's schedule done: two
-    trials are compared at the same point of their schedules, not after the same epoch count.
+    Trials differ in length. Under a constant learning rate, epoch k of a short trial trains
+    exactly like epoch k of a long one, so values are reported at the epoch count. A cosine
+    schedule stretches over each trial's own epochs, so there values are reported at the
+    percentage of the trial's schedule done: two trials are compared at the same point of their
+    schedules, not after the same epoch count.
     """
 
-    def __init__(self, trial: optuna.Trial, run: tracking.Run, epochs: int) -> None:
-        self.trial, self.run, self.epochs, self.last = trial, run, epochs, 0.0
+    def __init__(self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig) -> None:
+        self.trial, self.run, self.config, self.last = trial, run, config, 0.0
         self.reported = 0
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
         self.last = float(logs["val_accuracy"])
-        step = schedule_percent(epochs_done, self.epochs)
+        step = report_step(epochs_done, self.config)
         if step == self.reported:  # over 100 epochs, several share one percent
             return
         self.reported = step
@@ -66,13 +68,26 @@ class PruneOnValidation:
                 "optuna.trial_state": "PRUNED",
             })  # fmt: skip
             raise optuna.TrialPruned(
-                f"pruned at epoch {epochs_done} of {self.epochs} (val_accuracy {self.last:.4f})"
+                f"pruned at epoch {epochs_done} of {self.config.epochs} "
+                f"(val_accuracy {self.last:.4f})"
             )
 
 
-def schedule_percent(epochs_done: int, epochs: int) -> int:
-    """The step a trial reports at: how much of its schedule is done, in percent."""
-    return max(1, round(100 * epochs_done / epochs))
+def by_percent(schedule: str) -> bool:
+    """Whether trials of this schedule are compared by percent of schedule (else by epoch)."""
+    return schedule != "constant"
+
+
+def report_step(epochs_done: int, config: TrainConfig) -> int:
+    """The step a trial reports at: epochs done, or how much of its schedule is done in percent."""
+    if not by_percent(config.learning_rate_schedule):
+        return epochs_done
+    return max(1, round(100 * epochs_done / config.epochs))
+
+
+def epochs_at(step: int, epochs: int, schedule: str) -> int:
+    """The epochs a trial had trained when it reported at step (the inverse of report_step)."""
+    return round(step * epochs / 100) if by_percent(schedule) else step
 
 
 class ReapAndRetry:
@@ -124,14 +139,19 @@ def _sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=tune.seed, n_startup_trials=5)
 
 
-def _pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
-    """Pruners over the percentage of each trial's schedule done (see PruneOnValidation)."""
+def _pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
+    """Pruners over the unit the arch's trials report in (see PruneOnValidation)."""
     if tune.pruner == "none":
         return optuna.pruners.NopPruner()
-    if tune.pruner == "median":  # no verdict before a third of the schedule
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=30)
+    schedule = architecture(arch).presets["default"].get("learning_rate_schedule", "constant")
+    if by_percent(schedule):
+        first, last = PRUNE_MIN_PERCENT, 100
+    else:
+        first, last = 1, tune.epochs_for(arch)[1]
+    if tune.pruner == "median":  # no verdict before a third of the longest schedule
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=last // 3)
     return optuna.pruners.HyperbandPruner(
-        min_resource=PRUNE_MIN_PERCENT, max_resource=100, reduction_factor=3
+        min_resource=first, max_resource=last, reduction_factor=3
     )
 
 
@@ -178,7 +198,7 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
             trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             run.log_params(config.params())
-            pruning = PruneOnValidation(trial, run, config.epochs)
+            pruning = PruneOnValidation(trial, run, config)
             fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
@@ -221,7 +241,7 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
 
     A study made for another arch is a one-line error, before any trial or run exists.
     """
-    kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune))
+    kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune, arch))
     try:
         return _create_study(tune, arch, study_name, **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
