@@ -117,6 +117,10 @@ def train(
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show live bars."),
+    log_checkpoints: bool = typer.Option(
+        False, "--log-checkpoints/--no-log-checkpoints",
+        help="Also log each epoch's model as an MLflow logged model.",
+    ),  # fmt: skip
 ) -> None:
     """Train one architecture and track params, per-step metrics and the model in MLflow."""
     options = given(
@@ -133,8 +137,9 @@ def train(
     from pipeline import training
 
     result = training.train(
-        config, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir), resume, progress
-    )
+        config, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir), resume, progress,
+        log_checkpoints=log_checkpoints,
+    )  # fmt: skip
     console.print_train_summary(result)
 
 
@@ -142,7 +147,7 @@ def train(
 def evaluate(
     run_id: str = typer.Option(None, "--run-id", help="A finished train run."),
     model_uri: str = typer.Option(
-        None, "--model-uri", help="runs:/RUN_ID/model, models:/NAME@ALIAS or models:/NAME/VERSION."
+        None, "--model-uri", help=f"{cfg.MODEL_URI_FORMS}."
     ),
     register: bool = typer.Option(
         True, "--register/--no-register", help="Register the model; champion gate applies."

@@ -20,6 +20,9 @@ DEFAULT_REPORT_DIR = Path("reports")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mnist"
 DEFAULT_OPTUNA_STORAGE = "sqlite:///optuna.db"
+MODEL_URI_FORMS = (
+    "runs:/RUN_ID/MODEL_NAME, models:/MODEL_ID, models:/NAME@ALIAS or models:/NAME/VERSION"
+)
 
 # name -> (file name, official MD5, IDX kind)
 MNIST_FILES: dict[str, tuple[str, str, str]] = {
@@ -136,11 +139,45 @@ class TrainConfig:
             del values["max_steps"]
         return {**values, "optimizer": OPTIMIZER}
 
+    def differences(self) -> list[str]:
+        """Each value that differs from the preset's, abbreviated (lr3e-3, h512, cosine)."""
+        preset = train_config(self.arch, self.preset)
+        parts = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            shown = field.name in NAME_ABBREVIATIONS and value is not None  # no step budget
+            if shown and value != getattr(preset, field.name):
+                parts.append(NAME_ABBREVIATIONS[field.name] + _compact(value))
+        return parts
+
+    def name(self, label: str | None = None) -> str:
+        """What the run is, for people: arch, preset (or label, say "tuned") and what differs
+        from the preset (for example mlp-default-lr3e-3-h512)."""
+        return "-".join([self.arch, label or self.preset, *self.differences()])
+
     @classmethod
     def from_params(cls, params: dict[str, object]) -> TrainConfig:
         """The config a run's params (or a checkpoint's state) describe."""
         names = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in params.items() if key in names})
+
+
+# How a run name shows a value that differs from its preset.
+NAME_ABBREVIATIONS = {
+    "learning_rate": "lr", "hidden_size": "h", "epochs": "ep", "batch_size": "b", "seed": "seed",
+    "validation_fraction": "val", "learning_rate_schedule": "", "max_steps": "steps",
+}  # fmt: skip
+
+
+def _compact(value: object) -> str:
+    """3e-3 for 0.003, 0.15 for 0.15, 512 for 512, cosine for cosine."""
+    if isinstance(value, float):
+        mantissa, exponent = f"{value:.3g}", ""
+        if value < 0.01:
+            mantissa, exponent = f"{value:.2e}".split("e")
+            mantissa, exponent = f"{float(mantissa):g}", f"e{int(exponent)}"
+        return mantissa + exponent
+    return str(value)
 
 
 def train_config(

@@ -108,6 +108,7 @@ def print_eval_summary(result) -> None:
         f"Evaluated {result.model_uri} ({result.arch}) on {result.test_set}",
         f"  test_accuracy {result.test_accuracy:.4f}   test_loss {result.test_loss:.4f}",
         f"  most confused (true→predicted): {pairs or 'none'}",
+        f"  evaluate run {result.evaluation_run_id}",
     ]
     if result.registration:
         lines.append(f"  registry: {result.registration.describe()}")
@@ -125,7 +126,8 @@ def print_trial(study, trial) -> None:
     value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
     if pruned:
         last = max(trial.intermediate_values, default=0)
-        value = f"pruned at {last}% of its schedule ({trial.intermediate_values.get(last, 0):.4f})"
+        epoch = trial.user_attrs.get("pruned_at_epoch", "?")
+        value = f"pruned after epoch {epoch} ({trial.intermediate_values.get(last, 0):.4f})"
     try:
         best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
     except ValueError:

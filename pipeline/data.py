@@ -53,6 +53,18 @@ class Splits:
     x_val: np.ndarray
     y_val: np.ndarray
     digest: str
+    validation_fraction: float = 0.0
+    seed: int = 0
+
+    def part_digest(self, part: str) -> str:
+        """The digest of the train or validation part: the data's digest and how it was cut."""
+        return part_digest(self.digest, part, self.validation_fraction, self.seed)
+
+
+def part_digest(digest: str, part: str, *cut: object) -> str:
+    """A short digest naming one part (train, validation, test) of the data digest holds."""
+    text = ":".join(str(item) for item in (digest, part, *cut))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def parse_idx(path: Path, kind: str) -> np.ndarray:
@@ -214,6 +226,8 @@ def split_train_validation(dataset: Dataset, validation_fraction: float, seed: i
         x_val=dataset.x_train[val_index],
         y_val=dataset.y_train[val_index],
         digest=dataset.digest,
+        validation_fraction=validation_fraction,
+        seed=seed,
     )
 
 

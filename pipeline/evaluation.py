@@ -122,7 +122,9 @@ def _record(evaluation_run: tracking.Run, target, numbers: dict, folder: Path, d
     """Log the evaluation on its own run and on the train run; register and gate the champion."""
     test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
     evaluation_run.log_params({"model_uri": target.model_uri})
-    evaluation_run.log_metrics(test_metrics)
+    # On the logged model's page too, measured on the test set.
+    test_dataset = ("mnist-test", data.part_digest(digest, "test"))
+    evaluation_run.log_metrics(test_metrics, model_id=target.model_id, dataset=test_dataset)
     evaluation_run.log_text((folder / "summary.md").read_text(), "summary.md")
     # The train run gets the numbers and figures too, so the UI shows val and test together.
     trained = tracking.Run(target.run_id)
@@ -177,6 +179,10 @@ def evaluate_run(
         tempfile.TemporaryDirectory() as tmp,
     ):
         folder = Path(tmp)
+        tracking.log_dataset(
+            dataset.x_test, dataset.y_test, "mnist-test", data.part_digest(dataset.digest, "test"),
+            data_dir, "testing",
+        )  # fmt: skip
         summary = summary_markdown(numbers, report, pairs)
         _write_artifacts(folder, matrix, report, probabilities, dataset, summary)
         registration = _record(evaluation_run, target, numbers, folder, dataset.digest, register)

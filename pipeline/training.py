@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import checkpoints, data, figures, interrupts, locks, tracking
-from pipeline.config import TrainConfig
+from pipeline.config import TrainConfig, architecture
 from pipeline.console import epoch_progress
 from pipeline.errors import PipelineError
 
@@ -81,10 +81,12 @@ def fit(
     state: dict | None = None,
     show_progress: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
+    on_epoch_model: Callable[[object, tracking.StepMetricSink, int], None] | None = None,
 ) -> Fitted:
     """Fit (or continue, given a checkpoint state) inside the active run.
 
-    on_epoch(epochs_done, logs) runs after each complete epoch (an Optuna report, say).
+    After each complete epoch, on_epoch(epochs_done, logs) runs (an Optuna report, say), and
+    on_epoch_model(model, sink, epochs_done) (logging the epoch's model, say).
     SIGINT / SIGTERM stop training after the current batch, save a checkpoint and raise
     `interrupts.Interrupted`.
     """
@@ -113,6 +115,8 @@ def fit(
         callbacks.append(StepLimit(state["step"], config.max_steps))
     if on_epoch is not None:
         callbacks.append(EpochHook(on_epoch, stop))
+    if on_epoch_model is not None:
+        callbacks.append(EpochHook(lambda done, _: on_epoch_model(model, sink, done), stop))
     started = time.perf_counter()
     with epoch_progress(show_progress, steps_per_epoch(config, train_size), config.epochs) as bar:
         try:
@@ -146,13 +150,46 @@ def clear_state() -> None:
     keras.backend.clear_session()
 
 
-def _log_outputs(run: tracking.Run, model, splits: data.Splits) -> str:
-    """The serving model and the learning-curve figure of the whole run (resumes included)."""
+def log_inputs(splits: data.Splits, data_dir: Path) -> None:
+    """The train and validation parts as the active run's dataset inputs."""
+    for name, context, x, y in (
+        ("mnist-train", "training", splits.x_train, splits.y_train),
+        ("mnist-validation", "validation", splits.x_val, splits.y_val),
+    ):
+        tracking.log_dataset(x, y, name, splits.part_digest(context), data_dir, context)
+
+
+def _datasets(splits: data.Splits) -> dict[str, tuple[str, str]]:
+    """Which dataset each metric of a logged model was measured on, by key prefix."""
+    return {
+        "train_": ("mnist-train", splits.part_digest("training")),
+        "val_": ("mnist-validation", splits.part_digest("validation")),
+    }
+
+
+def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, splits) -> str:
+    """Log the model as it is after sink.next_step steps, linked to the last epoch's train and
+    validation metrics and their datasets; its models:/ URI."""
     from pipeline import models
 
-    model_uri = tracking.log_model(
-        run.run_id, models.serving_model(model), splits.x_val[:4].astype(np.float32)
+    values = {metric.key: metric.value for metric in sink.last_epoch}
+    accuracy = values.get("val_accuracy")
+    description = (
+        f"{name}: {architecture(config.arch).summary} after {sink.next_step} training steps "
+        f"(batch {config.batch_size}) on mnist-train"
+        + (f"; validation accuracy {accuracy:.4f} on mnist-validation" if accuracy else "")
+        + f". {models.SERVING_CONTRACT}"
     )
+    model_id = tracking.log_model(
+        models.serving_model(model), splits.x_val[:4].astype(np.float32), name, sink.next_step,
+        description,
+    )  # fmt: skip
+    tracking.link_metrics(run.run_id, model_id, sink.last_epoch, _datasets(splits))
+    return f"models:/{model_id}"
+
+
+def _log_curves(run: tracking.Run) -> None:
+    """The learning-curve figure of the whole run (resumes included)."""
     curves = {
         key: tracking.metric_history(run.run_id, key)
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -160,7 +197,6 @@ def _log_outputs(run: tracking.Run, model, splits: data.Splits) -> str:
     figure = figures.learning_curves({"run": curves})
     run.log_figure(figure, "learning_curves.png")
     figures.close(figure)
-    return model_uri
 
 
 def _resume_state(checkpoint_dir: Path, run_id: str, digest: str, data_dir: Path) -> dict:
@@ -207,8 +243,13 @@ def train(
     resume: str | None = None,
     show_progress: bool = True,
     tags: dict[str, str] | None = None,
+    label: str | None = None,
+    log_checkpoints: bool = False,
 ) -> TrainResult:
-    """Train one model in one MLflow run (or continue an interrupted run with resume=RUN_ID)."""
+    """Train one model in one MLflow run (or continue an interrupted run with resume=RUN_ID).
+
+    The run and its model are named for the config (label replaces the preset's name, say
+    "tuned"); with log_checkpoints each epoch's model is logged too."""
     dataset = data.load_dataset(data_dir)
     state = None
     with contextlib.ExitStack() as held:
@@ -228,26 +269,32 @@ def train(
             tracking.CONFIG_HASH_TAG: tracking.config_hash(params),
             **(tags or {}),
         }
-        run_name = f"{config.arch}-{config.preset}"
-        with tracking.run("train", run_name=run_name, tags=tags, run_id=resume) as run:
+        name = config.name(label)
+        with tracking.run("train", run_name=name, tags=tags, run_id=resume) as run:
             if not resume:
                 _claim(held, checkpoint_dir, run.run_id)
                 run.log_params(params)
-                tracking.log_dataset(
-                    dataset.x_train, dataset.y_train, "mnist-train", dataset.digest, data_dir,
-                    context="training",
-                )  # fmt: skip
+                log_inputs(splits, data_dir)
             else:  # metrics a lost tracking server did not take
                 tracking.replay_spool(run.run_id, Path(checkpoint_dir) / resume / SPOOL_FILE)
-            fitted = fit(config, splits, run.run_id, checkpoint_dir, state, show_progress)
-            return _finish(run, config, fitted, splits, checkpoint_dir, state)
+            name = run.name or name
+            def per_epoch(model, sink, done: int) -> None:
+                log_model(run, model, config, f"{name}-epoch{done}", sink, splits)
+
+            fitted = fit(
+                config, splits, run.run_id, checkpoint_dir, state, show_progress,
+                on_epoch_model=per_epoch if log_checkpoints else None,
+            )  # fmt: skip
+            return _finish(run, config, fitted, splits, checkpoint_dir, state, name)
 
 
-def _finish(run, config, fitted: Fitted, splits, checkpoint_dir, state) -> TrainResult:
+def _finish(run, config, fitted: Fitted, splits, checkpoint_dir, state, name) -> TrainResult:
     """Check the fit, log the outputs and summarise the run."""
     _check_fitted(fitted, config, checkpoint_dir, run.run_id)
     run.log_metrics({"train_seconds": fitted.seconds})
-    model_uri = _log_outputs(run, fitted.model, splits)
+    model_uri = log_model(run, fitted.model, config, name, fitted.metrics.sink, splits)
+    run.set_tags({tracking.MODEL_URI_TAG: model_uri})
+    _log_curves(run)
     final = tracking.latest_metrics(run.run_id)
     steps = fitted.metrics.sink.next_step
     trained = (steps - (state["step"] if state else 0)) * config.batch_size

@@ -63,6 +63,7 @@ class PruneOnValidation:
         self.reported = step
         self.trial.report(self.last, step)
         if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", epochs_done)
             self.run.set_tags({
                 "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epochs_done,
                 "optuna.trial_state": "PRUNED",
@@ -182,7 +183,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     )
 
 
-def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
+def _objective(tune: TuneConfig, arch: str, splits, study_name: str, data_dir: Path):
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, tune, arch)
         training.clear_state()  # no model or graph growth over a long study
@@ -193,11 +194,12 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str):
             STUDY_TAG: study_name,
             "optuna.trial_number": str(trial.number),
         }
-        name = f"{study_name}-trial-{trial.number}"
+        name = "-".join([study_name, f"trial-{trial.number}", *config.differences()])
         with tracking.run("trial", name, tags, killed_on=(optuna.TrialPruned,)) as run:
             trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             run.log_params(config.params())
+            training.log_inputs(splits, data_dir)
             pruning = PruneOnValidation(trial, run, config)
             fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
@@ -290,7 +292,9 @@ def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoin
         arch, "default", **params, seed=tune.seed, validation_fraction=tune.validation_fraction
     )
     tags = {TUNED_FROM_TAG: tune.study_for(arch)}
-    result = training.train(config, data_dir, checkpoint_dir, show_progress=False, tags=tags)
+    result = training.train(
+        config, data_dir, checkpoint_dir, show_progress=False, tags=tags, label="tuned"
+    )
     return evaluation.evaluate_run(data_dir, run_id=result.run_id)
 
 
@@ -323,7 +327,7 @@ def tune_arch(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.optimize(
-                _objective(tune, arch, splits, study_name),
+                _objective(tune, arch, splits, study_name, data_dir),
                 n_trials=tune.n_trials,
                 timeout=tune.timeout_seconds,
                 catch=(PipelineError,),

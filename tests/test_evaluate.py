@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -57,6 +58,29 @@ def test_metrics_and_artifacts(cli, data_dir):
     assert list(report.columns) == ["precision", "recall", "f1", "support"]
     assert report["support"].tolist() == matrix.sum(axis=1).tolist()
     assert registry_state() == {"versions": [1], "champion": "1"}
+    # The champion's logged model shows validation and test metrics with their datasets.
+    champion = client.get_model_version_by_alias("mnist-mlp", "champion")
+    model = mlflow.get_logged_model(champion.source.removeprefix("models:/"))
+    datasets = {m.key: m.dataset_name for m in model.metrics}
+    assert {k: datasets[k] for k in ("val_accuracy", "test_accuracy", "test_loss")} == {
+        "val_accuracy": "mnist-validation", "test_accuracy": "mnist-test",
+        "test_loss": "mnist-test",
+    }  # fmt: skip
+    tested = {m.key: m.value for m in model.metrics if m.dataset_name == "mnist-test"}
+    assert tested["test_accuracy"] == pytest.approx(np.trace(matrix) / 100)
+    evaluation = mlflow.get_run(result_run_id(result))
+    assert [i.dataset.name for i in evaluation.inputs.dataset_inputs] == ["mnist-test"]
+    ranked = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], order_by=[
+            {"field_name": "metrics.test_accuracy", "ascending": False}
+        ], output_format="list",
+    )  # fmt: skip
+    assert ranked[0].model_id == model.model_id
+
+
+def result_run_id(result) -> str:
+    """The evaluate run id the CLI printed."""
+    return re.search(r"evaluate run (\w{32})", result.stdout).group(1)
 
 
 def test_champion_gate_both_ways(cli, data_dir):
@@ -95,7 +119,7 @@ def test_no_register(cli, data_dir):
         (("--run-id", "DOWNLOAD"), "has no logged model"),
         (("--model-uri", "models:/mnist-lstm@champion"), "does not resolve"),
         (("--model-uri", "models:/mnist-mlp/7"), "does not resolve"),
-        (("--model-uri", "s3://bucket/model"), "expected runs:/RUN_ID/model"),
+        (("--model-uri", "s3://bucket/model"), "expected runs:/RUN_ID/MODEL_NAME"),
         ((), "give exactly one of --run-id or --model-uri"),
         (("--run-id", "TRAIN", "--data-dir", "elsewhere"), "run `pipeline download"),
     ],

@@ -54,9 +54,31 @@ def test_params_and_every_step_logged(cli, data_dir, arch):
     run = mlflow.get_run(run_id)
     digest = json.loads((data_dir / "manifest.json").read_text())["digest"]
     assert run.data.tags["pipeline.data_digest"] == digest
-    assert [item.dataset.digest for item in run.inputs.dataset_inputs] == [digest]
+    from pipeline.data import part_digest
+
+    cut = lambda part: part_digest(digest, part, 0.1, 0)  # noqa: E731
+    inputs = {item.dataset.name: item.dataset.digest for item in run.inputs.dataset_inputs}
+    assert inputs == {"mnist-train": cut("training"), "mnist-validation": cut("validation")}
     artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
     assert "learning_curves.png" in artifacts
+    # The logged model: named for what it is, at its step, with the last epoch's metrics only.
+    model = mlflow.get_logged_model(run.data.tags["pipeline.model_uri"].removeprefix("models:/"))
+    assert (model.name, model.source_run_id) == (f"{arch}-default-lr0_01-h16-ep2-b32", run_id)
+    assert [output.step for output in run.outputs.model_outputs] == [18]
+    linked = {(m.key, m.step, m.value, m.dataset_name, m.dataset_digest) for m in model.metrics}
+    expected = {
+        (key, 17, dict(metric_steps(run_id, key))[17], dataset, cut(part))
+        for key, dataset, part in (
+            ("train_loss", "mnist-train", "training"),
+            ("train_accuracy", "mnist-train", "training"),
+            ("val_loss", "mnist-validation", "validation"),
+            ("val_accuracy", "mnist-validation", "validation"),
+        )
+    }
+    assert linked == expected
+    assert "0-255" in model.tags["mlflow.note.content"]
+    for key in ("val_accuracy", "train_loss"):  # linking added no point to the run's history
+        assert [step for step, _ in metric_steps(run_id, key)][-2:] in ([8, 17], [16, 17])
 
 
 def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir):
@@ -66,7 +88,7 @@ def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir):
 
     with np.load(data_dir / "mnist.npz") as arrays:
         images, labels = arrays["test_images"].astype(np.float32), arrays["test_labels"]
-    served = mlflow.pyfunc.load_model(f"runs:/{row['run_id']}/model").predict(images)
+    served = mlflow.pyfunc.load_model(row["tags.pipeline.model_uri"]).predict(images)
     assert served.shape == (100, 10)
     np.testing.assert_allclose(served.sum(axis=1), 1.0, rtol=1e-4)
     config = train_config("mlp", epochs=2, batch_size=32, hidden_size=16, learning_rate=0.01)
@@ -182,3 +204,25 @@ def test_short_real_run(cli, workdir, arch, args, floor):
     row = runs().iloc[0]
     assert row["metrics.val_accuracy"] > floor
     assert row["status"] == "FINISHED"
+
+
+def test_log_checkpoints_logs_each_epochs_model_with_its_own_metrics(cli, data_dir):
+    row = train(cli, "--arch", "mlp", *TINY, "--log-checkpoints")
+    run = mlflow.get_run(row["run_id"])
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    by_name = {model.name: model for model in models}
+    name = "mlp-default-h16-ep2-b32"
+    assert set(by_name) == {name, f"{name}-epoch1", f"{name}-epoch2"}
+    steps = {(o.model_id, o.step) for o in run.outputs.model_outputs}
+    assert steps == {
+        (by_name[f"{name}-epoch1"].model_id, 9),
+        (by_name[f"{name}-epoch2"].model_id, 18),
+        (by_name[name].model_id, 18),
+    }
+    val = dict(metric_steps(row["run_id"], "val_accuracy"))
+    for model, step in ((by_name[f"{name}-epoch1"], 8), (by_name[name], 17)):
+        linked = {m.key: (m.step, m.value) for m in model.metrics}
+        assert linked["val_accuracy"] == (step, val[step])
+    assert row["tags.pipeline.model_uri"] == f"models:/{by_name[name].model_id}"

@@ -12,8 +12,10 @@ search     reading runs and metrics back
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.heartbeat import reap
 from pipeline.tracking.models import (
+    MODEL_URI_TAG,
     ModelTarget,
     Registration,
+    link_metrics,
     load_model,
     log_model,
     register_if_better,
@@ -42,7 +44,8 @@ from pipeline.tracking.step_metrics import StepMetricSink, replay_spool
 from pipeline.tracking.store import current_experiment, setup
 
 __all__ = [
-    "ARCH_TAG", "CONFIG_HASH_TAG", "DIGEST_TAG", "FAILURE_TAG", "STAGE_TAG", "ModelTarget",
+    "ARCH_TAG", "CONFIG_HASH_TAG", "DIGEST_TAG", "FAILURE_TAG", "MODEL_URI_TAG",
+    "STAGE_TAG", "ModelTarget", "link_metrics",
     "Registration", "Run", "StepMetricSink", "check_resumable", "config_hash",
     "current_experiment", "find_finished", "finish_run", "finished_runs",
     "latest_metrics", "load_model",

@@ -11,7 +11,8 @@ from pipeline import config as cfg
 from pipeline.errors import PipelineError, first_line, redact
 
 CHAMPION = "champion"
-MODEL_URI_TAG = "pipeline.model_uri"
+MODEL_URI_TAG = "pipeline.model_uri"  # on a train run: its final model, models:/MODEL_ID
+
 ACCURACY_TAG = "test_accuracy"
 
 
@@ -28,9 +29,12 @@ def model_signature():
     )
 
 
-def log_model(run_id: str, model, input_example) -> str:
-    """Log a Keras serving model into the active run so that pyfunc predicts from raw images;
-    returns its URI."""
+def log_model(model, input_example, name: str, step: int, description: str) -> str:
+    """Log a Keras serving model into the active run, as the model after `step` optimizer
+    steps, so that pyfunc predicts from raw images; returns its model id.
+
+    Model names cannot hold dots, so a name's dots become underscores.
+    """
     import keras
     import mlflow.tensorflow
     import tensorflow
@@ -45,13 +49,36 @@ def log_model(run_id: str, model, input_example) -> str:
         warnings.simplefilter("ignore")
         info = mlflow.tensorflow.log_model(
             model,
-            name="model",
+            name=name.replace(".", "_"),
+            step=step,
             signature=model_signature(),
             input_example=input_example,
             pip_requirements=requirements,
+            tags={"mlflow.note.content": description},
         )
-    mlflow.MlflowClient().set_tag(run_id, MODEL_URI_TAG, f"runs:/{run_id}/model")
-    return info.model_uri
+    return info.model_id
+
+
+def link_metrics(run_id: str, model_id: str, metrics, datasets: dict[str, tuple[str, str]]):
+    """Log metrics (already on the run) onto a logged model, each with the dataset it was
+    measured on: datasets maps a key prefix (train_, val_) to (dataset name, digest).
+
+    The run's own history is unchanged: a metric with the same key, value, time and step
+    is stored once.
+    """
+    from mlflow.entities import Metric
+
+    linked = []
+    for metric in metrics:
+        for prefix, (dataset, digest) in datasets.items():
+            if metric.key.startswith(prefix):
+                linked.append(Metric(
+                    metric.key, metric.value, metric.timestamp, metric.step,
+                    model_id=model_id, dataset_name=dataset, dataset_digest=digest,
+                    run_id=run_id,
+                ))  # fmt: skip
+    if linked:
+        mlflow.MlflowClient().log_batch(run_id, metrics=linked)
 
 
 def load_model(model_uri: str):
@@ -73,6 +100,7 @@ class ModelTarget:
     model_uri: str
     arch: str
     registrable: bool  # False when the URI already names a registered version
+    model_id: str | None = None  # the MLflow 3 logged model, when the URI names one
 
 
 def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
@@ -81,16 +109,13 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
 
     if bool(run_id) == bool(model_uri):
         raise PipelineError("give exactly one of --run-id or --model-uri")
-    uri = model_uri or f"runs:/{run_id}/model"
-    if not uri.startswith(("runs:/", "models:/")):
-        raise PipelineError(
-            f"--model-uri {uri}: expected runs:/RUN_ID/model, models:/NAME@ALIAS "
-            f"or models:/NAME/VERSION"
-        )
+    if model_uri and not model_uri.startswith(("runs:/", "models:/")):
+        raise PipelineError(f"--model-uri {model_uri}: expected {cfg.MODEL_URI_FORMS}")
     store = redact(cfg.tracking_uri())
+    uri = model_uri
     if run_id:
         try:
-            mlflow.get_run(run_id)
+            uri = mlflow.get_run(run_id).data.tags.get(MODEL_URI_TAG, "none")
         except Exception:
             raise PipelineError(f"no run {run_id} in {store}") from None
     try:
@@ -111,7 +136,9 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
     if arch not in cfg.ARCHITECTURES:
         raise PipelineError(f"run {source_run} is not a train run (no arch param)")
     registered = uri.startswith("models:/") and ("@" in uri or uri.count("/") > 1)
-    return ModelTarget(source_run, run.info.experiment_id, uri, arch, not registered)
+    return ModelTarget(
+        source_run, run.info.experiment_id, uri, arch, not registered, info.model_id
+    )
 
 
 @dataclass(frozen=True)
@@ -145,7 +172,6 @@ def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
     one to finish leaves the alias on the best version, since every version carries its tag
     from the moment it is registered."""
     from mlflow.exceptions import MlflowException
-    from mlflow.models import get_model_info
 
     client = mlflow.MlflowClient()
     name = cfg.architecture(target.arch).registered_model
@@ -154,7 +180,7 @@ def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
     except MlflowException:
         champion = None
     # Register the logged model itself (MLflow 3 keeps it outside the run's artifacts).
-    model_id = get_model_info(target.model_uri).model_id
+    model_id = target.model_id
     source = f"models:/{model_id}" if model_id else target.model_uri
     tags = {ACCURACY_TAG: f"{accuracy:.6f}"}
     version = str(mlflow.register_model(source, name, tags=tags).version)

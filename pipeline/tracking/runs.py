@@ -28,6 +28,7 @@ class Run:
 
     run_id: str
     experiment_id: str = ""
+    name: str = ""
 
     @property
     def _client(self) -> mlflow.MlflowClient:
@@ -38,9 +39,19 @@ class Run:
             self.run_id, params=[Param(k, str(v)) for k, v in params.items()]
         )
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(
+        self, metrics: dict[str, float], step: int = 0, model_id: str | None = None,
+        dataset: tuple[str, str] | None = None,
+    ) -> None:
+        """Log metrics; with model_id they also show on that logged model, measured on
+        dataset (name, digest)."""
         stamp = int(time.time() * 1000)
-        batch = [Metric(key, float(value), stamp, step) for key, value in metrics.items()]
+        name, digest = dataset or (None, None)
+        batch = [
+            Metric(key, float(value), stamp, step, model_id=model_id, dataset_name=name,
+                   dataset_digest=digest, run_id=self.run_id if model_id else None)
+            for key, value in metrics.items()
+        ]  # fmt: skip
         self._client.log_batch(self.run_id, metrics=batch)
 
     def set_tags(self, tags: dict[str, object]) -> None:
@@ -81,7 +92,7 @@ def run(
         active = mlflow.start_run(
             run_id=run_id, run_name=None if run_id else run_name, nested=nested
         )
-        handle = Run(active.info.run_id, active.info.experiment_id)
+        handle = Run(active.info.run_id, active.info.experiment_id, active.info.run_name or "")
         beat = heartbeat.Heartbeat(handle.run_id)
         parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id and not nested else {}
         try:

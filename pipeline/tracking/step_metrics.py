@@ -32,6 +32,9 @@ class StepMetricSink:
         self.batch_size, self.train_size = batch_size, train_size
         self.records: list[tuple[int, float, float, int]] = []
         self.pending: list = []
+        # The last complete epoch's values and its last step's train metrics: what a model
+        # saved at that epoch is linked to.
+        self.last_epoch: list[Metric] = []
 
     def start_epoch(self) -> None:
         self.records = []
@@ -44,10 +47,14 @@ class StepMetricSink:
         (None: an interrupted, partial epoch, which gets no epoch values)."""
         metrics = self._step_metrics()
         stamp, step = int(time.time() * 1000), self.next_step - 1
-        for key, value in (epoch_values or {}).items():
-            if value is not None and math.isfinite(value):
-                metrics.append(Metric(key, float(value), stamp, step))
-        self._send(metrics)
+        values = [
+            Metric(key, float(value), stamp, step)
+            for key, value in (epoch_values or {}).items()
+            if value is not None and math.isfinite(value)
+        ]
+        if epoch_values is not None:
+            self.last_epoch = [m for m in metrics if m.step == step] + values
+        self._send(metrics + values)
 
     def batches_recorded(self) -> int:
         return len(self.records)
