@@ -6,13 +6,20 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from pipeline import downloading, evaluation, fetch, reporting, tracking, training, tuning
+from pipeline import (
+    downloading,
+    evaluation,
+    fetch,
+    provenance,
+    reporting,
+    tracking,
+    training,
+    tuning,
+)
 from pipeline.config import MainConfig, TuneConfig, train_config
 
 CACHE_TAG = "pipeline.cache_key"
-PACKAGE = Path(__file__).parent
 
 
 @dataclass
@@ -28,17 +35,10 @@ class MainResult:
         main.set_tags({f"pipeline.step.{step.replace(' ', '_')}": run_id + " (reused)" * reused})
 
 
-def code_version() -> str:
-    """A hash of the package's source: a change in any module invalidates every cached step."""
-    digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        digest.update(str(path.relative_to(PACKAGE)).encode() + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def cache_key(step: str, params: dict, data_digest: str) -> str:
     """Same step, parameters, code and data -> same key."""
-    blob = json.dumps([step, params, code_version(), data_digest], sort_keys=True, default=str)
+    blob = [step, params, provenance.code_hash(), data_digest]
+    blob = json.dumps(blob, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from pipeline import interrupts
+from pipeline import interrupts, provenance
 from pipeline.errors import StageInterrupted, redact_text
 from pipeline.tracking import heartbeat
 
@@ -95,8 +95,10 @@ def run(
         handle = Run(active.info.run_id, active.info.experiment_id, active.info.run_name or "")
         beat = heartbeat.Heartbeat(handle.run_id)
         parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id and not nested else {}
+        # `mlflow run` records the commit of the project it ran: that one stays.
+        code = {k: v for k, v in provenance.tags().items() if k not in active.data.tags}
         try:
-            handle.set_tags({STAGE_TAG: stage, **parent, **(tags or {})})
+            handle.set_tags({STAGE_TAG: stage, **parent, **code, **(tags or {})})
             yield handle
         except KeyboardInterrupt as error:
             _end(RunStatus.KILLED, str(error) or "interrupted by SIGINT")

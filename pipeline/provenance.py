@@ -1,0 +1,50 @@
+"""Where a run's code came from: the package's source hash and, in a git checkout, the commit.
+
+MLflow takes a run's commit from the entry script, and the virtualenv's `pipeline` launcher is
+git-ignored, so runs started with `pipeline ...` would carry no commit without these tags.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+CODE_HASH_TAG = "pipeline.code_hash"
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+GIT_DIRTY_TAG = "mlflow.source.git.dirty"
+
+
+@functools.cache
+def code_hash() -> str:
+    """A hash of the package's source: a change in any module changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE)).encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=PACKAGE, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):  # no git here
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@functools.cache
+def tags() -> dict[str, str]:
+    """The code hash, plus the commit and whether the tree differs from it when the package
+    is in a git checkout (an editable install of this repository)."""
+    found = {CODE_HASH_TAG: code_hash()}
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        found[GIT_COMMIT_TAG] = commit
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        if status is not None:
+            found[GIT_DIRTY_TAG] = "true" if status else "false"
+    return found
