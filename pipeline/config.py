@@ -20,6 +20,11 @@ DEFAULT_REPORT_DIR = Path("reports")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mnist"
 DEFAULT_OPTUNA_STORAGE = "sqlite:///optuna.db"
+# What a served model takes and gives (model descriptions and the README say it).
+SERVING_CONTRACT = (
+    "Input: a batch of 28x28 images as 0-255 pixel intensities (uint8, float32 or float64; not "
+    "scaled to 0-1). Output: the 10 digit probabilities."
+)
 MODEL_URI_FORMS = (
     "runs:/RUN_ID/MODEL_NAME, models:/MODEL_ID, models:/NAME@ALIAS or models:/NAME/VERSION"
 )

@@ -38,6 +38,13 @@ def record(result: fetch.DownloadResult, tags: dict[str, str] | None = None) -> 
             stem = name.split(".")[0]
             run.log_params({f"md5.{stem}": entry["md5"], f"official.{stem}": entry["official"]})
         run.log_metrics({f"{split}_count": count for split, count in result.counts.items()})
+        kind = "the official MNIST files" if result.official else "NOT the official MNIST files"
+        how = "Verified the cached" if result.skipped else "Downloaded and verified"
+        run.describe(
+            f"{how} MNIST from {redact(result.source)} ({kind}): "
+            + ", ".join(f"{count} {split} images" for split, count in result.counts.items())
+            + f"; dataset digest {result.digest}, tagged on every run trained on it."
+        )
         run.log_dict(
             {"files": result.files, "counts": result.counts, "class_counts": result.class_counts},
             "download_manifest.json",

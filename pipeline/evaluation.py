@@ -131,12 +131,19 @@ def _record(evaluation_run: tracking.Run, target, numbers: dict, folder: Path, d
     trained.log_metrics(test_metrics)
     trained.log_artifacts(folder, "evaluation")
     trained.set_tags({EVALUATED_TAG: digest, "pipeline.evaluated_model": target.model_uri})
-    if not (register and target.registrable):
-        return None
-    registration = tracking.register_if_better(target, numbers["test_accuracy"])
-    decision = {"pipeline.champion_decision": registration.describe()}
-    evaluation_run.set_tags(decision)
-    trained.set_tags(decision)
+    summary = (
+        f"Evaluated {target.model_uri} ({target.arch}, from run {target.run_id}) on "
+        f"{numbers['test_set']}: test accuracy {numbers['test_accuracy']:.4f}, test loss "
+        f"{numbers['test_loss']:.4f}."
+    )
+    registration = None
+    if register and target.registrable:
+        registration = tracking.register_if_better(target, numbers["test_accuracy"], summary)
+        decision = {"pipeline.champion_decision": registration.describe()}
+        evaluation_run.set_tags(decision)
+        trained.set_tags(decision)
+        summary += f" Registry: {registration.describe()}."
+    evaluation_run.describe(summary)
     return registration
 
 

@@ -38,7 +38,8 @@ def learning_curves(curves: dict[str, dict[str, list[tuple[int, float]]]]):
         axis.set_xlabel("step (global batch index)")
         axis.set_ylabel(kind)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        if axis.lines:  # an empty report has no curves to name
+            axis.legend(fontsize=7)
     axes[0].set_yscale("log")
     figure.tight_layout()
     return figure

@@ -76,13 +76,6 @@ def compile_model(model: keras.Model, config: TrainConfig, total_steps: int) -> 
     return model
 
 
-# What a served model takes and gives (the model description and the README say it).
-SERVING_CONTRACT = (
-    "Input: images of 28x28 pixels as 0-255 intensities (uint8, float32 or float64; not scaled "
-    "to 0-1). Output: the 10 digit probabilities."
-)
-
-
 def serving_model(model: keras.Model) -> keras.Model:
     """The trained logits model with a softmax on top: what is logged, served and evaluated."""
     probabilities = layers.Softmax(name="probabilities")(model.output)

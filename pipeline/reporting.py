@@ -15,6 +15,7 @@ from pipeline.architectures import REGISTRY
 from pipeline.errors import PipelineError, redact
 
 VARIANTS = ("seed preset", "default preset", "tuned best")
+NO_RUNS = "No train runs in this experiment yet: `pipeline train` or `pipeline main` makes them."
 COLUMNS = ["arch", "variant", "test_accuracy", "val_accuracy", "learning_rate", "hidden_size",
            "epochs", "batch_size", "train_seconds", "samples_per_second", "run_id"]  # fmt: skip
 
@@ -162,6 +163,7 @@ def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
         "accuracy on the seeded, stratified split of the training set.", "",
         markdown_table(table.drop(columns=["run_id"]).assign(run=table["run_id"].map(short_id))),
         "",
+        *([NO_RUNS, ""] if table["run_id"].isna().all() else []),
         "![learning curves](learning_curves.png)", "", "## Tuning", "",
         markdown_table(tuning) if not tuning.empty else "No studies in this experiment.", "",
     ])  # fmt: skip
@@ -193,4 +195,23 @@ def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> R
     data.atomic_write(folder / "report.md", lambda path: path.write_text(markdown))
     with tracking.run("report", "report") as run:
         run.log_artifacts(folder, "report")
+        run.describe(describe(table, tuning))
         return Report(folder, table, tuning, run.run_id)
+
+
+def describe(table: pd.DataFrame, tuning: pd.DataFrame) -> str:
+    """The report run's description: what it compared and the best test accuracy per arch."""
+    runs = table[table["run_id"].notna()]
+    if runs.empty:
+        return "Report with the notebooks' published numbers only: no train runs yet."
+    best = []
+    for arch, rows in runs.groupby("arch", sort=False):
+        tested = rows[rows["test_accuracy"].notna()]
+        if not tested.empty:
+            top = tested.loc[tested["test_accuracy"].astype(float).idxmax()]
+            best.append(f"{arch} {float(top.test_accuracy):.4f} ({top.variant})")
+    return (
+        f"Report comparing {len(runs)} train runs with the notebooks"
+        + (f" and {len(tuning)} studies" if not tuning.empty else "")
+        + ". Best test accuracy: " + (", ".join(best) or "none evaluated yet") + "."
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import checkpoints, data, figures, interrupts, locks, tracking
-from pipeline.config import TrainConfig, architecture
+from pipeline.config import SERVING_CONTRACT, TrainConfig, architecture
 from pipeline.console import epoch_progress
 from pipeline.errors import PipelineError
 
@@ -178,7 +178,7 @@ def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, sp
         f"{name}: {architecture(config.arch).summary} after {sink.next_step} training steps "
         f"(batch {config.batch_size}) on mnist-train"
         + (f"; validation accuracy {accuracy:.4f} on mnist-validation" if accuracy else "")
-        + f". {models.SERVING_CONTRACT}"
+        + f". {SERVING_CONTRACT}"
     )
     model_id = tracking.log_model(
         models.serving_model(model), splits.x_val[:4].astype(np.float32), name, sink.next_step,
@@ -298,6 +298,16 @@ def _finish(run, config, fitted: Fitted, splits, checkpoint_dir, state, name) ->
     final = tracking.latest_metrics(run.run_id)
     steps = fitted.metrics.sink.next_step
     trained = (steps - (state["step"] if state else 0)) * config.batch_size
+    schedule = "cosine-decayed" if config.learning_rate_schedule == "cosine" else "constant"
+    run.describe(
+        f"Trained {name}, the {architecture(config.arch).summary} with hidden size "
+        f"{config.hidden_size}: {steps} steps of batch {config.batch_size} ({config.epochs} "
+        f"epochs) with Adam at a {schedule} learning rate of {config.learning_rate:g}, on "
+        f"{len(splits.y_train)} training images in {fitted.seconds:.0f} s of fitting. "
+        f"Validation accuracy {final.get('val_accuracy', float('nan')):.4f} (loss "
+        f"{final.get('val_loss', float('nan')):.4f}) on {len(splits.y_val)} held-out images. "
+        f"Model {model_uri}."
+    )
     return TrainResult(
         run_id=run.run_id,
         experiment_id=run.experiment_id,

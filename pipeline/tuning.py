@@ -205,6 +205,11 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str, data_dir: P
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
             run.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
+            run.describe(
+                f"Trial {trial.number} of study {study_name}: {arch} with learning rate "
+                f"{config.learning_rate:.3g}, hidden size {config.hidden_size}, "
+                f"{config.epochs} epochs; validation accuracy {pruning.last:.4f}."
+            )
             trial.set_user_attr("rss_mb", round(resident_megabytes()))
             # The objective is the model the trial ends with: what --retrain-best reproduces.
             return pruning.last
@@ -279,10 +284,24 @@ def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> tupl
         "optuna.pruner": tune.pruner, "optuna.trials": str(len(finished)),
         "optuna.pruned": str(len(pruned)),
     })  # fmt: skip
+    best = "no trial completed"
     if complete:
         run.log_metrics({"best_val_accuracy": study.best_value})
         run.set_tags({f"best.{k}": str(v) for k, v in study.best_params.items()})
         run.set_tags({"best.trial_number": str(study.best_trial.number)})
+        params = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in study.best_params.items()
+        )
+        best = (
+            f"best validation accuracy {study.best_value:.4f} (trial "
+            f"{study.best_trial.number}: {params})"
+        )
+    run.describe(
+        f"Optuna study {study.study_name} ({tune.sampler} sampler, {tune.pruner} pruning) "
+        f"over learning rate, hidden size and epochs, the default preset as trial 0: "
+        f"{len(finished)} trials, {len(pruned)} pruned; {best}. One child run per trial."
+    )
     return len(finished), len(pruned)
 
 

@@ -28,6 +28,7 @@ class MainResult:
 
     run_id: str = ""
     steps: list[tuple[str, str, bool]] = field(default_factory=list)  # (step, run id, reused)
+    test_accuracy: dict[str, float] = field(default_factory=dict)  # arch -> its evaluate's
 
     def add(self, main: tracking.Run, step: str, run_id: str, reused: bool) -> None:
         """Record a step, on the main run too, so the UI shows which run each step used."""
@@ -84,6 +85,14 @@ def run_main(config: MainConfig, say: Callable[[str], None] = print) -> MainResu
         report = reporting.write_report(config.report_dir)
         result.add(main, "report", report.run_id, False)
         say(f"report: {config.report_dir / 'report.md'}")
+        reused = sum(1 for _, _, was_reused in result.steps if was_reused)
+        main.describe(
+            f"Main job ({config.preset} preset{', tuned first' if config.tune else ''}): "
+            f"{len(result.steps)} steps as child runs, {reused} reused from identical earlier "
+            f"runs. Test accuracy: "
+            + ", ".join(f"{arch} {value:.4f}" for arch, value in result.test_accuracy.items())
+            + f". Report: {config.report_dir / 'report.md'}."
+        )
     return result
 
 
@@ -109,5 +118,8 @@ def _arch_steps(job: _Job, arch: str) -> None:
         train, data_dir, config.checkpoint_dir, show_progress=False, tags={**tags, **tuned}
     ).run_id)  # fmt: skip
     key = cache_key("evaluate", {"run": trained}, job.digest)
-    job.step(f"evaluate {arch}", key, lambda tags: evaluation.evaluate_run(
+    evaluated = job.step(f"evaluate {arch}", key, lambda tags: evaluation.evaluate_run(
         data_dir, run_id=trained, tags=tags).evaluation_run_id)  # fmt: skip
+    accuracy = tracking.latest_metrics(evaluated)["test_accuracy"]  # reused steps too
+    job.main.log_metrics({f"{arch}_test_accuracy": accuracy})
+    job.result.test_accuracy[arch] = accuracy

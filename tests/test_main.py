@@ -26,9 +26,25 @@ def test_main_reuses_finished_steps_and_reruns_changed_ones(cli, workdir, source
     parent = runs()
     parent = parent[parent["tags.pipeline.stage"] == "main"].iloc[0]
     assert parent["status"] == "FINISHED"
-    stages = sorted(children(parent["run_id"])["tags.pipeline.stage"])
-    assert stages == ["download", "evaluate", "report", "train"]
+    kids = children(parent["run_id"])
+    assert sorted(kids["tags.pipeline.stage"]) == ["download", "evaluate", "report", "train"]
     assert "reusing" not in first.stdout
+    # Every run, the experiment and the registered model say what they are.
+    notes = dict(zip(kids["tags.pipeline.stage"], kids["tags.mlflow.note.content"], strict=True))
+    evaluated = kids[kids["tags.pipeline.stage"] == "evaluate"].iloc[0]
+    accuracy = evaluated["metrics.test_accuracy"]
+    assert f"test accuracy {accuracy:.4f}" in notes["evaluate"]
+    assert notes["download"].startswith("Downloaded and verified MNIST")
+    assert notes["train"].startswith("Trained mlp-default")
+    assert "Validation accuracy" in notes["train"]
+    assert f"mlp {accuracy:.4f} (default preset)" in notes["report"]
+    assert parent["metrics.mlp_test_accuracy"] == accuracy
+    assert f"Test accuracy: mlp {accuracy:.4f}" in parent["tags.mlflow.note.content"]
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment(parent["experiment_id"])
+    assert "LSTM" in experiment.tags["mlflow.note.content"]
+    assert "@champion" in client.get_registered_model("mnist-mlp").description
+    assert "test accuracy" in client.get_model_version("mnist-mlp", "1").description
 
     second = cli(*args)
     assert second.exit_code == 0, second.stderr
@@ -183,3 +199,29 @@ def test_runs_go_to_the_experiment_id_in_the_environment(cli, workdir, data_dir,
     assert cli("report", "--output-dir", "out").exit_code == 0
     stages = sorted(runs("by-id")["tags.pipeline.stage"])
     assert stages == ["evaluate", "report", "train"]
+
+
+def test_report_on_an_empty_store_writes_the_notebook_rows(cli, workdir):
+    result = cli("report", "--output-dir", workdir / "out")
+    assert result.exit_code == 0, result.stderr
+    text = (workdir / "out" / "report.md").read_text()
+    assert "| mlp | notebook (published) | 0.9475 |" in text
+    assert "No train runs in this experiment yet" in text
+    report = runs().iloc[0]
+    assert report["tags.mlflow.note.content"].startswith("Report with the notebooks'")
+
+
+def test_report_with_only_an_unevaluated_run(cli, workdir, data_dir):
+    assert cli("train", "--arch", "mlp", "--epochs", "1", *TINY_TRAIN).exit_code == 0
+    train = runs().iloc[0]
+    result = cli("report", "--output-dir", workdir / "out")
+    assert result.exit_code == 0, result.stderr
+    text = (workdir / "out" / "report.md").read_text()
+    row = next(line for line in text.splitlines() if "| mlp | default preset |" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2] == "" and float(cells[3]) == pytest.approx(
+        float(train["metrics.val_accuracy"]), abs=1e-4
+    )
+    assert "No train runs" not in text
+    description = runs().iloc[0]["tags.mlflow.note.content"]
+    assert "1 train runs" in description and "none evaluated yet" in description

@@ -65,6 +65,15 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir):
     parent = mlflow.get_run(parent_id)
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
     assert parent.data.tags["best.hidden_size"] == str(study.best_params["hidden_size"])
+    assert f"3 trials, 1 pruned; best validation accuracy {study.best_value:.4f}" in (
+        parent.data.tags["mlflow.note.content"]
+    )
+    complete = mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert complete.data.tags["mlflow.note.content"].startswith("Trial 0 of study mnist-mlp")
+    assert complete.info.run_name.startswith("mnist-mlp-trial-0-")  # then what differs
+    assert {i.dataset.name for i in complete.inputs.dataset_inputs} == {
+        "mnist-train", "mnist-validation"
+    }  # fmt: skip
 
 
 def test_lstm_study(cli, workdir, data_dir):

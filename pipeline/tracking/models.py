@@ -166,7 +166,7 @@ class Registration:
         )
 
 
-def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
+def register_if_better(target: ModelTarget, accuracy: float, description: str) -> Registration:
     """Register the model with its test accuracy, then move the champion alias to the best-tested
     version of all. Convergent and idempotent: whatever the interleaving of evaluates, the last
     one to finish leaves the alias on the best version, since every version carries its tag
@@ -184,6 +184,9 @@ def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
     source = f"models:/{model_id}" if model_id else target.model_uri
     tags = {ACCURACY_TAG: f"{accuracy:.6f}"}
     version = str(mlflow.register_model(source, name, tags=tags).version)
+    client.update_model_version(name, version, description=description)
+    if not client.get_registered_model(name).description:  # a description the user wrote stays
+        client.update_registered_model(name, description=_registered_description(target.arch))
     best = _best_version(client, name)
     if best is not None:
         client.set_registered_model_alias(name, CHAMPION, best)
@@ -192,6 +195,16 @@ def register_if_better(target: ModelTarget, accuracy: float) -> Registration:
         name, version, best == version, champion.version if champion else None, previous,
         accuracy,
     )  # fmt: skip
+
+
+def _registered_description(arch: str) -> str:
+    entry = cfg.architecture(arch)
+    return (
+        f"The {entry.summary} of the MNIST pipeline; every evaluated model is a version, "
+        f"tagged with its test accuracy. The alias @{CHAMPION} is the version with the best "
+        f"test accuracy on the official test set. {cfg.SERVING_CONTRACT} Serve: mlflow models "
+        f"serve -m models:/{entry.registered_model}@{CHAMPION} --env-manager local."
+    )
 
 
 def _accuracy(version) -> float | None:

@@ -34,6 +34,10 @@ class Run:
     def _client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient()
 
+    def describe(self, text: str) -> None:
+        """The run's description in the MLflow UI: what it did and its headline numbers."""
+        self.set_tags({"mlflow.note.content": text})
+
     def log_params(self, params: dict[str, object]) -> None:
         self._client.log_batch(
             self.run_id, params=[Param(k, str(v)) for k, v in params.items()]

@@ -13,6 +13,16 @@ from pipeline import locks
 from pipeline.errors import PipelineError, first_line, redact
 from pipeline.tracking import heartbeat
 
+NOTE = "mlflow.note.content"  # what the MLflow UI shows as a description
+DESCRIPTION = (
+    "MNIST runs of the `pipeline` project: two architectures from the "
+    "classic TensorFlow notebooks, an LSTM reading 28 rows of 28 pixels and a 256-256 ReLU MLP. "
+    "Stages: download (data and its digest), train (per-step loss and accuracy, validation per "
+    "epoch, the model), evaluate (official test set, registry champion), tune (Optuna studies, "
+    "one child run per trial), report, and main (all of them as children of one run). Runs are "
+    "tagged pipeline.stage and pipeline.arch; the model training view lists them."
+)
+
 
 def setup(experiment: str | None = None, reap: bool = True) -> str:
     """Point MLflow at the configured store and experiment (see _experiment); reap dead runs;
@@ -34,7 +44,9 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
     try:
         # The first access creates a SQLite store's schema: one local process at a time.
         with locks.store_creation(uri):
-            mlflow.set_experiment(**_experiment(experiment))
+            chosen = mlflow.set_experiment(**_experiment(experiment))
+        if NOTE not in chosen.tags:  # a description the user wrote stays
+            mlflow.MlflowClient().set_experiment_tag(chosen.experiment_id, NOTE, DESCRIPTION)
     except PipelineError:
         raise
     except Exception as error:  # any store failure becomes one line for the user
