@@ -180,10 +180,7 @@ def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, sp
         + (f"; validation accuracy {accuracy:.4f} on mnist-validation" if accuracy else "")
         + f". {SERVING_CONTRACT}"
     )
-    model_id = tracking.log_model(
-        models.serving_model(model), splits.x_val[:4].astype(np.float32), name, sink.next_step,
-        description,
-    )  # fmt: skip
+    model_id = tracking.log_model(models.serving_model(model), name, sink.next_step, description)
     tracking.link_metrics(run.run_id, model_id, sink.last_epoch, _datasets(splits))
     return f"models:/{model_id}"
 

@@ -147,18 +147,17 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
     logged = pd.read_csv(f"{folder}/confusion_matrix.csv", index_col=0).to_numpy()
 
     port = free_port()
+    log = workdir / "server.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/mnist-{arch}@champion",
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
         cwd=workdir, env=subprocess_env(workdir),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=log.open("w"),
     )  # fmt: skip
-    try:
-        with np.load(data_dir / "mnist.npz") as arrays:
-            images, labels = arrays["test_images"], arrays["test_labels"]
-        body = json.dumps({"inputs": images.astype(float).tolist()}).encode()
-        deadline, answer = time.time() + 180, None
-        while answer is None and time.time() < deadline:
+
+    def ask(images, deadline: float) -> np.ndarray | None:
+        body = json.dumps({"inputs": images.tolist()}).encode()
+        while time.time() < deadline:
             assert server.poll() is None, "mlflow models serve exited"
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/invocations", data=body,
@@ -166,14 +165,54 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
             )  # fmt: skip
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
-                    answer = json.loads(response.read())
+                    return np.asarray(json.loads(response.read())["predictions"])
             except OSError:
                 time.sleep(1)
+        return None
+
+    try:
+        with np.load(data_dir / "mnist.npz") as arrays:
+            images, labels = arrays["test_images"], arrays["test_labels"]
+        answer = ask(images.astype(float), time.time() + 180)
         assert answer is not None, "the model server never answered"
+        as_integers = ask(images, time.time() + 30)  # uint8 pixels arrive as JSON integers
+        assert (as_integers.argmax(axis=1) == answer.argmax(axis=1)).all()
+        assert "<= 1.0" not in log.read_text()
+        ask(images[:5] / 255.0, time.time() + 30)  # scaled to 0-1 by mistake: a warning
     finally:
         server.terminate()
         server.wait(timeout=30)
-    predicted = np.asarray(answer["predictions"]).argmax(axis=1)
+    text = log.read_text()
+    assert text.count("all pixel values are <= 1.0") == 1
+    assert "━" not in text and "step" not in text  # no progress bar per request
+    predicted = answer.argmax(axis=1)
     served = np.zeros((10, 10), dtype=int)
     np.add.at(served, (labels, predicted), 1)
     assert (served == logged).all()
+
+
+def test_logged_model_takes_any_pixel_dtype_without_the_project(cli, workdir, data_dir, caplog):
+    run_id = train_run(cli, "--epochs", "1")
+    uri = mlflow.get_run(run_id).data.tags["pipeline.model_uri"]
+    model = mlflow.pyfunc.load_model(uri)
+    with np.load(data_dir / "mnist.npz") as arrays:
+        images = arrays["test_images"]
+    classes = model.predict(images.astype(np.float32)).argmax(axis=1)
+    for dtype in (np.uint8, np.float64, np.int64):
+        assert (model.predict(images.astype(dtype)).argmax(axis=1) == classes).all()
+    assert "<= 1.0" not in caplog.text
+    model.predict(images / 255.0)
+    assert "all pixel values are <= 1.0" in caplog.text
+    with pytest.raises(Exception, match="28x28"):
+        model.predict(np.zeros((2, 27, 28)))
+    # Loadable where the project cannot be imported at all.
+    script = (
+        "import sys; sys.modules['pipeline'] = None\n"
+        "import mlflow, numpy as np\n"
+        f"model = mlflow.pyfunc.load_model({uri!r})\n"
+        "print(model.predict(np.zeros((3, 28, 28), np.uint8)).shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True,
+                          text=True, env=subprocess_env(workdir), timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(3, 10)")

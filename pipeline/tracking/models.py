@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 
@@ -16,27 +18,20 @@ MODEL_URI_TAG = "pipeline.model_uri"  # on a train run: its final model, models:
 ACCURACY_TAG = "test_accuracy"
 
 
-def model_signature():
-    """The one contract both architectures share: raw 28x28 images in, 10 probabilities out."""
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    side = cfg.IMAGE_SIDE
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, side, side), "images")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, cfg.NUM_CLASSES), "probabilities")]),
-    )
+SERVING_CODE = Path(__file__).resolve().parents[1] / "serving.py"  # logged with each model
 
 
-def log_model(model, input_example, name: str, step: int, description: str) -> str:
+def log_model(model, name: str, step: int, description: str) -> str:
     """Log a Keras serving model into the active run, as the model after `step` optimizer
-    steps, so that pyfunc predicts from raw images; returns its model id.
+    steps; returns its model id.
 
-    Model names cannot hold dots, so a name's dots become underscores.
+    The logged model is pipeline/serving.py (MLflow's "models from code") holding the Keras
+    model as an artifact: pyfunc and `mlflow models serve` take raw images in any numeric
+    dtype without this project installed. It has no signature, since MLflow's tensor schemas
+    accept one dtype only. Model names cannot hold dots, so a name's dots become underscores.
     """
     import keras
-    import mlflow.tensorflow
+    import mlflow.pyfunc
     import tensorflow
 
     # Explicit requirements: MLflow's inference would re-load the model in a subprocess.
@@ -45,14 +40,15 @@ def log_model(model, input_example, name: str, step: int, description: str) -> s
         f"keras=={keras.__version__}",
         f"mlflow=={mlflow.__version__}",
     ]
-    with warnings.catch_warnings():
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        info = mlflow.tensorflow.log_model(
-            model,
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        info = mlflow.pyfunc.log_model(
             name=name.replace(".", "_"),
+            python_model=str(SERVING_CODE),
+            artifacts={"keras_model": str(path)},  # serving.py loads its one artifact
             step=step,
-            signature=model_signature(),
-            input_example=input_example,
             pip_requirements=requirements,
             tags={"mlflow.note.content": description},
         )
@@ -82,12 +78,13 @@ def link_metrics(run_id: str, model_id: str, metrics, datasets: dict[str, tuple[
 
 
 def load_model(model_uri: str):
-    """The Keras model behind a URI (Keras safe mode stays on: no arbitrary code is loaded)."""
-    import mlflow.tensorflow
+    """The pyfunc model behind a URI: what serving runs (its Keras model loads in safe mode)."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow.tensorflow.load_model(model_uri)
-    except (OSError, ValueError) as error:  # missing or damaged model files
+        return mlflow.pyfunc.load_model(model_uri)
+    except (OSError, ValueError, MlflowException) as error:  # missing or damaged model files
         raise PipelineError(f"cannot load {model_uri}: {first_line(error)}") from None
 
 

@@ -1,0 +1,71 @@
+"""The served model: a Keras digit classifier behind MLflow's pyfunc interface.
+
+MLflow logs this file with each model ("models from code"), so a served or loaded model needs
+only numpy, keras and mlflow, never this project: keep it free of `pipeline` imports.
+
+It takes a batch of 28x28 images as 0-255 pixel intensities in any numeric dtype (uint8,
+float32, float64, JSON numbers), returns the 10 digit probabilities per image, logs a warning
+when every pixel is at most 1.0 (images scaled to 0-1 by mistake: the model would see nearly
+black images) and prints no progress bar per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import mlflow.pyfunc
+import numpy as np
+
+SIDE = 28
+SCALED_WARNING = (
+    "all pixel values are <= 1.0: this model expects 0-255 intensities; multiply images "
+    "scaled to 0-1 by 255"
+)
+
+logger = logging.getLogger("mnist_serving")
+
+
+def as_images(model_input) -> np.ndarray:
+    """The input as a float32 (n, 28, 28) batch; a clear error for anything else."""
+    values = getattr(model_input, "values", model_input)  # a pandas DataFrame's array
+    try:
+        images = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError("expected a batch of 28x28 images of numbers") from None
+    if images.ndim == 2 and images.shape[1] == SIDE * SIDE:  # flattened rows of 784 pixels
+        images = images.reshape(-1, SIDE, SIDE)
+    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+        raise ValueError(f"expected a batch of 28x28 images, got shape {images.shape}")
+    return images
+
+
+def looks_scaled(images: np.ndarray) -> bool:
+    """Whether a batch has some lit pixel and none above 1.0 (scaled to 0-1 by mistake)."""
+    return images.size > 0 and float(images.max()) <= 1.0 and float(images.max()) > 0
+
+
+# MLflow asks PythonModel subclasses for type hints, warning each time the class is made; this
+# one takes any numeric dtype on purpose, so that warning would only confuse a server's log.
+with warnings.catch_warnings():
+    warnings.showwarning = lambda *args, **kwargs: None
+
+    class DigitClassifier(mlflow.pyfunc.PythonModel):
+        """pyfunc predict(images) -> (n, 10) probabilities, from the logged Keras model."""
+
+        def load_context(self, context) -> None:
+            import keras
+
+            (path,) = context.artifacts.values()  # the Keras model, logged as the one artifact
+            self.model = keras.saving.load_model(path)  # safe mode: no arbitrary code is loaded
+
+        def predict(self, context, model_input, params=None) -> np.ndarray:
+            images = as_images(model_input)
+            if looks_scaled(images):
+                logger.warning(SCALED_WARNING)
+            if not len(images):
+                return np.zeros((0, 10), dtype=np.float32)
+            return np.asarray(self.model.predict(images, verbose=0))
+
+
+mlflow.models.set_model(DigitClassifier())
