@@ -29,6 +29,7 @@ from pipeline.options import (
     DataDir,
     Preset,
     Storage,
+    SystemMetrics,
     checkpoint_dir_of,
     data_dir_of,
     given,
@@ -121,6 +122,7 @@ def train(
         False, "--log-checkpoints/--no-log-checkpoints",
         help="Also log each epoch's model as an MLflow logged model.",
     ),  # fmt: skip
+    system_metrics: bool = SystemMetrics,
 ) -> None:
     """Train one architecture and track params, per-step metrics and the model in MLflow."""
     options = given(
@@ -136,6 +138,7 @@ def train(
     config: TrainConfig | None = None if resume else cfg.train_config(**options)
     from pipeline import training
 
+    _system_metrics(system_metrics)
     result = training.train(
         config, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir), resume, progress,
         log_checkpoints=log_checkpoints,
@@ -153,12 +156,14 @@ def evaluate(
         True, "--register/--no-register", help="Register the model; champion gate applies."
     ),
     data_dir: Path = DataDir,
+    system_metrics: bool = SystemMetrics,
 ) -> None:
     """Score a model on the test set, log figures, and gate the champion alias."""
     if bool(run_id) == bool(model_uri):
         raise PipelineError("give exactly one of --run-id or --model-uri")
     from pipeline import evaluation
 
+    _system_metrics(system_metrics)
     result = evaluation.evaluate_run(data_dir_of(data_dir), run_id, model_uri, register)
     console.print_eval_summary(result)
 
@@ -193,6 +198,7 @@ def tune(
     ),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
+    system_metrics: bool = SystemMetrics,
 ) -> None:
     """Search learning rate, hidden size and epochs with Optuna; one MLflow run per trial."""
     config = TuneConfig(**given(
@@ -204,6 +210,7 @@ def tune(
     ))  # fmt: skip
     from pipeline import tuning
 
+    _system_metrics(system_metrics)
     for each in config.arches():
         result = tuning.tune_arch(
             config, each, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir),
@@ -219,6 +226,14 @@ def tune(
             console.print_eval_summary(result.retrained)
 
 
+def _system_metrics(enabled: bool | None) -> None:
+    """--system-metrics: MLflow samples CPU and memory on each run this process starts."""
+    if enabled is not None:
+        from pipeline import tracking
+
+        tracking.record_system_metrics(enabled)
+
+
 @app.command("main")
 def main_job(
     preset: str = Preset,
@@ -232,6 +247,7 @@ def main_job(
     report_dir: Path = typer.Option(
         None, "--report-dir", help=f"Where the report goes (default: {cfg.DEFAULT_REPORT_DIR})."
     ),
+    system_metrics: bool = SystemMetrics,
 ) -> None:
     """Download, (tune,) train and evaluate each arch, then report: one parent run."""
     config = cfg.MainConfig(**given(
@@ -241,6 +257,7 @@ def main_job(
     ))  # fmt: skip
     from pipeline import workflow
 
+    _system_metrics(system_metrics)
     result = workflow.run_main(config, say=typer.echo)
     reused = sum(1 for _, _, was_reused in result.steps if was_reused)
     typer.echo(f"main run {result.run_id}: {len(result.steps)} steps, {reused} reused")

@@ -26,6 +26,12 @@ Storage = typer.Option(
     None, "--storage", help=f"Optuna storage URL (default: {cfg.DEFAULT_OPTUNA_STORAGE})."
 )
 
+SystemMetrics = typer.Option(
+    None, "--system-metrics/--no-system-metrics",
+    help="Record CPU and memory use on each run (MLflow system metrics; default: "
+    "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING, else off).",
+)  # fmt: skip
+
 
 def given(**options: object) -> dict[str, object]:
     """The options the user gave (not None), for a config dataclass to take."""

@@ -248,3 +248,16 @@ def test_pipeline_script_runs_carry_the_git_commit_and_code_hash(workdir, data_d
     dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     assert tags["mlflow.source.git.dirty"] == str(dirty).lower()
     assert tags["pipeline.code_hash"] == provenance.code_hash()
+
+
+def test_system_metrics_are_opt_in(cli, data_dir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    plain = train(cli, "--arch", "mlp", *TINY)
+    assert not [key for key in plain.index if key.startswith("metrics.system/")]
+    try:
+        recorded = train(cli, "--arch", "lstm", *TINY, "--system-metrics")
+    finally:
+        mlflow.disable_system_metrics_logging()  # the option set it for this process
+    keys = {key for key in recorded.index if key.startswith("metrics.system/")}
+    assert {"metrics.system/cpu_utilization_percentage",
+            "metrics.system/system_memory_usage_megabytes"} <= keys  # fmt: skip

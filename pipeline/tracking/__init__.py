@@ -41,7 +41,7 @@ from pipeline.tracking.search import (
     run_tags,
 )
 from pipeline.tracking.step_metrics import StepMetricSink, replay_spool
-from pipeline.tracking.store import current_experiment, setup
+from pipeline.tracking.store import current_experiment, record_system_metrics, setup
 
 __all__ = [
     "ARCH_TAG", "CONFIG_HASH_TAG", "DIGEST_TAG", "FAILURE_TAG", "MODEL_URI_TAG",
@@ -49,6 +49,7 @@ __all__ = [
     "Registration", "Run", "StepMetricSink", "check_resumable", "config_hash",
     "current_experiment", "find_finished", "finish_run", "finished_runs",
     "latest_metrics", "load_model",
-    "log_dataset", "log_model", "metric_history", "reap", "register_if_better", "replay_spool",
+    "log_dataset", "log_model", "metric_history", "reap", "record_system_metrics",
+    "register_if_better", "replay_spool",
     "resolve_model", "run", "run_tags", "setup",
 ]  # fmt: skip

@@ -86,3 +86,11 @@ def current_experiment() -> str:
     if "experiment_id" in chosen:
         return mlflow.get_experiment(chosen["experiment_id"]).name
     return chosen["experiment_name"]
+
+
+def record_system_metrics(enabled: bool) -> None:
+    """Whether runs started from now on sample CPU and memory (MLflow system metrics)."""
+    if enabled:
+        mlflow.enable_system_metrics_logging()
+    else:
+        mlflow.disable_system_metrics_logging()
