@@ -5,14 +5,21 @@ the run that `mlflow run` creates records what was asked for, while the stage re
 it resolved (`learning_rate`) beside them. An empty value means "not given" (the preset decides);
 `true` / `false` pick a flag's on or off form. Options named like a param the stage logs itself
 (`epochs`) are not declared, so MLflow passes them as `--epochs 3`, and only when given.
+
+`mlflow run` starts the stage inside the project checkout, so the default folders (data,
+checkpoints, reports) would land there: they go to the workspace instead, the folder of a local
+SQLite store (where `mlflow run` was started), else ~/.cache/mnist-pipeline.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import typer.main
 
+from pipeline import config as cfg
 from pipeline.cli import app, main
 
 TRUE = {"true", "1", "yes", "on"}
@@ -63,5 +70,30 @@ def cli_args(command_name: str, words: list[str]) -> list[str]:
     return args
 
 
+# Folder options and their defaults, relative to the workspace under `mlflow run`.
+FOLDERS = {
+    "--data-dir": cfg.DEFAULT_DATA_DIR, "--checkpoint-dir": cfg.DEFAULT_CHECKPOINT_DIR,
+    "--report-dir": cfg.DEFAULT_REPORT_DIR, "--output-dir": cfg.DEFAULT_REPORT_DIR,
+}  # fmt: skip
+
+
+def workspace(tracking_uri: str) -> Path:
+    """Beside a local SQLite store, else the user's cache: never the project checkout."""
+    if tracking_uri.startswith("sqlite:///"):
+        store = Path(tracking_uri[len("sqlite:///") :])
+        if store.is_absolute():
+            return store.parent
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "mnist-pipeline"
+
+
+def with_workspace(args: list[str], folder: Path) -> list[str]:
+    """args plus each of the command's folder options not given, inside folder."""
+    options = {opt for param in options_of(args[0]).values() for opt in param.opts}
+    missing = [name for name in FOLDERS if name in options and name not in args]
+    return args + [part for name in missing for part in (name, str(folder / FOLDERS[name]))]
+
+
 if __name__ == "__main__":
-    main(cli_args(sys.argv[1], sys.argv[2:]))
+    args = cli_args(sys.argv[1], sys.argv[2:])
+    main(with_workspace(args, workspace(cfg.tracking_uri())))

@@ -175,10 +175,17 @@ def test_ui_stops_its_server_on_sigterm(workdir):
 
 @pytest.mark.slow
 def test_mlflow_run_main_puts_every_run_in_the_experiment_asked_for(workdir, source):
-    done = mlflow_run(workdir, "main", "arch=mlp", f"source={source}",
-                      f"data-dir={workdir / 'data'}", f"checkpoint-dir={workdir / 'ck'}",
-                      f"report-dir={workdir / 'reports'}", experiment="elsewhere")  # fmt: skip
+    def checkout() -> set[str]:
+        status = ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"]
+        done = subprocess.run(status, cwd=REPO, capture_output=True, text=True, check=True)
+        return {line for line in done.stdout.splitlines() if "__pycache__" not in line}
+
+    before = checkout()
+    done = mlflow_run(workdir, "main", "arch=mlp", f"source={source}", experiment="elsewhere")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert checkout() == before  # nothing written into the project checkout
+    assert (workdir / "data" / "mnist" / "mnist.npz").is_file()  # beside the store instead
+    assert (workdir / "reports" / "report.md").is_file()
     frame = runs("elsewhere")
     assert len(frame) == 5 and set(frame["status"]) == {"FINISHED"}
     parent = frame[frame["tags.pipeline.stage"] == "main"].iloc[0]["run_id"]

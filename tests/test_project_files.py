@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -97,3 +98,19 @@ def test_readme_quickstart_is_what_ci_runs():
     commands = re.findall(r"^make (\w+)", readme, flags=re.M)
     assert commands[:2] == ["run", "test"]
     assert "make test" in ci
+
+
+def test_mlflow_run_folders_default_to_the_workspace_not_the_checkout(monkeypatch, tmp_path):
+    from pipeline.mlproject import with_workspace, workspace
+
+    assert workspace("sqlite:////srv/runs/mlflow.db") == Path("/srv/runs")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert workspace("http://127.0.0.1:5000") == tmp_path / "mnist-pipeline"
+    assert workspace("sqlite:///mlflow.db") == tmp_path / "mnist-pipeline"  # relative: checkout
+    args = with_workspace(cli_args("train", ["data-dir=/d"]), Path("/w"))
+    assert args[args.index("--data-dir") + 1] == "/d"  # given: kept
+    assert args[args.index("--checkpoint-dir") + 1] == "/w/checkpoints"
+    args = with_workspace(cli_args("main", []), Path("/w"))
+    assert args[1:] == ["--data-dir", "/w/data/mnist", "--checkpoint-dir", "/w/checkpoints",
+                        "--report-dir", "/w/reports"]  # fmt: skip
+    assert with_workspace(["report"], Path("/w")) == ["report", "--output-dir", "/w/reports"]
