@@ -1,13 +1,19 @@
-"""Tracking overhead of `pipeline train`: plain Keras vs the pipeline on SQLite and a server.
+"""Tracking overhead of `pipeline train` against plain Keras and MLflow's own Keras callback.
 
     python bench/train_overhead.py [--source ../shared/data/mnist] [--arch mlp --arch lstm]
-                                   [--max-steps N]
+                                   [--max-steps N] [--repeats 3]
 
-Everything runs in one invocation on the same data and machine: the same seed-preset model is
-fitted with plain `model.fit` (no tracking, no callbacks), then by `pipeline train` logging every
-step to the default SQLite store, then to an `mlflow server` started on 127.0.0.1. Throughput is
-training samples per second of the fit loop (validation included on both sides); the ratio is
-pipeline time per sample divided by plain Keras time per sample (1.03 = 3 % overhead).
+Everything runs in one invocation on the same data and machine, for a SQLite store and an
+`mlflow server` started on 127.0.0.1: the same seed-preset model is fitted with
+- plain `model.fit` (no tracking, no callbacks);
+- the peer: `model.fit` inside an MLflow run with `mlflow.keras.MlflowCallback(
+  log_every_epoch=False, log_every_n_steps=1)`, MLflow's own per-step logging, as is and with
+  MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS set (batched asynchronous logging);
+- `pipeline train`, logging every step.
+Throughput is training samples per second of the fit loop (validation included everywhere); a
+ratio is the variant's time per sample divided by plain Keras' (1.03 = 3 % overhead). Rounds
+interleave the variants and the table shows medians; the last column is the pipeline's overhead
+as a share of the (unbuffered) peer's.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
-def plain_keras(arch: str, data_dir: Path, max_steps: int | None) -> float:
-    """Samples per second of a bare model.fit on the seed preset (run in a child process)."""
+def keras_fit(arch: str, data_dir: Path, max_steps: int | None, env: dict | None = None,
+              peer: bool = False) -> float:  # fmt: skip
+    """Samples per second of a bare model.fit on the seed preset (run in a child process); with
+    peer, inside an MLflow run with MLflow's Keras callback logging every step."""
     code = f"""
-import math, time, numpy as np
+import contextlib, math, time, numpy as np
 from pipeline import data, training
 from pipeline.config import train_config
 from pipeline.backend import keras
@@ -44,15 +52,26 @@ keras.utils.set_random_seed(config.seed)
 model = training.new_model(config, len(splits.y_train))
 x, y = splits.x_train.astype(np.float32), splits.y_train
 val = (splits.x_val.astype(np.float32), splits.y_val)
-started = time.perf_counter()
-model.fit(x, y, batch_size=config.batch_size, epochs=epochs, validation_data=val, verbose=0)
-seconds = time.perf_counter() - started
+callbacks, context = [], contextlib.nullcontext()
+if {peer!r}:
+    import mlflow, mlflow.keras
+    mlflow.set_experiment("peer")
+    context = mlflow.start_run()
+    callbacks = [mlflow.keras.MlflowCallback(log_every_epoch=False, log_every_n_steps=1)]
+with context:
+    started = time.perf_counter()
+    model.fit(x, y, batch_size=config.batch_size, epochs=epochs, validation_data=val, verbose=0,
+              callbacks=callbacks)
+    seconds = time.perf_counter() - started
 print("RESULT", len(y) * epochs / seconds)
 """
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
-    ).stdout
-    return float(re.search(r"RESULT (\S+)", out).group(1))
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+        env=env or os.environ,
+    )  # fmt: skip
+    if out.returncode:
+        raise SystemExit(f"keras fit failed:\n{out.stderr[-2000:]}")
+    return float(re.search(r"RESULT (\S+)", out.stdout).group(1))
 
 
 def pipeline_train(arch: str, workdir: Path, env: dict, max_steps: int | None) -> float:
@@ -112,35 +131,50 @@ def main() -> None:
             [*PIPELINE, "download", "--source", options.source, "--data-dir", "data"],
             cwd=workdir, env=env, check=True, capture_output=True,
         )  # fmt: skip
+        data = workdir / "data"
         server, url = start_server(workdir)
-        rates = {arch: ([], [], []) for arch in arches}
+        stores = {"sqlite": env, "server": {**env, "MLFLOW_TRACKING_URI": url}}
+        variants = ("keras", "peer", "peer buffered", "pipeline")
+        rates = {(arch, store, v): [] for arch in arches for store in stores for v in variants}
         try:
-            # Rounds interleave the three variants, so drifting machine load hits all alike.
+            # Rounds interleave the variants, so drifting machine load hits all alike.
             for round_number in range(options.repeats):
                 for arch in arches:
                     steps = options.max_steps if arch == "lstm" else None
-                    keras_rates, sqlite_rates, server_rates = rates[arch]
-                    keras_rates.append(plain_keras(arch, workdir / "data", steps))
-                    sqlite_rates.append(pipeline_train(arch, workdir, env, steps))
-                    server_env = {**env, "MLFLOW_TRACKING_URI": url}
-                    server_rates.append(pipeline_train(arch, workdir, server_env, steps))
-                    print(
-                        f"round {round_number + 1} {arch}: keras {keras_rates[-1]:,.0f}  "
-                        f"sqlite {sqlite_rates[-1]:,.0f}  server {server_rates[-1]:,.0f}",
-                        flush=True,
-                    )
+                    rates[arch, "sqlite", "keras"].append(keras_fit(arch, data, steps))
+                    for store, store_env in stores.items():
+                        buffered = {**store_env, "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS": "5"}
+                        rates[arch, store, "peer"].append(
+                            keras_fit(arch, data, steps, store_env, peer=True)
+                        )
+                        rates[arch, store, "peer buffered"].append(
+                            keras_fit(arch, data, steps, buffered, peer=True)
+                        )
+                        rates[arch, store, "pipeline"].append(
+                            pipeline_train(arch, workdir, store_env, steps)
+                        )
+                    print(f"round {round_number + 1} {arch}: " + "  ".join(
+                        f"{store}/{variant} {values[-1]:,.0f}"
+                        for (a, store, variant), values in rates.items() if a == arch and values
+                    ), flush=True)  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"{'arch':<6}{'plain keras':>14}{'sqlite':>12}{'ratio':>8}{'server':>12}{'ratio':>8}")
-    print(f"(median of {options.repeats} interleaved rounds, samples/s of the fit loop; "
-          "ratio = pipeline time / plain Keras time)")  # fmt: skip
-    for arch, samples in rates.items():
-        keras_rate, sqlite_rate, server_rate = (statistics.median(values) for values in samples)
-        print(
-            f"{arch:<6}{keras_rate:>14,.0f}{sqlite_rate:>12,.0f}{keras_rate / sqlite_rate:>8.3f}"
-            f"{server_rate:>12,.0f}{keras_rate / server_rate:>8.3f}"
-        )
+    print(f"\n(median of {options.repeats} interleaved rounds, samples/s of the fit loop; "
+          "ratio = variant time / plain Keras time)")  # fmt: skip
+    print(f"{'arch':<6}{'store':<8}{'keras':>9}{'peer':>9}{'ratio':>7}{'buffered':>10}"
+          f"{'ratio':>7}{'pipeline':>10}{'ratio':>7}{'share of peer overhead':>24}")
+    for arch in arches:
+        keras_rate = statistics.median(rates[arch, "sqlite", "keras"])
+        for store in stores:
+            peer, buffered, ours = (
+                statistics.median(rates[arch, store, v]) for v in variants[1:]
+            )
+            ratios = [keras_rate / rate for rate in (peer, buffered, ours)]
+            share = (ratios[2] - 1) / (ratios[0] - 1) if ratios[0] > 1 else float("nan")
+            print(f"{arch:<6}{store:<8}{keras_rate:>9,.0f}{peer:>9,.0f}{ratios[0]:>7.3f}"
+                  f"{buffered:>10,.0f}{ratios[1]:>7.3f}{ours:>10,.0f}{ratios[2]:>7.3f}"
+                  f"{share:>24.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -363,3 +363,15 @@ def main(argv: list[str] | None = None) -> None:
     if message:
         typer.echo(f"Error: {redact_text(message)}", err=True)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The console script (and `python -m pipeline`): main(), then a quick exit."""
+    from pipeline import process
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as stop:
+        code = process.exit_code(stop.code)
+    process.leave(code)

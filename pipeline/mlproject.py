@@ -20,7 +20,7 @@ from pathlib import Path
 import typer.main
 
 from pipeline import config as cfg
-from pipeline.cli import app, main
+from pipeline.cli import app, run
 
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
@@ -96,4 +96,4 @@ def with_workspace(args: list[str], folder: Path) -> list[str]:
 
 if __name__ == "__main__":
     args = cli_args(sys.argv[1], sys.argv[2:])
-    main(with_workspace(args, workspace(cfg.tracking_uri())))
+    run(with_workspace(args, workspace(cfg.tracking_uri())))

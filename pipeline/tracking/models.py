@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def log_model(model, name: str, step: int, description: str) -> str:
         f"keras=={keras.__version__}",
         f"mlflow=={mlflow.__version__}",
     ]
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), _pins_trusted():
         warnings.simplefilter("ignore")
         path = Path(tmp) / "model.keras"
         model.save(path)
@@ -53,6 +54,25 @@ def log_model(model, name: str, step: int, description: str) -> str:
             tags={"mlflow.note.content": description},
         )
     return info.model_id
+
+
+@contextlib.contextmanager
+def _pins_trusted():
+    """Skip MLflow's check that a model's pip requirements match the running environment while
+    logging: it indexes every installed package's files (1-3 s per process), and our pins are
+    read from that very environment."""
+    from mlflow.utils import environment
+
+    name = "warn_dependency_requirement_mismatches"
+    original = getattr(environment, name, None)
+    if original is None:  # MLflow moved it: keep its behaviour
+        yield
+        return
+    setattr(environment, name, lambda requirements: None)
+    try:
+        yield
+    finally:
+        setattr(environment, name, original)
 
 
 def link_metrics(run_id: str, model_id: str, metrics, datasets: dict[str, tuple[str, str]]):
