@@ -177,7 +177,8 @@ def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, sp
     description = (
         f"{name}: {architecture(config.arch).summary} after {sink.next_step} training steps "
         f"(batch {config.batch_size}) on mnist-train"
-        + (f"; validation accuracy {accuracy:.4f} on mnist-validation" if accuracy else "")
+        + (f"; validation accuracy {accuracy:.4f} on mnist-validation" if accuracy is not None
+           else "")
         + f". {SERVING_CONTRACT}"
     )
     model_id = tracking.log_model(models.serving_model(model), name, sink.next_step, description)
@@ -274,7 +275,8 @@ def train(
                 log_inputs(splits, data_dir)
             else:  # metrics a lost tracking server did not take
                 tracking.replay_spool(run.run_id, Path(checkpoint_dir) / resume / SPOOL_FILE)
-            name = run.name or name
+            name = run.name or name  # a resumed run keeps its name
+
             def per_epoch(model, sink, done: int) -> None:
                 log_model(run, model, config, f"{name}-epoch{done}", sink, splits)
 
