@@ -1,7 +1,7 @@
 """Tracking overhead of `pipeline train` against plain Keras and MLflow's own Keras callback.
 
     python bench/train_overhead.py [--source ../shared/data/mnist] [--arch mlp --arch lstm]
-                                   [--max-steps N] [--repeats 3]
+                                   [--epochs N] [--repeats 3]
 
 Everything runs in one invocation on the same data and machine, for a SQLite store and an
 `mlflow server` started on 127.0.0.1: the same seed-preset model is fitted with
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
-def keras_fit(arch: str, data_dir: Path, max_steps: int | None, env: dict | None = None,
+def keras_fit(arch: str, data_dir: Path, epochs: int | None, env: dict | None = None,
               peer: bool = False) -> float:  # fmt: skip
     """Samples per second of a bare model.fit on the seed preset (run in a child process); with
     peer, inside an MLflow run with MLflow's Keras callback logging every step."""
@@ -43,7 +43,7 @@ import contextlib, math, time, numpy as np
 from pipeline import data, training
 from pipeline.config import train_config
 from pipeline.backend import keras
-config = train_config({arch!r}, "seed", max_steps={max_steps!r})
+config = train_config({arch!r}, "seed", epochs={epochs!r})
 splits = data.split_train_validation(data.load_dataset({str(data_dir)!r}),
                                      config.validation_fraction, config.seed)
 steps = math.ceil(len(splits.y_train) / config.batch_size)
@@ -74,12 +74,12 @@ print("RESULT", len(y) * epochs / seconds)
     return float(re.search(r"RESULT (\S+)", out.stdout).group(1))
 
 
-def pipeline_train(arch: str, workdir: Path, env: dict, max_steps: int | None) -> float:
+def pipeline_train(arch: str, workdir: Path, env: dict, epochs: int | None) -> float:
     """Samples per second that `pipeline train` reports for its fit loop."""
     args = [*PIPELINE, "train", "--arch", arch, "--preset", "seed", "--no-progress"]
     args += ["--data-dir", str(workdir / "data")]
-    if max_steps:
-        args += ["--max-steps", str(max_steps)]
+    if epochs:  # replaces the seed preset's step budget, as in train_config
+        args += ["--epochs", str(epochs)]
     out = subprocess.run(args, capture_output=True, text=True, cwd=workdir, env=env, check=False)
     if out.returncode:
         raise SystemExit(f"pipeline train failed:\n{out.stderr[-2000:]}")
@@ -119,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--arch", action="append", choices=["mlp", "lstm"])
-    parser.add_argument("--max-steps", type=int, default=None, help="shorten the LSTM preset")
+    parser.add_argument("--epochs", type=int, default=None, help="shorten the seed presets")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
     options = parser.parse_args()
     arches = options.arch or ["mlp", "lstm"]
@@ -140,18 +140,18 @@ def main() -> None:
             # Rounds interleave the variants, so drifting machine load hits all alike.
             for round_number in range(options.repeats):
                 for arch in arches:
-                    steps = options.max_steps if arch == "lstm" else None
-                    rates[arch, "sqlite", "keras"].append(keras_fit(arch, data, steps))
+                    epochs = options.epochs
+                    rates[arch, "sqlite", "keras"].append(keras_fit(arch, data, epochs))
                     for store, store_env in stores.items():
                         buffered = {**store_env, "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS": "5"}
                         rates[arch, store, "peer"].append(
-                            keras_fit(arch, data, steps, store_env, peer=True)
+                            keras_fit(arch, data, epochs, store_env, peer=True)
                         )
                         rates[arch, store, "peer buffered"].append(
-                            keras_fit(arch, data, steps, buffered, peer=True)
+                            keras_fit(arch, data, epochs, buffered, peer=True)
                         )
                         rates[arch, store, "pipeline"].append(
-                            pipeline_train(arch, workdir, store_env, steps)
+                            pipeline_train(arch, workdir, store_env, epochs)
                         )
                     print(f"round {round_number + 1} {arch}: " + "  ".join(
                         f"{store}/{variant} {values[-1]:,.0f}"
