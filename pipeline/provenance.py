@@ -41,7 +41,10 @@ def tags() -> dict[str, str]:
     """The code hash, plus the commit and whether the tree differs from it when the package
     is in a git checkout (an editable install of this repository)."""
     found = {CODE_HASH_TAG: code_hash()}
-    commit = _git("rev-parse", "HEAD")
+    # Only this repository's commit: an installed copy inside some other checkout (a
+    # virtualenv in the user's own project, say) is not tracked there.
+    tracked = _git("ls-files", "--error-unmatch", "__init__.py") is not None
+    commit = _git("rev-parse", "HEAD") if tracked else None
     if commit:
         found[GIT_COMMIT_TAG] = commit
         status = _git("status", "--porcelain", "--untracked-files=no")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -261,3 +263,22 @@ def test_system_metrics_are_opt_in(cli, data_dir, monkeypatch):
     keys = {key for key in recorded.index if key.startswith("metrics.system/")}
     assert {"metrics.system/cpu_utilization_percentage",
             "metrics.system/system_memory_usage_megabytes"} <= keys  # fmt: skip
+
+
+def test_a_copy_inside_another_checkout_claims_no_commit(tmp_path):
+    """Installed into a virtualenv inside the user's own git project, the package is not that
+    project's code: its runs carry the code hash but no commit."""
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    site = tmp_path / ".venv" / "site-packages"
+    shutil.copytree(repo / "pipeline", site / "pipeline")
+    who = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
+           for key, value in (("NAME", "u"), ("EMAIL", "u@example.org"))}  # fmt: skip
+    commit = ["git", "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "user"]
+    subprocess.run(commit, check=True, env={**os.environ, **who})
+    done = subprocess.run(
+        [sys.executable, "-c", "from pipeline import provenance; print(provenance.tags())"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    assert "pipeline.code_hash" in done.stdout and "git.commit" not in done.stdout
