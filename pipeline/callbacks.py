@@ -24,6 +24,11 @@ class StepMetrics(keras.callbacks.Callback):
         self.non_finite_step: int | None = None
         self.epoch_started = time.perf_counter()
 
+    def on_train_begin(self, logs=None) -> None:
+        # fit() clears stop_training as it starts: a signal that came just before still stops.
+        if self.stop.pending is not None:
+            self.model.stop_training = True
+
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.sink.start_epoch()
         self.epoch_started = time.perf_counter()

@@ -20,10 +20,15 @@ class Interrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
-def _raise_once(signal_number: int, _frame=None) -> None:
-    # Ignore repeats while the run is being closed, so its end state is always written.
+def _ignore_further() -> None:
+    """After the first stop signal the process is ending: repeats are ignored from now on, so
+    that every run it has open (a trial and its study, say) gets its end state written."""
     for number in SIGNALS:
         signal.signal(number, signal.SIG_IGN)
+
+
+def _raise_once(signal_number: int, _frame=None) -> None:
+    _ignore_further()
     raise Interrupted(signal_number)
 
 
@@ -34,7 +39,9 @@ def _handled_by(handler) -> Iterator[None]:
         yield
     finally:
         for number, action in previous.items():
-            signal.signal(number, action)
+            # Ignoring means a stop is under way (our handlers never ignore): keep ignoring.
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                signal.signal(number, action)
 
 
 @contextlib.contextmanager
@@ -59,6 +66,7 @@ class GracefulStop:
         self.hook, self.pending = hook, None
 
     def _handle(self, signal_number: int, _frame) -> None:
+        _ignore_further()
         if self.pending is None:
             self.pending = signal_number
             self.hook()

@@ -564,3 +564,59 @@ def test_a_run_beating_on_another_machine_cannot_be_resumed(cli, workdir, data_d
     assert result.exit_code == 1
     assert "the run is alive" in one_line_error(result)
     assert status(run_id) == "RUNNING"
+
+
+def test_after_the_first_stop_signal_repeats_are_ignored_until_the_process_ends():
+    """A second Ctrl-C while a trial's run and then its study's run are being closed must not
+    interrupt the closing (a run was left RUNNING that way)."""
+    import signal
+
+    from pipeline import interrupts
+
+    saved = {number: signal.getsignal(number) for number in interrupts.SIGNALS}
+    try:
+        with interrupts.raising():  # the study's run
+            with pytest.raises(interrupts.Interrupted):
+                with interrupts.raising():  # the trial's run
+                    signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # while the study's run closes: ignored
+            signal.raise_signal(signal.SIGTERM)
+        stop = interrupts.GracefulStop(lambda: None)
+        for number in interrupts.SIGNALS:
+            signal.signal(number, signal.default_int_handler)
+        with stop.active():
+            signal.raise_signal(signal.SIGTERM)
+        assert stop.pending == signal.SIGTERM
+        signal.raise_signal(signal.SIGINT)  # after a graceful stop too: ignored
+    finally:
+        for number, action in saved.items():
+            signal.signal(number, action)
+
+
+def test_a_signal_just_before_keras_starts_still_stops_training(data_dir):
+    """fit() clears stop_training as it starts; a stop requested a moment earlier still counts."""
+    import numpy as np
+
+    from pipeline import interrupts, tracking, training
+    from pipeline.backend import keras
+    from pipeline.callbacks import StepMetrics
+    from pipeline.config import train_config
+
+    config = train_config("mlp", epochs=3, batch_size=32, hidden_size=8)
+    model = training.new_model(config, 270)
+    stop = interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
+    stop.pending = 2  # the signal came while fit() was being set up
+
+    class Sink(tracking.StepMetricSink):
+        def _send(self, metrics) -> None:  # no store in this test
+            pass
+
+    batches = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.append(batch)
+    )
+    seen: list[int] = []
+    images = np.random.default_rng(0).random((270, 28, 28), dtype=np.float32) * 255
+    labels = np.arange(270) % 10
+    model.fit(images, labels, batch_size=32, epochs=3, verbose=0,
+              callbacks=[StepMetrics(Sink("run", 0, 32, 270, None), stop), batches])  # fmt: skip
+    assert seen == [0]  # one batch, then it stopped (9 batches an epoch otherwise)
