@@ -71,15 +71,15 @@ def timed(module, name, label):
     setattr(module, name, wrapper)
 import pipeline.cli
 phases["import cli"] = time.perf_counter() - started
-from pipeline import data, training, tracking, provenance
+from pipeline import data, records, training, tracking, provenance
 phases["import stage modules"] = time.perf_counter() - started - phases["import cli"]
 timed(data, "load_dataset", "load + verify data")
 timed(tracking, "setup", "store setup + reap")
 timed(training, "new_model", "  of which: build + compile")
 timed(training, "fit", "fit: TF import, build, fit")
-timed(training, "log_inputs", "dataset inputs")
-timed(training, "log_model", "log model")
-timed(training, "_log_curves", "learning curves figure")
+timed(records, "log_inputs", "dataset inputs")
+timed(records, "log_model", "log model")
+timed(records, "log_curves", "learning curves figure")
 timed(provenance, "tags", "git provenance")
 def report():
     total = time.perf_counter() - started

@@ -28,7 +28,7 @@ from pathlib import Path
 import optuna
 
 from pipeline.architectures import REGISTRY
-from pipeline.tuning import epochs_at
+from pipeline.tuning.pruning import epochs_at
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]

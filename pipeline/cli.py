@@ -80,18 +80,7 @@ def download(
             result, run_id = downloading.run_download(data_config, force=force, progress=progress)
     except interrupts.Interrupted as error:
         raise StageInterrupted(None, error.signal_number) from None
-    if run_id is None:
-        typer.echo(
-            f"Verified MNIST already in {result.data_dir} (digest {result.digest}); nothing "
-            f"fetched. Use --force to fetch again."
-        )
-        return
-    kind = "official MNIST" if result.official else "NOT the official MNIST set"
-    typer.echo(
-        f"Cached {result.counts['train']} training and {result.counts['test']} test images "
-        f"({kind}) in {result.data_dir}\n"
-        f"dataset digest {result.digest}; MLflow run {run_id}"
-    )
+    console.print_download_summary(result, run_id)
 
 
 
@@ -208,22 +197,15 @@ def tune(
         epochs_range=epochs_range, validation_fraction=validation_fraction,
         retrain_best=retrain_best, heartbeat_seconds=heartbeat,
     ))  # fmt: skip
-    from pipeline import tuning
+    from pipeline.tuning import search
 
     _system_metrics(system_metrics)
     for each in config.arches():
-        result = tuning.tune_arch(
+        result = search.tune_arch(
             config, each, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir),
             console.print_trial,
         )  # fmt: skip
-        best = f"{result.best_value:.4f}" if result.best_value is not None else "n/a"
-        typer.echo(
-            f"Study {result.study_name}: {result.trials} finished trials ({result.pruned} "
-            f"pruned), best val_accuracy {best} with {result.best_params}; "
-            f"MLflow parent run {result.parent_run_id}"
-        )
-        if result.retrained:
-            console.print_eval_summary(result.retrained)
+        console.print_study_summary(result)
 
 
 def _system_metrics(enabled: bool | None) -> None:
@@ -321,22 +303,18 @@ def reap(
 
     tracking.setup(reap=False)
     reaped = tracking.reap(stale_after, age)
-    for run_id, why in reaped.skipped:
-        typer.echo(f"left run {run_id} RUNNING: {why}", err=True)
-    for run_id in reaped.killed:
-        typer.echo(f"marked run {run_id} KILLED")
-    typer.echo(f"{len(reaped.killed)} stale run(s) marked KILLED" if reaped.killed
-               else "No stale runs.")  # fmt: skip
+    console.print_reap_summary(reaped)
 
 
 @app.command("init-stores")
 def init_stores(storage: str = Storage) -> None:
     """Create the MLflow and Optuna schemas once, before parallel tune workers start."""
     storage = storage or cfg.DEFAULT_OPTUNA_STORAGE
-    from pipeline import tracking, tuning
+    from pipeline import tracking
+    from pipeline.tuning import storage as study_storage
 
     uri = tracking.setup()
-    tuning.init_storage(storage)
+    study_storage.init_storage(storage)
     typer.echo(f"Ready: MLflow store {redact(uri)}, Optuna storage {redact(storage)}")
 
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from pipeline import architectures
+from pipeline import architectures, naming
 from pipeline.architectures import Architecture
 from pipeline.errors import PipelineError
 
@@ -150,9 +150,9 @@ class TrainConfig:
         parts = []
         for field in fields(self):
             value = getattr(self, field.name)
-            shown = field.name in NAME_ABBREVIATIONS and value is not None  # no step budget
+            shown = field.name in naming.ABBREVIATIONS and value is not None  # no step budget
             if shown and value != getattr(preset, field.name):
-                parts.append(NAME_ABBREVIATIONS[field.name] + _compact(value))
+                parts.append(naming.ABBREVIATIONS[field.name] + naming.compact(value))
         return parts
 
     def name(self, label: str | None = None) -> str:
@@ -165,24 +165,6 @@ class TrainConfig:
         """The config a run's params (or a checkpoint's state) describe."""
         names = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in params.items() if key in names})
-
-
-# How a run name shows a value that differs from its preset.
-NAME_ABBREVIATIONS = {
-    "learning_rate": "lr", "hidden_size": "h", "epochs": "ep", "batch_size": "b", "seed": "seed",
-    "validation_fraction": "val", "learning_rate_schedule": "", "max_steps": "steps",
-}  # fmt: skip
-
-
-def _compact(value: object) -> str:
-    """3e-3 for 0.003, 0.15 for 0.15, 512 for 512, cosine for cosine."""
-    if isinstance(value, float):
-        mantissa, exponent = f"{value:.3g}", ""
-        if value < 0.01:
-            mantissa, exponent = f"{value:.2e}".split("e")
-            mantissa, exponent = f"{float(mantissa):g}", f"e{int(exponent)}"
-        return mantissa + exponent
-    return str(value)
 
 
 def train_config(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -133,3 +134,41 @@ def print_trial(study, trial) -> None:
     except ValueError:
         best = "no best yet"
     print(f"trial {trial.number:>3}  {params}  {value}  {best}")
+
+
+def print_download_summary(result, run_id: str | None) -> None:
+    """What the download stage cached (or that the cache verified and nothing was fetched)."""
+    if run_id is None:
+        print(
+            f"Verified MNIST already in {result.data_dir} (digest {result.digest}); nothing "
+            f"fetched. Use --force to fetch again."
+        )
+        return
+    kind = "official MNIST" if result.official else "NOT the official MNIST set"
+    print(
+        f"Cached {result.counts['train']} training and {result.counts['test']} test images "
+        f"({kind}) in {result.data_dir}\n"
+        f"dataset digest {result.digest}; MLflow run {run_id}"
+    )
+
+
+def print_study_summary(result) -> None:
+    """One arch's study: trials, the best value and params, and the retrained best if any."""
+    best = f"{result.best_value:.4f}" if result.best_value is not None else "n/a"
+    print(
+        f"Study {result.study_name}: {result.trials} finished trials ({result.pruned} "
+        f"pruned), best val_accuracy {best} with {result.best_params}; "
+        f"MLflow parent run {result.parent_run_id}"
+    )
+    if result.retrained:
+        print_eval_summary(result.retrained)
+
+
+def print_reap_summary(reaped) -> None:
+    """Each run reaped (stdout) or left alone and why (stderr), then the count."""
+    for run_id, why in reaped.skipped:
+        print(f"left run {run_id} RUNNING: {why}", file=sys.stderr)
+    for run_id in reaped.killed:
+        print(f"marked run {run_id} KILLED")
+    count = len(reaped.killed)
+    print(f"{count} stale run(s) marked KILLED" if count else "No stale runs.")

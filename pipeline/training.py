@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import checkpoints, data, figures, interrupts, locks, tracking
-from pipeline.config import SERVING_CONTRACT, TrainConfig, architecture
+from pipeline import checkpoints, data, interrupts, locks, records, tracking
+from pipeline.config import TrainConfig, architecture
 from pipeline.console import epoch_progress
 from pipeline.errors import PipelineError
 
@@ -150,53 +150,6 @@ def clear_state() -> None:
     keras.backend.clear_session()
 
 
-def log_inputs(splits: data.Splits, data_dir: Path) -> None:
-    """The train and validation parts as the active run's dataset inputs."""
-    for name, context, x, y in (
-        ("mnist-train", "training", splits.x_train, splits.y_train),
-        ("mnist-validation", "validation", splits.x_val, splits.y_val),
-    ):
-        tracking.log_dataset(x, y, name, splits.part_digest(context), data_dir, context)
-
-
-def _datasets(splits: data.Splits) -> dict[str, tuple[str, str]]:
-    """Which dataset each metric of a logged model was measured on, by key prefix."""
-    return {
-        "train_": ("mnist-train", splits.part_digest("training")),
-        "val_": ("mnist-validation", splits.part_digest("validation")),
-    }
-
-
-def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, splits) -> str:
-    """Log the model as it is after sink.next_step steps, linked to the last epoch's train and
-    validation metrics and their datasets; its models:/ URI."""
-    from pipeline import models
-
-    values = {metric.key: metric.value for metric in sink.last_epoch}
-    accuracy = values.get("val_accuracy")
-    description = (
-        f"{name}: {architecture(config.arch).summary} after {sink.next_step} training steps "
-        f"(batch {config.batch_size}) on mnist-train"
-        + (f"; validation accuracy {accuracy:.4f} on mnist-validation" if accuracy is not None
-           else "")
-        + f". {SERVING_CONTRACT}"
-    )
-    model_id = tracking.log_model(models.serving_model(model), name, sink.next_step, description)
-    tracking.link_metrics(run.run_id, model_id, sink.last_epoch, _datasets(splits))
-    return f"models:/{model_id}"
-
-
-def _log_curves(run: tracking.Run) -> None:
-    """The learning-curve figure of the whole run (resumes included)."""
-    curves = {
-        key: tracking.metric_history(run.run_id, key)
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-    }
-    figure = figures.learning_curves({"run": curves})
-    run.log_figure(figure, "learning_curves.png")
-    figures.close(figure)
-
-
 def _resume_state(checkpoint_dir: Path, run_id: str, digest: str, data_dir: Path) -> dict:
     """The checkpoint state of the run to resume, checked against the data at hand."""
     state = checkpoints.load_state(Path(checkpoint_dir) / run_id, run_id)
@@ -272,13 +225,13 @@ def train(
             if not resume:
                 _claim(held, checkpoint_dir, run.run_id)
                 run.log_params(params)
-                log_inputs(splits, data_dir)
+                records.log_inputs(splits, data_dir)
             else:  # metrics a lost tracking server did not take
                 tracking.replay_spool(run.run_id, Path(checkpoint_dir) / resume / SPOOL_FILE)
             name = run.name or name  # a resumed run keeps its name
 
             def per_epoch(model, sink, done: int) -> None:
-                log_model(run, model, config, f"{name}-epoch{done}", sink, splits)
+                records.log_model(run, model, config, f"{name}-epoch{done}", sink, splits)
 
             fitted = fit(
                 config, splits, run.run_id, checkpoint_dir, state, show_progress,
@@ -291,9 +244,9 @@ def _finish(run, config, fitted: Fitted, splits, checkpoint_dir, state, name) ->
     """Check the fit, log the outputs and summarise the run."""
     _check_fitted(fitted, config, checkpoint_dir, run.run_id)
     run.log_metrics({"train_seconds": fitted.seconds})
-    model_uri = log_model(run, fitted.model, config, name, fitted.metrics.sink, splits)
+    model_uri = records.log_model(run, fitted.model, config, name, fitted.metrics.sink, splits)
     run.set_tags({tracking.MODEL_URI_TAG: model_uri})
-    _log_curves(run)
+    records.log_curves(run)
     final = tracking.latest_metrics(run.run_id)
     steps = fitted.metrics.sink.next_step
     trained = (steps - (state["step"] if state else 0)) * config.batch_size

@@ -15,9 +15,9 @@ from pipeline import (
     reporting,
     tracking,
     training,
-    tuning,
 )
 from pipeline.config import MainConfig, TuneConfig, train_config
+from pipeline.tuning import search
 
 CACHE_TAG = "pipeline.cache_key"
 
@@ -102,7 +102,7 @@ def _arch_steps(job: _Job, arch: str) -> None:
     if config.tune:
         tune_config = TuneConfig(arch=arch, n_trials=config.n_trials, storage=config.storage)
         key = cache_key("tune", {"arch": arch, "n_trials": config.n_trials}, job.digest)
-        study_run = job.step(f"tune {arch}", key, lambda tags: tuning.tune_arch(
+        study_run = job.step(f"tune {arch}", key, lambda tags: search.tune_arch(
             tune_config, arch, data_dir, config.checkpoint_dir, tags=tags
         ).parent_run_id)  # fmt: skip
         best = tracking.run_tags(study_run)
@@ -111,7 +111,7 @@ def _arch_steps(job: _Job, arch: str) -> None:
             "hidden_size": int(best["best.hidden_size"]),
             "epochs": int(best["best.epochs"]),
         }
-        tuned = {tuning.TUNED_FROM_TAG: tune_config.study_for(arch)}
+        tuned = {search.TUNED_FROM_TAG: tune_config.study_for(arch)}
     train = train_config(arch, config.preset if not config.tune else "default", **overrides)
     key = cache_key("train", train.params(), job.digest)
     trained = job.step(f"train {arch}", key, lambda tags: training.train(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 import subprocess
 import sys
+import tomllib
 
 import numpy as np
 import pytest
@@ -186,3 +188,18 @@ def test_a_new_architecture_is_one_registry_entry(workdir, data_dir):
     reported = pipeline("report", "--output-dir", str(workdir / "out"))
     assert reported.returncode == 0, reported.stderr
     assert "| wide | default preset |" in (workdir / "out" / "report.md").read_text()
+
+
+def test_every_package_folder_ships_in_the_distribution():
+    """A `pip install .` (not editable) holds every subpackage: tracking/ and tuning/ too."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = setuptools["packages"]
+    inits = REPO.glob("pipeline/**/__init__.py")
+    folders = {".".join(init.parent.relative_to(REPO).parts) for init in inits}
+    assert {"pipeline", "pipeline.tracking", "pipeline.tuning"} <= folders
+    if isinstance(packages, list):
+        shipped = set(packages)
+    else:
+        patterns = packages["find"]["include"]
+        shipped = {name for name in folders if any(fnmatch.fnmatch(name, p) for p in patterns)}
+    assert folders <= shipped

@@ -222,13 +222,13 @@ def test_a_new_study_starts_with_the_default_preset(cli, workdir, data_dir):
 
 CREATE = """
 import sys, time
-from pipeline import tuning
+from pipeline.tuning import search, storage as study_storage
 from pipeline.config import TuneConfig
 start = float(sys.argv[2])
 tune = TuneConfig(storage=sys.argv[1])
-storage = tuning.open_storage(tune.storage)
+storage = study_storage.open_storage(tune.storage)
 time.sleep(max(0.0, start - time.time()))  # every worker reaches the study at the same moment
-study, created = tuning.create_or_load(tune, "mlp", storage, "race")
+study, created = search.create_or_load(tune, "mlp", storage, "race")
 print("created" if created else "joined")
 """
 

@@ -1,4 +1,5 @@
-"""Everything Optuna: search space (holding the preset), study, objective, storage, summary."""
+"""The search: its space (holding the preset), the study, the objective (one nested run per
+trial), the summary on the parent run, and retraining the best."""
 
 from __future__ import annotations
 
@@ -13,18 +14,18 @@ from pathlib import Path
 
 import optuna
 
-from pipeline import data, evaluation, figures, locks, tracking, training
+from pipeline import data, evaluation, figures, records, tracking, training
 from pipeline.config import TrainConfig, TuneConfig, architecture, train_config
-from pipeline.errors import PipelineError, first_line, redact, scrub
+from pipeline.errors import PipelineError, redact
+from pipeline.tuning.pruning import PruneOnValidation, pruner
+from pipeline.tuning.storage import RUN_ATTR, open_storage
 
 PARENT_ATTR = "mlflow_parent_run_id"
-RUN_ATTR = "mlflow_run_id"
 ARCH_ATTR = "arch"
 STUDY_TAG = "pipeline.study"
 TUNED_FROM_TAG = "pipeline.tuned_from"
 OBJECTIVE = "val_accuracy"
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
-PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
 
 
 @dataclass(frozen=True)
@@ -41,119 +42,10 @@ class StudyResult:
     retrained: evaluation.EvalResult | None = None
 
 
-class PruneOnValidation:
-    """Reports each complete epoch's validation accuracy to Optuna and stops weak trials.
-
-    Trials differ in length. Under a constant learning rate, epoch k of a short trial trains
-    exactly like epoch k of a long one, so values are reported at the epoch count. A cosine
-    schedule stretches over each trial's own epochs, so there values are reported at the
-    percentage of the trial's schedule done: two trials are compared at the same point of their
-    schedules, not after the same epoch count.
-    """
-
-    def __init__(self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig) -> None:
-        self.trial, self.run, self.config, self.last = trial, run, config, 0.0
-        self.reported = 0
-
-    def __call__(self, epochs_done: int, logs: dict) -> None:
-        self.last = float(logs["val_accuracy"])
-        step = report_step(epochs_done, self.config)
-        if step == self.reported:  # over 100 epochs, several share one percent
-            return
-        self.reported = step
-        self.trial.report(self.last, step)
-        if self.trial.should_prune():
-            self.trial.set_user_attr("pruned_at_epoch", epochs_done)
-            self.run.set_tags({
-                "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epochs_done,
-                "optuna.trial_state": "PRUNED",
-            })  # fmt: skip
-            raise optuna.TrialPruned(
-                f"pruned at epoch {epochs_done} of {self.config.epochs} "
-                f"(val_accuracy {self.last:.4f})"
-            )
-
-
-def by_percent(schedule: str) -> bool:
-    """Whether trials of this schedule are compared by percent of schedule (else by epoch)."""
-    return schedule != "constant"
-
-
-def report_step(epochs_done: int, config: TrainConfig) -> int:
-    """The step a trial reports at: epochs done, or how much of its schedule is done in percent."""
-    if not by_percent(config.learning_rate_schedule):
-        return epochs_done
-    return max(1, round(100 * epochs_done / config.epochs))
-
-
-def epochs_at(step: int, epochs: int, schedule: str) -> int:
-    """The epochs a trial had trained when it reported at step (the inverse of report_step)."""
-    return round(step * epochs / 100) if by_percent(schedule) else step
-
-
-class ReapAndRetry:
-    """For a trial whose worker died: mark its MLflow run KILLED, then queue the trial again."""
-
-    def __init__(self, max_retry: int = 3) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry)
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        run_id = trial.user_attrs.get(RUN_ATTR)
-        if run_id:
-            try:  # the retry matters more than the MLflow record
-                tracking.finish_run(run_id, "KILLED", "worker died")
-            except Exception:  # noqa: S110
-                pass
-        self.retry(study, trial)
-
-
-def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseStorage:
-    """The study storage: RDB (SQLite, PostgreSQL) with a heartbeat, or a journal file."""
-    try:
-        if url.startswith("journal:///"):
-            from optuna.storages.journal import JournalFileBackend
-
-            return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal://") :]))
-        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
-        if url.startswith("sqlite"):
-            connect_args = {"timeout": 60}  # several local workers wait for the file lock
-        with warnings.catch_warnings(), locks.store_creation(url):
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # A trial whose worker stops beating for 3 intervals is failed and queued again.
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs={"connect_args": connect_args},
-                heartbeat_interval=heartbeat_seconds,
-                grace_period=3 * heartbeat_seconds,
-                heartbeat_stale_trial_callback=ReapAndRetry(),
-            )
-    except Exception as error:  # SQLAlchemy's errors for bad URLs and unreachable servers
-        message = scrub(first_line(error), url)
-        raise PipelineError(f"cannot open --storage {redact(url)}: {message}") from None
-
-
 def _sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
     if tune.sampler == "random":
         return optuna.samplers.RandomSampler(seed=tune.seed)
     return optuna.samplers.TPESampler(seed=tune.seed, n_startup_trials=5)
-
-
-def _pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
-    """Pruners over the unit the arch's trials report in (see PruneOnValidation)."""
-    if tune.pruner == "none":
-        return optuna.pruners.NopPruner()
-    schedule = architecture(arch).presets["default"].get("learning_rate_schedule", "constant")
-    if by_percent(schedule):
-        first, last = PRUNE_MIN_PERCENT, 100
-    else:
-        first, last = 1, tune.epochs_for(arch)[1]
-    if tune.pruner == "median":  # no verdict before a third of the longest schedule
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=last // 3)
-    return optuna.pruners.HyperbandPruner(
-        min_resource=first, max_resource=last, reduction_factor=3
-    )
 
 
 def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
@@ -199,7 +91,7 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str, data_dir: P
             trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             run.log_params(config.params())
-            training.log_inputs(splits, data_dir)
+            records.log_inputs(splits, data_dir)
             pruning = PruneOnValidation(trial, run, config)
             fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
@@ -248,7 +140,7 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
 
     A study made for another arch is a one-line error, before any trial or run exists.
     """
-    kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=_pruner(tune, arch))
+    kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=pruner(tune, arch))
     try:
         return _create_study(tune, arch, study_name, **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
@@ -361,8 +253,3 @@ def tune_arch(
         arch, study_name, run.run_id, trials, pruned,
         best.value if best else None, best.params if best else {}, retrained,
     )  # fmt: skip
-
-
-def init_storage(url: str) -> None:
-    """Create the storage's schema once, before parallel workers start."""
-    open_storage(url)

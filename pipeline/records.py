@@ -1,0 +1,59 @@
+"""What a training run records besides its step metrics: its dataset inputs, its logged model
+(linked to the metrics it was measured with) and its learning-curve figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline import data, figures, tracking
+from pipeline.config import SERVING_CONTRACT, TrainConfig, architecture
+
+
+def log_inputs(splits: data.Splits, data_dir: Path) -> None:
+    """The train and validation parts as the active run's dataset inputs."""
+    for name, context, x, y in (
+        ("mnist-train", "training", splits.x_train, splits.y_train),
+        ("mnist-validation", "validation", splits.x_val, splits.y_val),
+    ):
+        tracking.log_dataset(x, y, name, splits.part_digest(context), data_dir, context)
+
+
+def _datasets(splits: data.Splits) -> dict[str, tuple[str, str]]:
+    """Which dataset each metric of a logged model was measured on, by key prefix."""
+    return {
+        "train_": ("mnist-train", splits.part_digest("training")),
+        "val_": ("mnist-validation", splits.part_digest("validation")),
+    }
+
+
+def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, splits) -> str:
+    """Log the model as it is after sink.next_step steps, linked to the last epoch's train and
+    validation metrics and their datasets; its models:/ URI."""
+    from pipeline import models
+
+    values = {metric.key: metric.value for metric in sink.last_epoch}
+    accuracy = values.get("val_accuracy")
+    description = (
+        f"{name}: {architecture(config.arch).summary} after {sink.next_step} training steps "
+        f"(batch {config.batch_size}) on mnist-train"
+        + (
+            f"; validation accuracy {accuracy:.4f} on mnist-validation"
+            if accuracy is not None
+            else ""
+        )
+        + f". {SERVING_CONTRACT}"
+    )
+    model_id = tracking.log_model(models.serving_model(model), name, sink.next_step, description)
+    tracking.link_metrics(run.run_id, model_id, sink.last_epoch, _datasets(splits))
+    return f"models:/{model_id}"
+
+
+def log_curves(run: tracking.Run) -> None:
+    """The learning-curve figure of the whole run (resumes included)."""
+    curves = {
+        key: tracking.metric_history(run.run_id, key)
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    }
+    figure = figures.learning_curves({"run": curves})
+    run.log_figure(figure, "learning_curves.png")
+    figures.close(figure)

@@ -1,0 +1,76 @@
+"""Pruning: what a trial reports after each epoch, and the pruners that judge it."""
+
+from __future__ import annotations
+
+import optuna
+
+from pipeline import tracking
+from pipeline.config import TrainConfig, TuneConfig, architecture
+
+PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
+
+
+class PruneOnValidation:
+    """Reports each complete epoch's validation accuracy to Optuna and stops weak trials.
+
+    Trials differ in length. Under a constant learning rate, epoch k of a short trial trains
+    exactly like epoch k of a long one, so values are reported at the epoch count. A cosine
+    schedule stretches over each trial's own epochs, so there values are reported at the
+    percentage of the trial's schedule done: two trials are compared at the same point of their
+    schedules, not after the same epoch count.
+    """
+
+    def __init__(self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig) -> None:
+        self.trial, self.run, self.config, self.last = trial, run, config, 0.0
+        self.reported = 0
+
+    def __call__(self, epochs_done: int, logs: dict) -> None:
+        self.last = float(logs["val_accuracy"])
+        step = report_step(epochs_done, self.config)
+        if step == self.reported:  # over 100 epochs, several share one percent
+            return
+        self.reported = step
+        self.trial.report(self.last, step)
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", epochs_done)
+            self.run.set_tags({
+                "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epochs_done,
+                "optuna.trial_state": "PRUNED",
+            })  # fmt: skip
+            raise optuna.TrialPruned(
+                f"pruned at epoch {epochs_done} of {self.config.epochs} "
+                f"(val_accuracy {self.last:.4f})"
+            )
+
+
+def by_percent(schedule: str) -> bool:
+    """Whether trials of this schedule are compared by percent of schedule (else by epoch)."""
+    return schedule != "constant"
+
+
+def report_step(epochs_done: int, config: TrainConfig) -> int:
+    """The step a trial reports at: epochs done, or how much of its schedule is done in percent."""
+    if not by_percent(config.learning_rate_schedule):
+        return epochs_done
+    return max(1, round(100 * epochs_done / config.epochs))
+
+
+def epochs_at(step: int, epochs: int, schedule: str) -> int:
+    """The epochs a trial had trained when it reported at step (the inverse of report_step)."""
+    return round(step * epochs / 100) if by_percent(schedule) else step
+
+
+def pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
+    """Pruners over the unit the arch's trials report in (see PruneOnValidation)."""
+    if tune.pruner == "none":
+        return optuna.pruners.NopPruner()
+    schedule = architecture(arch).presets["default"].get("learning_rate_schedule", "constant")
+    if by_percent(schedule):
+        first, last = PRUNE_MIN_PERCENT, 100
+    else:
+        first, last = 1, tune.epochs_for(arch)[1]
+    if tune.pruner == "median":  # no verdict before a third of the longest schedule
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=last // 3)
+    return optuna.pruners.HyperbandPruner(
+        min_resource=first, max_resource=last, reduction_factor=3
+    )

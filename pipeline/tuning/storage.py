@@ -1,0 +1,61 @@
+"""Study storage: opening it (RDB with heartbeats, or a journal file), creating its schema, and
+reaping a dead worker's trial."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+
+from pipeline import locks, tracking
+from pipeline.errors import PipelineError, first_line, redact, scrub
+
+RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run id, in its user attributes
+
+
+class ReapAndRetry:
+    """For a trial whose worker died: mark its MLflow run KILLED, then queue the trial again."""
+
+    def __init__(self, max_retry: int = 3) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get(RUN_ATTR)
+        if run_id:
+            try:  # the retry matters more than the MLflow record
+                tracking.finish_run(run_id, "KILLED", "worker died")
+            except Exception:  # noqa: S110
+                pass
+        self.retry(study, trial)
+
+
+def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseStorage:
+    """The study storage: RDB (SQLite, PostgreSQL) with a heartbeat, or a journal file."""
+    try:
+        if url.startswith("journal:///"):
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal://") :]))
+        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+        if url.startswith("sqlite"):
+            connect_args = {"timeout": 60}  # several local workers wait for the file lock
+        with warnings.catch_warnings(), locks.store_creation(url):
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # A trial whose worker stops beating for 3 intervals is failed and queued again.
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs={"connect_args": connect_args},
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=3 * heartbeat_seconds,
+                heartbeat_stale_trial_callback=ReapAndRetry(),
+            )
+    except Exception as error:  # SQLAlchemy's errors for bad URLs and unreachable servers
+        message = scrub(first_line(error), url)
+        raise PipelineError(f"cannot open --storage {redact(url)}: {message}") from None
+
+
+def init_storage(url: str) -> None:
+    """Create the storage's schema once, before parallel workers start."""
+    open_storage(url)
