@@ -117,14 +117,18 @@ def _write_artifacts(folder: Path, matrix, report, probabilities, dataset, summa
     figures.close(figure)
 
 
+def _test_set(digest: str) -> tuple[str, str]:
+    """Name and digest of the test set: the evaluate run's input, its metrics' dataset."""
+    return "mnist-test", data.part_digest(digest, "test")
+
+
 def _record(evaluation_run: tracking.Run, target, numbers: dict, folder: Path, digest: str,
             register: bool) -> tracking.Registration | None:  # fmt: skip
     """Log the evaluation on its own run and on the train run; register and gate the champion."""
     test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
     evaluation_run.log_params({"model_uri": target.model_uri})
     # On the logged model's page too, measured on the test set.
-    test_dataset = ("mnist-test", data.part_digest(digest, "test"))
-    evaluation_run.log_metrics(test_metrics, model_id=target.model_id, dataset=test_dataset)
+    evaluation_run.log_metrics(test_metrics, model_id=target.model_id, dataset=_test_set(digest))
     evaluation_run.log_text((folder / "summary.md").read_text(), "summary.md")
     # The train run gets the numbers and figures too, so the UI shows val and test together.
     trained = tracking.Run(target.run_id)
@@ -187,9 +191,8 @@ def evaluate_run(
     ):
         folder = Path(tmp)
         tracking.log_dataset(
-            dataset.x_test, dataset.y_test, "mnist-test", data.part_digest(dataset.digest, "test"),
-            data_dir, "testing",
-        )  # fmt: skip
+            dataset.x_test, dataset.y_test, *_test_set(dataset.digest), data_dir, "testing"
+        )
         summary = summary_markdown(numbers, report, pairs)
         _write_artifacts(folder, matrix, report, probabilities, dataset, summary)
         registration = _record(evaluation_run, target, numbers, folder, dataset.digest, register)

@@ -208,6 +208,16 @@ def test_runs_go_to_the_experiment_id_in_the_environment(cli, workdir, data_dir,
     assert stages == ["evaluate", "report", "train"]
 
 
+def test_the_project_describes_its_own_experiment_not_mlflows_default(cli, workdir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "Default")
+    assert cli("init-stores").exit_code == 0
+    client = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert "mlflow.note.content" not in client.get_experiment("0").tags
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
+    assert cli("init-stores").exit_code == 0
+    assert "LSTM" in client.get_experiment_by_name("mine").tags["mlflow.note.content"]
+
+
 def test_report_on_an_empty_store_writes_the_notebook_rows(cli, workdir):
     result = cli("report", "--output-dir", workdir / "out")
     assert result.exit_code == 0, result.stderr

@@ -13,6 +13,7 @@ from pipeline import locks
 from pipeline.errors import PipelineError, first_line, redact
 from pipeline.tracking import heartbeat
 
+DEFAULT_EXPERIMENT_ID = "0"  # MLflow's own "Default" experiment
 NOTE = "mlflow.note.content"  # what the MLflow UI shows as a description
 DESCRIPTION = (
     "MNIST runs of the `pipeline` project: two architectures from the "
@@ -45,7 +46,8 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
         # The first access creates a SQLite store's schema: one local process at a time.
         with locks.store_creation(uri):
             chosen = mlflow.set_experiment(**_experiment(experiment))
-        if NOTE not in chosen.tags:  # a description the user wrote stays
+        # A description the user wrote stays; MLflow's shared Default experiment is not ours.
+        if NOTE not in chosen.tags and chosen.experiment_id != DEFAULT_EXPERIMENT_ID:
             mlflow.MlflowClient().set_experiment_tag(chosen.experiment_id, NOTE, DESCRIPTION)
     except PipelineError:
         raise
