@@ -17,6 +17,7 @@ For the arch given, in a temporary working directory with its own stores (data f
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import subprocess
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import optuna
 
-from pipeline.architectures import REGISTRY
-from pipeline.tuning.pruning import epochs_at
+from pipeline.config import TuneConfig
+from pipeline.tuning.pruning import by_percent, epochs_at
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
@@ -48,23 +49,24 @@ def run(args: list[str], workdir: Path, env: dict, workers: int = 1) -> str:
     return outputs[0][0]
 
 
-def epochs_trained(study: optuna.Study, arch: str) -> int:
+def epochs_trained(study: optuna.Study, arch: str, search: str) -> int:
     """Epochs actually run: a pruned trial counts up to the epoch it was stopped at."""
-    schedule = REGISTRY[arch].presets["default"].get("learning_rate_schedule", "constant")
+    percent = by_percent(TuneConfig(arch=arch, search=search), arch)
     total = 0
     for trial in study.trials:
         epochs = trial.params.get("epochs", 0)
         if trial.state == optuna.trial.TrialState.COMPLETE:
             total += epochs
         elif trial.state == optuna.trial.TrialState.PRUNED:
-            total += epochs_at(max(trial.intermediate_values, default=0), epochs, schedule)
+            total += epochs_at(max(trial.intermediate_values, default=0), epochs, percent)
     return total
 
 
 def study(workdir: Path, env: dict, name: str, arch: str, trials: int, pruner: str, seed: int,
-          workers: int = 1, retrain: bool = False):  # fmt: skip
+          workers: int = 1, retrain: bool = False, search: str = "standard"):  # fmt: skip
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     args = ["tune", "--arch", arch, "--n-trials", str(-(-trials // workers)), "--pruner", pruner,
+            "--search", search,
             "--study-name", name, "--storage", storage, "--seed", str(seed)]  # fmt: skip
     started = time.perf_counter()
     out = run(args, workdir, env, workers)
@@ -73,8 +75,7 @@ def study(workdir: Path, env: dict, name: str, arch: str, trials: int, pruner: s
     test = None
     if retrain:  # what --retrain-best does: train the best configuration, then evaluate it
         best = found.best_params
-        options = ["--learning-rate", str(best["learning_rate"]), "--hidden-size",
-                   str(best["hidden_size"]), "--epochs", str(best["epochs"])]  # fmt: skip
+        options = [f"--{key.replace('_', '-')}={value}" for key, value in best.items()]
         test, _ = train_and_evaluate(workdir, env, arch, *options)
     return found, seconds, test, out
 
@@ -97,9 +98,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--pruning-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--skip-budget", action="store_true", help="only the pruning comparison")
+    parser.add_argument("--search", default="standard", help="pipeline tune --search")
     options = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arch = options.arch
+    epochs = functools.partial(epochs_trained, arch=arch, search=options.search)
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         workdir = Path(tmp)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
@@ -111,10 +114,12 @@ def main() -> None:
             print(f"{arch} default preset: test {test:.4f}  ({seconds:.0f} s)", flush=True)
             found, seconds, tuned_test, _ = study(workdir, env, f"budget-{arch}", arch,
                                                   options.trials, "hyperband", 0,
-                                                  options.workers, retrain=True)  # fmt: skip
+                                                  options.workers, retrain=True,
+                                                  search=options.search)  # fmt: skip
             rss = [t.user_attrs.get("rss_mb") for t in found.trials if "rss_mb" in t.user_attrs]
-            print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, Hyperband): "
-                  f"{len(found.trials)} trials, {epochs_trained(found, arch)} epochs, "
+            print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, Hyperband, "
+                  f"{options.search} search): "
+                  f"{len(found.trials)} trials, {epochs(found)} epochs, "
                   f"{seconds:.0f} s "
                   f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
                   f"{found.best_value:.4f} {found.best_params}; retrained test "
@@ -124,13 +129,14 @@ def main() -> None:
             results = {}
             for pruner in ("none", "hyperband"):
                 results[pruner], seconds, _, _ = study(
-                    workdir, env, f"prune-{pruner}-{seed}", arch, options.trials, pruner, seed
+                    workdir, env, f"prune-{pruner}-{seed}", arch, options.trials, pruner, seed,
+                    search=options.search,
                 )
                 print(f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
-                      f"{epochs_trained(results[pruner], arch)} epochs, best val "
+                      f"{epochs(results[pruner])} epochs, best val "
                       f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
                       flush=True)  # fmt: skip
-            pruned, unpruned = (epochs_trained(results[p], arch) for p in ("hyperband", "none"))
+            pruned, unpruned = (epochs(results[p]) for p in ("hyperband", "none"))
             ratio = pruned / unpruned
             delta = 100 * (results["hyperband"].best_value - results["none"].best_value)
             print(f"{arch} seed {seed}: pruned/unpruned epochs {ratio:.2f}, best value "

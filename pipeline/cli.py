@@ -178,6 +178,10 @@ def tune(
     epochs_range: tuple[int, int] = typer.Option(
         None, "--epochs-range", help="LOW HIGH epochs (default: 2 to the default preset's)."
     ),
+    search: str = typer.Option(
+        None, "--search", help="standard (learning rate, hidden size, epochs) or wide (also "
+        f"batch size {'/'.join(map(str, cfg.BATCH_SIZES))} and learning-rate schedule).",
+    ),  # fmt: skip
     validation_fraction: float = typer.Option(None, "--validation-fraction"),
     retrain_best: bool = typer.Option(
         False, "--retrain-best", help="Train, evaluate and register the best configuration."
@@ -194,7 +198,7 @@ def tune(
         arch=arch, n_trials=n_trials, timeout_seconds=timeout, study_name=study_name,
         storage=storage, sampler=sampler, pruner=pruner, seed=seed,
         learning_rate_range=learning_rate_range, hidden_size_range=hidden_size_range,
-        epochs_range=epochs_range, validation_fraction=validation_fraction,
+        epochs_range=epochs_range, search=search, validation_fraction=validation_fraction,
         retrain_best=retrain_best, heartbeat_seconds=heartbeat,
     ))  # fmt: skip
     from pipeline.tuning import search

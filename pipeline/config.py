@@ -212,6 +212,9 @@ def experiment_name() -> str:
 # The search space shared by every architecture; the epoch range comes from the registry.
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
 HIDDEN_SIZE_RANGE = (32, 512)
+# --search wide also searches these (the default search keeps the preset's).
+SEARCHES = ("standard", "wide")
+BATCH_SIZES = (32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class TuneConfig:
     learning_rate_range: tuple[float, float] = LEARNING_RATE_RANGE
     hidden_size_range: tuple[int, int] = HIDDEN_SIZE_RANGE
     epochs_range: tuple[int, int] | None = None  # None: the registry's range for each arch
+    search: str = "standard"
     validation_fraction: float = 0.1
     retrain_best: bool = False
     heartbeat_seconds: int = 10
@@ -237,6 +241,7 @@ class TuneConfig:
         arch_choices(self.arch)
         check_choice("--sampler", self.sampler, SAMPLERS)
         check_choice("--pruner", self.pruner, PRUNERS)
+        check_choice("--search", self.search, SEARCHES)
         if self.n_trials < 1:
             raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:

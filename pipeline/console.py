@@ -122,7 +122,10 @@ def print_eval_summary(result) -> None:
 
 def print_trial(study, trial) -> None:
     """The live line per finished trial."""
-    params = " ".join(f"{key}={value:.3g}" for key, value in trial.params.items())
+    params = " ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in trial.params.items()
+    )
     pruned = trial.state.name == "PRUNED"
     value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
     if pruned:

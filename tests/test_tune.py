@@ -262,3 +262,40 @@ def test_a_study_name_reused_for_another_arch_is_refused(cli, workdir, data_dir)
     assert len(runs()) == before
     study = optuna.load_study(study_name="shared", storage=storage_url(workdir))
     assert len(study.trials) == 1
+
+
+def test_wide_search_also_searches_batch_size_and_schedule(cli, workdir, data_dir):
+    from pipeline.architectures import REGISTRY
+    from pipeline.config import BATCH_SIZES, SCHEDULES
+
+    preset = REGISTRY["mlp"].presets["default"]
+    seeded = tune(cli, workdir, "--arch", "mlp", "--search", "wide", "--study-name", "seeded",
+                  "--hidden-size-range", "8", "512", "--n-trials", "1")  # fmt: skip
+    assert seeded.exit_code == 0
+    study = optuna.load_study(study_name="seeded", storage=storage_url(workdir))
+    assert study.trials[0].params == {
+        "learning_rate": preset["learning_rate"], "hidden_size": preset["hidden_size"],
+        "epochs": preset["epochs"], "batch_size": preset["batch_size"],
+        "learning_rate_schedule": preset.get("learning_rate_schedule", "constant"),
+    }  # fmt: skip
+
+    wide = ("--arch", "mlp", "--search", "wide", "--study-name", "wide", "--pruner", "none")
+    tune(cli, workdir, *wide, "--epochs-range", "1", "2", "--n-trials", "4")
+    study = optuna.load_study(study_name="wide", storage=storage_url(workdir))
+    assert len(study.trials) == 4
+    for trial in study.trials:
+        assert trial.params["batch_size"] in BATCH_SIZES
+        assert trial.params["learning_rate_schedule"] in SCHEDULES
+        params = mlflow.get_run(trial.user_attrs["mlflow_run_id"]).data.params
+        assert params["batch_size"] == str(trial.params["batch_size"])
+        assert params["learning_rate_schedule"] == trial.params["learning_rate_schedule"]
+        # One unit for every trial of a study that searches the schedule: percent of the run.
+        assert set(trial.intermediate_values) <= {50, 100}
+
+    before = len(runs())
+    result = cli("tune", "--storage", storage_url(workdir), *SMALL, "--arch", "mlp",
+                 "--study-name", "wide", "--n-trials", "1")  # fmt: skip
+    assert result.exit_code == 1
+    assert "study wide was made with --search wide, not standard" in one_line_error(result)
+    assert len(runs()) == before
+    assert len(optuna.load_study(study_name="wide", storage=storage_url(workdir)).trials) == 4

@@ -17,16 +17,19 @@ class PruneOnValidation:
     exactly like epoch k of a long one, so values are reported at the epoch count. A cosine
     schedule stretches over each trial's own epochs, so there values are reported at the
     percentage of the trial's schedule done: two trials are compared at the same point of their
-    schedules, not after the same epoch count.
+    schedules, not after the same epoch count. A study that searches the schedule reports every
+    trial by percent, so that all its trials share one unit (see `by_percent`).
     """
 
-    def __init__(self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig) -> None:
+    def __init__(
+        self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig, percent: bool
+    ) -> None:
         self.trial, self.run, self.config, self.last = trial, run, config, 0.0
-        self.reported = 0
+        self.percent, self.reported = percent, 0
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
         self.last = float(logs["val_accuracy"])
-        step = report_step(epochs_done, self.config)
+        step = report_step(epochs_done, self.config.epochs, self.percent)
         if step == self.reported:  # over 100 epochs, several share one percent
             return
         self.reported = step
@@ -43,29 +46,29 @@ class PruneOnValidation:
             )
 
 
-def by_percent(schedule: str) -> bool:
-    """Whether trials of this schedule are compared by percent of schedule (else by epoch)."""
-    return schedule != "constant"
+def by_percent(tune: TuneConfig, arch: str) -> bool:
+    """Whether a study's trials report at the percent of their schedule done (else at epoch
+    counts): when the arch's default preset decays its learning rate, or the schedule is
+    searched (--search wide), so that every trial of a study reports in one unit."""
+    schedule = architecture(arch).presets["default"].get("learning_rate_schedule", "constant")
+    return schedule != "constant" or tune.search == "wide"
 
 
-def report_step(epochs_done: int, config: TrainConfig) -> int:
+def report_step(epochs_done: int, epochs: int, percent: bool) -> int:
     """The step a trial reports at: epochs done, or how much of its schedule is done in percent."""
-    if not by_percent(config.learning_rate_schedule):
-        return epochs_done
-    return max(1, round(100 * epochs_done / config.epochs))
+    return max(1, round(100 * epochs_done / epochs)) if percent else epochs_done
 
 
-def epochs_at(step: int, epochs: int, schedule: str) -> int:
+def epochs_at(step: int, epochs: int, percent: bool) -> int:
     """The epochs a trial had trained when it reported at step (the inverse of report_step)."""
-    return round(step * epochs / 100) if by_percent(schedule) else step
+    return round(step * epochs / 100) if percent else step
 
 
 def pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
     """Pruners over the unit the arch's trials report in (see PruneOnValidation)."""
     if tune.pruner == "none":
         return optuna.pruners.NopPruner()
-    schedule = architecture(arch).presets["default"].get("learning_rate_schedule", "constant")
-    if by_percent(schedule):
+    if by_percent(tune, arch):
         first, last = PRUNE_MIN_PERCENT, 100
     else:
         first, last = 1, tune.epochs_for(arch)[1]

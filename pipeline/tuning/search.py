@@ -15,13 +15,21 @@ from pathlib import Path
 import optuna
 
 from pipeline import data, evaluation, figures, records, tracking, training
-from pipeline.config import TrainConfig, TuneConfig, architecture, train_config
+from pipeline.config import (
+    BATCH_SIZES,
+    SCHEDULES,
+    TrainConfig,
+    TuneConfig,
+    architecture,
+    train_config,
+)
 from pipeline.errors import PipelineError, redact
-from pipeline.tuning.pruning import PruneOnValidation, pruner
+from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
 from pipeline.tuning.storage import RUN_ATTR, open_storage
 
 PARENT_ATTR = "mlflow_parent_run_id"
 ARCH_ATTR = "arch"
+SEARCH_ATTR = "search"
 STUDY_TAG = "pipeline.study"
 TUNED_FROM_TAG = "pipeline.tuned_from"
 OBJECTIVE = "val_accuracy"
@@ -58,12 +66,25 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
     }
     params = {name: preset[name] for name in SEARCHED}
     inside = all(low <= params[name] <= high for name, (low, high) in ranges.items())
+    if tune.search == "wide":
+        params.update(
+            batch_size=preset["batch_size"],
+            learning_rate_schedule=preset.get("learning_rate_schedule", "constant"),
+        )
+        inside = inside and params["batch_size"] in BATCH_SIZES
     return params if inside else None
 
 
 def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     """The trial's configuration: the default preset with the sampled values replacing learning
-    rate, hidden size and epochs (its schedule and batch size stay the preset's)."""
+    rate, hidden size and epochs (its schedule and batch size stay the preset's, unless the
+    search is wide)."""
+    wide = {}
+    if tune.search == "wide":
+        wide = dict(
+            batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
+            learning_rate_schedule=trial.suggest_categorical("learning_rate_schedule", SCHEDULES),
+        )
     return train_config(
         arch,
         "default",
@@ -72,6 +93,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
         epochs=trial.suggest_int("epochs", *tune.epochs_for(arch)),
         seed=tune.seed,
         validation_fraction=tune.validation_fraction,
+        **wide,
     )
 
 
@@ -92,7 +114,7 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str, data_dir: P
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             run.log_params(config.params())
             records.log_inputs(splits, data_dir)
-            pruning = PruneOnValidation(trial, run, config)
+            pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch))
             fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
@@ -129,6 +151,7 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([OBJECTIVE])
     study.set_user_attr(ARCH_ATTR, arch)
+    study.set_user_attr(SEARCH_ATTR, tune.search)
     params = preset_params(tune, arch)
     if params is not None:
         study.enqueue_trial(params, user_attrs={"pipeline.preset": "default"})
@@ -138,7 +161,8 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
 def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
     """(study, created): the worker whose create_study succeeds seeds it; others load it.
 
-    A study made for another arch is a one-line error, before any trial or run exists.
+    A study made for another arch or search is a one-line error, before any trial or run
+    exists.
     """
     kwargs = dict(storage=storage, sampler=_sampler(tune), pruner=pruner(tune, arch))
     try:
@@ -149,6 +173,12 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
     if other is not None and other != arch:
         raise PipelineError(
             f"study {study_name} tunes {other}, not {arch}: choose another --study-name"
+        )
+    search = study.user_attrs.get(SEARCH_ATTR, "standard")
+    if search != tune.search:
+        raise PipelineError(
+            f"study {study_name} was made with --search {search}, not {tune.search}: give "
+            f"--search {search} or choose another --study-name"
         )
     return study, False
 
@@ -191,7 +221,9 @@ def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> tupl
         )
     run.describe(
         f"Optuna study {study.study_name} ({tune.sampler} sampler, {tune.pruner} pruning) "
-        f"over learning rate, hidden size and epochs, the default preset as trial 0: "
+        f"over learning rate, hidden size, epochs"
+        f"{', batch size and schedule' if tune.search == 'wide' else ''}, the default preset as "
+        f"trial 0: "
         f"{len(finished)} trials, {len(pruned)} pruned; {best}. One child run per trial."
     )
     return len(finished), len(pruned)
