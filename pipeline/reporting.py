@@ -101,9 +101,19 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
             "study": study, "arch": latest.get("tags.pipeline.arch"), "trials": trials,
             "pruned_share": pruned / trials if trials else 0.0,
             "best_val_accuracy": latest.get("metrics.best_val_accuracy"),
-            "best_params": ", ".join(f"{k}={v}" for k, v in sorted(best.items())),
+            "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _param(text: str) -> str:
+    """A tuned param as people read it: 0.00788 for 0.007881575189034951; 95 and cosine as is."""
+    try:
+        return str(int(text))
+    except ValueError:
+        with contextlib.suppress(ValueError):
+            return f"{float(text):.3g}"
+    return text
 
 
 def _cell(value) -> str:

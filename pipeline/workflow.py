@@ -113,9 +113,12 @@ def _arch_steps(job: _Job, arch: str) -> None:
         }
         tuned = {search.TUNED_FROM_TAG: tune_config.study_for(arch)}
     train = train_config(arch, config.preset if not config.tune else "default", **overrides)
-    key = cache_key("train", train.params(), job.digest)
+    # A tuned run is its own step even when the study's best is a preset another run trained:
+    # the report then shows a "tuned best" row, and the run says which study chose it.
+    key = cache_key("train", {**train.params(), **tuned}, job.digest)
     trained = job.step(f"train {arch}", key, lambda tags: training.train(
-        train, data_dir, config.checkpoint_dir, show_progress=False, tags={**tags, **tuned}
+        train, data_dir, config.checkpoint_dir, show_progress=False, tags={**tags, **tuned},
+        label="tuned" if tuned else None,
     ).run_id)  # fmt: skip
     key = cache_key("evaluate", {"run": trained}, job.digest)
     evaluated = job.step(f"evaluate {arch}", key, lambda tags: evaluation.evaluate_run(

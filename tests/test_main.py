@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +88,9 @@ def test_report_compares_variants(cli, workdir, data_dir, source):
     test_accuracy = mlflow.get_run(default_run).data.metrics["test_accuracy"]
     assert f"| {test_accuracy:.4f} |" in default_row
     assert "| mnist-mlp | mlp | 2 |" in text  # the tuning summary
+    summary = next(line for line in text.splitlines() if "| mnist-mlp | mlp | 2 |" in line)
+    rate = re.search(r"learning_rate=([^,| ]+)", summary).group(1)
+    assert rate == f"{float(rate):.3g}"  # rounded, as people read it
     assert "from a local folder `source` (NOT the official MNIST set)" in text
     assert str(workdir.parent) not in text  # no machine's absolute path in a shareable report
     assert (workdir / "out" / "learning_curves.png").stat().st_size > 1000
@@ -216,6 +220,22 @@ def test_the_project_describes_its_own_experiment_not_mlflows_default(cli, workd
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
     assert cli("init-stores").exit_code == 0
     assert "LSTM" in client.get_experiment_by_name("mine").tags["mlflow.note.content"]
+
+
+def test_main_tune_whose_best_is_the_preset_still_gets_a_tuned_run(cli, workdir, source):
+    args = ("main", "--arch", "mlp", "--source", source, "--storage",
+            f"sqlite:///{workdir / 'optuna.db'}")  # fmt: skip
+    assert cli(*args).exit_code == 0
+    # One trial: the study's best is its trial 0, the default preset the first main trained.
+    tuned = cli(*args, "--tune", "--n-trials", "1")
+    assert tuned.exit_code == 0, tuned.stderr
+    assert "train mlp: reusing" not in tuned.stdout
+    trains = runs()[runs()["tags.pipeline.stage"] == "train"]
+    mine = trains[trains["tags.pipeline.tuned_from"].notna()]
+    assert len(trains) == 2 and len(mine) == 1
+    assert mine.iloc[0]["tags.mlflow.runName"] == "mlp-tuned"
+    text = (workdir / "reports" / "report.md").read_text()
+    assert "| mlp | default preset |" in text and "| mlp | tuned best |" in text
 
 
 def test_report_on_an_empty_store_writes_the_notebook_rows(cli, workdir):
