@@ -21,6 +21,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def studies(uri: str) -> None:
+    """Each study's budget: trials, pruned trials, wall time of its tune run, trials per hour."""
+    import mlflow
+
+    frame = mlflow.search_runs(experiment_names=["mnist"], tracking_uri=uri,
+                               filter_string="tags.`pipeline.stage` = 'tune'")  # fmt: skip
+    for _, run in frame.iterrows():
+        seconds = (run["end_time"] - run["start_time"]).total_seconds()
+        trials = int(run["tags.optuna.trials"])
+        print(f"# study {run['tags.pipeline.study']}: {trials} trials "
+              f"({run['tags.optuna.pruned']} pruned) in {seconds:.0f} s, "
+              f"{3600 * trials / seconds:.0f} trials/h", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "mnist"))
@@ -41,6 +55,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "pipeline", *job], cwd=workdir, env=env,
                            check=True)  # fmt: skip
             print(f"# {' '.join(job)}: {time.perf_counter() - started:.0f} s", flush=True)
+        studies(env["MLFLOW_TRACKING_URI"])
         target = REPO / "reports"
         target.mkdir(exist_ok=True)
         for name in ("report.md", "learning_curves.png"):
