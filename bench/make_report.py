@@ -25,7 +25,8 @@ def studies(uri: str) -> None:
     """Each study's budget: trials, pruned trials, wall time of its tune run, trials per hour."""
     import mlflow
 
-    frame = mlflow.search_runs(experiment_names=["mnist"], tracking_uri=uri,
+    mlflow.set_tracking_uri(uri)
+    frame = mlflow.search_runs(experiment_names=["mnist"],
                                filter_string="tags.`pipeline.stage` = 'tune'")  # fmt: skip
     for _, run in frame.iterrows():
         seconds = (run["end_time"] - run["start_time"]).total_seconds()
