@@ -120,12 +120,17 @@ def print_eval_summary(result) -> None:
     print("\n".join(lines))
 
 
+def _params(params: dict) -> str:
+    """Sampled params as people read them: learning_rate=0.00125 hidden_size=13 epochs=2."""
+    return " ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in params.items()
+    )
+
+
 def print_trial(study, trial) -> None:
     """The live line per finished trial."""
-    params = " ".join(
-        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in trial.params.items()
-    )
+    params = _params(trial.params)
     pruned = trial.state.name == "PRUNED"
     value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
     if pruned:
@@ -160,7 +165,7 @@ def print_study_summary(result) -> None:
     best = f"{result.best_value:.4f}" if result.best_value is not None else "n/a"
     print(
         f"Study {result.study_name}: {result.trials} finished trials ({result.pruned} "
-        f"pruned), best val_accuracy {best} with {result.best_params}; "
+        f"pruned), best val_accuracy {best} with {_params(result.best_params) or 'none'}; "
         f"MLflow parent run {result.parent_run_id}"
     )
     if result.retrained:

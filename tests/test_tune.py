@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,8 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir):
     common += ("--learning-rate-range", "0.005", "0.05")
     first = tune(cli, workdir, *common, "--n-trials", "2")
     assert first.stdout.count("trial ") >= 2 and "best" in first.stdout
+    rate = re.search(r"with learning_rate=(\S+) hidden_size=\d+ epochs=\d+;", first.stdout)
+    assert rate and rate.group(1) == f"{float(rate.group(1)):.3g}"  # rounded for people
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     # A hopeless trial (learning rate far below the range) must be pruned against the median.
     study.enqueue_trial({"learning_rate": 1e-7, "hidden_size": 8, "epochs": 3})
