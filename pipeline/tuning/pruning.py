@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from pipeline import tracking
-from pipeline.config import TrainConfig, TuneConfig, architecture
+from pipeline.config import TrainConfig, TuneConfig, train_config
 
 PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
 
@@ -50,7 +50,7 @@ def by_percent(tune: TuneConfig, arch: str) -> bool:
     """Whether a study's trials report at the percent of their schedule done (else at epoch
     counts): when the arch's default preset decays its learning rate, or the schedule is
     searched (--search wide), so that every trial of a study reports in one unit."""
-    schedule = architecture(arch).presets["default"].get("learning_rate_schedule", "constant")
+    schedule = train_config(arch, "default").learning_rate_schedule
     return schedule != "constant" or tune.search == "wide"
 
 

@@ -67,9 +67,9 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
     params = {name: preset[name] for name in SEARCHED}
     inside = all(low <= params[name] <= high for name, (low, high) in ranges.items())
     if tune.search == "wide":
+        config = train_config(arch, "default")  # the dataclass's defaults fill what it omits
         params.update(
-            batch_size=preset["batch_size"],
-            learning_rate_schedule=preset.get("learning_rate_schedule", "constant"),
+            batch_size=config.batch_size, learning_rate_schedule=config.learning_rate_schedule
         )
         inside = inside and params["batch_size"] in BATCH_SIZES
     return params if inside else None
