@@ -1,7 +1,7 @@
 """Tracking overhead of `pipeline train` against plain Keras and MLflow's own Keras callback.
 
     python bench/train_overhead.py [--source ../shared/data/mnist] [--arch mlp --arch lstm]
-                                   [--epochs N] [--repeats 3]
+                                   [--epochs N] [--repeats 3] [--server-jobs false|true]
 
 Everything runs in one invocation on the same data and machine, for a SQLite store and an
 `mlflow server` started on 127.0.0.1: the same seed-preset model is fitted with
@@ -14,6 +14,10 @@ Throughput is training samples per second of the fit loop (validation included e
 ratio is the variant's time per sample divided by plain Keras' (1.03 = 3 % overhead). Rounds
 interleave the variants and the table shows medians; the last column is the pipeline's overhead
 as a share of the (unbuffered) peer's.
+
+The server is started the way `pipeline ui` starts it (MLflow's job runner off; --server-jobs true
+turns it on) and measured only once its start-up work is done. The CPU seconds its process tree
+spends during each fit are printed too: on a 2-core machine they are taken from the fit.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -31,6 +36,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
@@ -92,7 +98,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(workdir: Path, job_execution: str) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on 127.0.0.1 (its own process group), once it answers and its start-up
+    work is done (the process tree's CPU time stops growing)."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -102,17 +110,42 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
             "--artifacts-destination", str(workdir / "server-artifacts"),
         ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
+        env={**os.environ, JOB_EXECUTION: job_execution}, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2)
-            return server, url
+            break
         except OSError:
             time.sleep(0.5)
-    server.kill()
-    raise SystemExit("mlflow server did not start within 120 s")
+    else:
+        os.killpg(server.pid, signal.SIGKILL)
+        raise SystemExit("mlflow server did not start within 120 s")
+    settled = server_cpu(server)
+    while time.time() < deadline + 120:  # idle: under 0.25 s of CPU in 5 s
+        time.sleep(5)
+        settled, before = server_cpu(server), settled
+        if settled - before < 0.25:
+            return server, url
+    os.killpg(server.pid, signal.SIGKILL)
+    raise SystemExit("mlflow server did not settle within 240 s")
+
+
+def server_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds used so far by the server and every worker it started."""
+    import psutil
+
+    total = 0.0
+    parent = psutil.Process(server.pid)
+    for process in [parent, *parent.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:
+            pass
+    return total
 
 
 def main() -> None:
@@ -121,6 +154,9 @@ def main() -> None:
     parser.add_argument("--arch", action="append", choices=["mlp", "lstm"])
     parser.add_argument("--epochs", type=int, default=None, help="shorten the seed presets")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--server-jobs", choices=["false", "true"], default="false",
+                        help="the server's MLFLOW_SERVER_ENABLE_JOB_EXECUTION (as pipeline ui: "
+                             "false)")  # fmt: skip
     options = parser.parse_args()
     arches = options.arch or ["mlp", "lstm"]
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
@@ -132,36 +168,45 @@ def main() -> None:
             cwd=workdir, env=env, check=True, capture_output=True,
         )  # fmt: skip
         data = workdir / "data"
-        server, url = start_server(workdir)
+        server, url = start_server(workdir, options.server_jobs)
         stores = {"sqlite": env, "server": {**env, "MLFLOW_TRACKING_URI": url}}
         variants = ("keras", "peer", "peer buffered", "pipeline")
         rates = {(arch, store, v): [] for arch in arches for store in stores for v in variants}
+        cpu = {(arch, v): [] for arch in arches for v in variants[1:]}  # the server's CPU s
+
+        def measure(arch: str, store: str, variant: str, fit, *args, **kwargs) -> None:
+            before = server_cpu(server)
+            rates[arch, store, variant].append(fit(*args, **kwargs))
+            if store == "server":
+                cpu[arch, variant].append(server_cpu(server) - before)
+
         try:
             # Rounds interleave the variants, so drifting machine load hits all alike.
             for round_number in range(options.repeats):
                 for arch in arches:
                     epochs = options.epochs
-                    rates[arch, "sqlite", "keras"].append(keras_fit(arch, data, epochs))
+                    measure(arch, "sqlite", "keras", keras_fit, arch, data, epochs)
                     for store, store_env in stores.items():
                         buffered = {**store_env, "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS": "5"}
-                        rates[arch, store, "peer"].append(
-                            keras_fit(arch, data, epochs, store_env, peer=True)
-                        )
-                        rates[arch, store, "peer buffered"].append(
-                            keras_fit(arch, data, epochs, buffered, peer=True)
-                        )
-                        rates[arch, store, "pipeline"].append(
-                            pipeline_train(arch, workdir, store_env, epochs)
-                        )
+                        measure(arch, store, "peer", keras_fit, arch, data, epochs, store_env,
+                                peer=True)  # fmt: skip
+                        measure(arch, store, "peer buffered", keras_fit, arch, data, epochs,
+                                buffered, peer=True)  # fmt: skip
+                        measure(arch, store, "pipeline", pipeline_train, arch, workdir,
+                                store_env, epochs)  # fmt: skip
                     print(f"round {round_number + 1} {arch}: " + "  ".join(
                         f"{store}/{variant} {values[-1]:,.0f}"
                         for (a, store, variant), values in rates.items() if a == arch and values
+                    ) + "  server CPU s: " + "  ".join(
+                        f"{variant} {values[-1]:.1f}"
+                        for (a, variant), values in cpu.items() if a == arch and values
                     ), flush=True)  # fmt: skip
         finally:
-            server.terminate()
+            os.killpg(server.pid, signal.SIGTERM)  # the server and every worker it started
             server.wait(timeout=30)
     print(f"\n(median of {options.repeats} interleaved rounds, samples/s of the fit loop; "
-          "ratio = variant time / plain Keras time)")  # fmt: skip
+          "ratio = variant time / plain Keras time; server started with "
+          f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION={options.server_jobs})")  # fmt: skip
     print(f"{'arch':<6}{'store':<8}{'keras':>9}{'peer':>9}{'ratio':>7}{'buffered':>10}"
           f"{'ratio':>7}{'pipeline':>10}{'ratio':>7}{'share of peer overhead':>24}")
     for arch in arches:
@@ -175,6 +220,10 @@ def main() -> None:
             print(f"{arch:<6}{store:<8}{keras_rate:>9,.0f}{peer:>9,.0f}{ratios[0]:>7.3f}"
                   f"{buffered:>10,.0f}{ratios[1]:>7.3f}{ours:>10,.0f}{ratios[2]:>7.3f}"
                   f"{share:>24.2f}")  # fmt: skip
+    print("\nthe server's CPU seconds during each fit (median): " + "  ".join(
+        f"{arch}/{variant} {statistics.median(values):.1f}"
+        for (arch, variant), values in cpu.items()
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -244,14 +244,17 @@ def free_port() -> int:
 
 
 def start_server(workdir, port: int, backend: str | None = None) -> subprocess.Popen:
-    """`mlflow server` on 127.0.0.1:port (its own process group), once it answers /health."""
+    """`mlflow server` on 127.0.0.1:port (its own process group), once it answers /health;
+    without MLflow's job runner, as `pipeline ui` starts it."""
+    from pipeline.ui import JOB_EXECUTION
+
     backend = backend or f"sqlite:///{workdir / 'server.db'}"
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1", "--backend-store-uri", backend,
          "--artifacts-destination", str(workdir / "served-artifacts")],
-        cwd=workdir, env=subprocess_env(workdir), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=workdir, env={**subprocess_env(workdir), JOB_EXECUTION: "false"},
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
     def healthy():
