@@ -100,3 +100,37 @@ def test_bad_input(cli, workdir, source, data_dir, case):
     assert snapshot(workdir) - before == set(), "a partial file was left"
     frame = runs()
     assert len(frame) == 0, "a run was created for bad input"
+
+
+@pytest.mark.parametrize(
+    "store, fragment",
+    [
+        ("postgresql://tracker:hunter2@127.0.0.1:9/mlflow", "Connection refused"),
+        ("sqlite:///not-a-store.db", "unable to open database file not-a-store.db: file is not"),
+    ],
+)
+def test_a_store_that_cannot_be_opened_fails_without_retrying(
+    cli, workdir, monkeypatch, store, fragment
+):
+    """MLflow retries opening a database for about 100 s; a stage says what is wrong at once."""
+    import sys
+    import time
+
+    retries, real_sleep = [], time.sleep
+
+    def sleep(seconds: float) -> None:  # MLflow's retry loop sleeps between its attempts
+        if sys._getframe(1).f_globals.get("__name__") == "mlflow.store.db.utils":
+            retries.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    (workdir / "not-a-store.db").write_text("a text file, not a SQLite database\n")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    result = cli("reap")
+    assert result.exit_code == 1
+    message = one_line_error(result)
+    assert message.startswith("Error: cannot use tracking store") and fragment in message, message
+    assert "hunter2" not in result.stdout + result.stderr
+    assert retries == []
+    assert (workdir / "not-a-store.db").read_text().startswith("a text file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -160,6 +161,7 @@ def test_ui_stops_its_server_on_sigterm(workdir):
     ui = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "ui", "--port", str(port)], cwd=workdir,
         env=subprocess_env(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # so that a failing test can stop every process it started
     )  # fmt: skip
 
     def answers() -> bool:
@@ -178,7 +180,8 @@ def test_ui_stops_its_server_on_sigterm(workdir):
         ui.wait(timeout=60)
     finally:
         if ui.poll() is None:
-            ui.kill()
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
     wait_for(lambda: not answers(), 30, "the UI server to stop")
     def alive(process: psutil.Process) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -13,6 +14,8 @@ from pipeline import locks
 from pipeline.errors import PipelineError, first_line, redact
 from pipeline.tracking import heartbeat
 
+# Database servers MLflow reaches through SQLAlchemy (retrying for minutes when they fail).
+SERVER_DATABASES = ("postgresql", "mysql", "mssql")
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's own "Default" experiment
 NOTE = "mlflow.note.content"  # what the MLflow UI shows as a description
 DESCRIPTION = (
@@ -45,6 +48,7 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
     try:
         # The first access creates a SQLite store's schema: one local process at a time.
         with locks.store_creation(uri):
+            _check_database(uri)
             chosen = mlflow.set_experiment(**_experiment(experiment))
         # A description the user wrote stays; MLflow's shared Default experiment is not ours.
         if NOTE not in chosen.tags and chosen.experiment_id != DEFAULT_EXPERIMENT_ID:
@@ -63,6 +67,35 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
         for run_id, why in reaped.skipped:
             print(f"left run {run_id} RUNNING: {why}", file=sys.stderr)
     return uri
+
+
+def _check_database(uri: str) -> None:
+    """Fail at once on a database store that cannot be opened: MLflow retries opening it nine
+    times, about 100 s of sleeps, which helps a database server that is still starting but
+    leaves a user who mistyped a URL or points at a read-only folder waiting in silence. (The
+    stage reports what this raises as one line.)"""
+    path = locks.sqlite_path(uri)
+    if path is not None:
+        if not path.exists():  # MLflow creates it, and its folder
+            folder = next(parent for parent in path.absolute().parents if parent.exists())
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise OSError(f"unable to open database file {path}: {folder} is not writable")
+            return
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                db.execute("PRAGMA schema_version")
+        except sqlite3.Error as error:
+            raise OSError(f"unable to open database file {path}: {error}") from None
+    elif uri.split(":", 1)[0].split("+", 1)[0] in SERVER_DATABASES:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            engine.connect().close()
+        finally:
+            engine.dispose()
 
 
 def _experiment(name: str | None) -> dict[str, str]:
