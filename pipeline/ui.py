@@ -18,7 +18,7 @@ JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"  # MLflow's switch for its 
 def server_env() -> dict[str, str]:
     """The UI server's environment: without MLflow's GenAI job runner, unless the user asks.
 
-    The runner starts nine more worker processes that cost the server's start-up twice the CPU
+    The runner starts eight more processes that cost the server's start-up twice the CPU
     (measured: 68 s against 31 s of CPU) and run nothing this project records; on a small
     machine they compete with a training started beside the UI.
     """

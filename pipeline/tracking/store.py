@@ -84,8 +84,10 @@ def _check_database(uri: str) -> None:
         import sqlite3
 
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-                db.execute("PRAGMA schema_version")
+            # A store other processes are writing is locked for a moment, not unopenable.
+            reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            with contextlib.closing(reader):
+                reader.execute("PRAGMA schema_version")
         except sqlite3.Error as error:
             raise OSError(f"unable to open database file {path}: {error}") from None
     elif uri.split(":", 1)[0].split("+", 1)[0] in SERVER_DATABASES:
