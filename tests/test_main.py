@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -170,6 +171,12 @@ def test_ui_stops_its_server_on_sigterm(workdir):
         except OSError:
             return False
 
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
     try:
         wait_for(answers, 120, "the MLflow UI")
         server = psutil.Process(ui.pid).children(recursive=True)
@@ -178,18 +185,12 @@ def test_ui_stops_its_server_on_sigterm(workdir):
         assert not [command for command in commands if "huey" in command or "jobs" in command]
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=60)
-    finally:
-        if ui.poll() is None:
+        wait_for(lambda: not answers(), 30, "the UI server to stop")
+        wait_for(lambda: not any(alive(process) for process in server), 30, "its workers to stop")
+    finally:  # whatever failed, nothing this test started outlives it
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait()
-    wait_for(lambda: not answers(), 30, "the UI server to stop")
-    def alive(process: psutil.Process) -> bool:
-        try:
-            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-
-    wait_for(lambda: not any(alive(process) for process in server), 30, "its workers to stop")
+        ui.wait()
 
 
 @pytest.mark.slow
