@@ -189,6 +189,10 @@ def tune(
     heartbeat: int = typer.Option(
         None, "--heartbeat", help="Seconds between trial heartbeats; 3 missed = worker dead."
     ),
+    trials_per_process: int = typer.Option(
+        None, "--trials-per-process", help="Trials one process runs before a fresh one takes "
+        f"over (Keras keeps ~10 MB of every fit; default: {cfg.TRIALS_PER_PROCESS}).",
+    ),  # fmt: skip
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
     system_metrics: bool = SystemMetrics,
@@ -200,6 +204,7 @@ def tune(
         learning_rate_range=learning_rate_range, hidden_size_range=hidden_size_range,
         epochs_range=epochs_range, search=search, validation_fraction=validation_fraction,
         retrain_best=retrain_best, heartbeat_seconds=heartbeat,
+        trials_per_process=trials_per_process,
     ))  # fmt: skip
     from pipeline.tuning import search
 

@@ -57,6 +57,8 @@ MAX_SEED = 2**32 - 1
 DEFAULT_TRAIN_ARCH = "lstm"
 DEFAULT_TUNE_ARCH = "mlp"
 DEFAULT_PRESET = "default"
+# Trials one process runs before a fresh one takes over: Keras keeps ~10 MB of every fit.
+TRIALS_PER_PROCESS = 10
 
 
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -236,6 +238,7 @@ class TuneConfig:
     validation_fraction: float = 0.1
     retrain_best: bool = False
     heartbeat_seconds: int = 10
+    trials_per_process: int = TRIALS_PER_PROCESS
 
     def __post_init__(self) -> None:
         arch_choices(self.arch)
@@ -247,6 +250,10 @@ class TuneConfig:
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:
             raise PipelineError(f"--timeout must be > 0 seconds (got {self.timeout_seconds})")
         _check_seed(self.seed)
+        if self.trials_per_process < 1:
+            raise PipelineError(
+                f"--trials-per-process must be at least 1 (got {self.trials_per_process})"
+            )
         if self.heartbeat_seconds < 1:
             raise PipelineError(f"--heartbeat must be >= 1 second (got {self.heartbeat_seconds})")
         if not self.storage or "://" not in self.storage:

@@ -128,8 +128,9 @@ def _params(params: dict) -> str:
     )
 
 
-def print_trial(study, trial) -> None:
-    """The live line per finished trial."""
+def print_trial(done) -> None:
+    """The live line per finished trial (a tuning.search.TrialDone)."""
+    trial, best = done.trial, done.best
     params = _params(trial.params)
     pruned = trial.state.name == "PRUNED"
     value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
@@ -137,10 +138,7 @@ def print_trial(study, trial) -> None:
         last = max(trial.intermediate_values, default=0)
         epoch = trial.user_attrs.get("pruned_at_epoch", "?")
         value = f"pruned after epoch {epoch} ({trial.intermediate_values.get(last, 0):.4f})"
-    try:
-        best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
-    except ValueError:
-        best = "no best yet"
+    best = f"best {best.value:.4f} (#{best.number})" if best is not None else "no best yet"
     print(f"trial {trial.number:>3}  {params}  {value}  {best}")
 
 

@@ -302,3 +302,70 @@ def test_wide_search_also_searches_batch_size_and_schedule(cli, workdir, data_di
     assert "study wide was made with --search wide, not standard" in one_line_error(result)
     assert len(runs()) == before
     assert len(optuna.load_study(study_name="wide", storage=storage_url(workdir)).trials) == 4
+
+
+def test_a_worker_runs_its_trials_in_fresh_processes(cli, workdir, data_dir):
+    """Keras keeps memory of every fit: a worker's trials run --trials-per-process at a time in
+    child processes, each share sampling from its own seed, every trial a child of the study's
+    run."""
+    import os
+    import socket
+
+    tune(cli, workdir, "--arch", "mlp", "--n-trials", "4", "--trials-per-process", "2",
+         "--sampler", "random", "--pruner", "none", "--epochs-range", "1", "2")  # fmt: skip
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    trials = study.trials
+    assert [trial.state.name for trial in trials] == ["COMPLETE"] * 4
+    assert {trial.user_attrs["worker"] for trial in trials} == {
+        f"{socket.gethostname()}:{os.getpid()}"
+    }
+    processes = [trial.user_attrs["process"] for trial in trials]
+    assert processes[0] == processes[1] != processes[2] == processes[3]
+    assert os.getpid() not in processes
+    assert all(trial.user_attrs["rss_mb"] > 0 for trial in trials)
+    # A second process seeded like the first would propose the first's points again.
+    assert trials[2].params != trials[0].params and trials[3].params != trials[1].params
+    parents, trial_runs = study_runs("mnist-mlp")
+    assert len(parents) == 1 and len(trial_runs) == 4
+    assert set(trial_runs["tags.mlflow.parentRunId"]) == set(parents["run_id"])
+    assert set(trial_runs["experiment_id"]) == set(parents["experiment_id"])
+
+
+def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdir, data_dir):
+    """A child killed by a signal (the OOM killer, say): one line, its trial FAIL, its run and
+    the study's run ended, nothing left RUNNING."""
+    import os
+    import signal
+    import threading
+    import time
+
+    killed = []
+
+    def kill_the_running_trial() -> None:
+        deadline = time.time() + 300
+        while not killed and time.time() < deadline:
+            time.sleep(0.5)
+            try:
+                study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+            except KeyError:
+                continue
+            for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                if "process" in trial.user_attrs:
+                    time.sleep(1)
+                    os.kill(trial.user_attrs["process"], signal.SIGKILL)
+                    killed.append(trial.number)
+                    return
+
+    killer = threading.Thread(target=kill_the_running_trial, daemon=True)
+    killer.start()
+    result = cli("tune", "--storage", storage_url(workdir), *SMALL, "--arch", "mlp",
+                 "--n-trials", "2", "--pruner", "none", "--epochs-range", "30", "40")  # fmt: skip
+    killer.join()
+    assert killed
+    assert result.exit_code == 1
+    assert re.fullmatch(r"Error: trial process \d+ died \(SIGKILL\)", one_line_error(result))
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    assert [trial.state.name for trial in study.trials] == ["FAIL"]
+    parents, trial_runs = study_runs("mnist-mlp")
+    assert list(trial_runs["status"]) == ["KILLED"]
+    assert list(parents["status"]) == ["FAILED"]

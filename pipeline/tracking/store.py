@@ -28,9 +28,10 @@ DESCRIPTION = (
 )
 
 
-def setup(experiment: str | None = None, reap: bool = True) -> str:
-    """Point MLflow at the configured store and experiment (see _experiment); reap dead runs;
-    returns the tracking URI."""
+def setup(experiment: str | None = None, reap: bool = True, step_of: str | None = None) -> str:
+    """Point MLflow at the configured store and experiment (see _experiment; step_of: the run
+    id whose steps this process's runs are, a study's in its trial processes, say); reap dead
+    runs; returns the tracking URI."""
     uri = cfg.tracking_uri()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
     # A store error is reported as one line by the stage; MLflow would log its traceback too.
@@ -49,7 +50,7 @@ def setup(experiment: str | None = None, reap: bool = True) -> str:
         # The first access creates a SQLite store's schema: one local process at a time.
         with locks.store_creation(uri):
             _check_database(uri)
-            chosen = mlflow.set_experiment(**_experiment(experiment))
+            chosen = mlflow.set_experiment(**_experiment(experiment, step_of))
         # A description the user wrote stays; MLflow's shared Default experiment is not ours.
         if NOTE not in chosen.tags and chosen.experiment_id != DEFAULT_EXPERIMENT_ID:
             mlflow.MlflowClient().set_experiment_tag(chosen.experiment_id, NOTE, DESCRIPTION)
@@ -100,15 +101,18 @@ def _check_database(uri: str) -> None:
             engine.dispose()
 
 
-def _experiment(name: str | None) -> dict[str, str]:
+def _experiment(name: str | None, step_of: str | None = None) -> dict[str, str]:
     """Where this stage's runs go: the given experiment; else that of the run it is a step of
-    (the main job, a study); else the run `mlflow run` made (MLFLOW_RUN_ID, which MLflow drops
-    once adopted); else MLFLOW_EXPERIMENT_NAME, MLFLOW_EXPERIMENT_ID, or the house default."""
+    (the main job, a study: active here, or step_of); else the run `mlflow run` made
+    (MLFLOW_RUN_ID, which MLflow drops once adopted); else MLFLOW_EXPERIMENT_NAME,
+    MLFLOW_EXPERIMENT_ID, or the house default."""
     if name is not None:
         return {"experiment_name": name}
     active = mlflow.active_run()
     if active is not None:
         return {"experiment_id": active.info.experiment_id}
+    if step_of is not None:
+        return {"experiment_id": mlflow.get_run(step_of).info.experiment_id}
     adopted = os.environ.get("MLFLOW_RUN_ID")
     if adopted:
         return {"experiment_id": mlflow.get_run(adopted).info.experiment_id}

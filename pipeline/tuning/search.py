@@ -3,6 +3,7 @@ trial), the summary on the parent run, and retraining the best."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import tempfile
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from numpy.random import SeedSequence
 
 from pipeline import data, evaluation, figures, records, tracking, training
 from pipeline.config import (
@@ -24,16 +26,27 @@ from pipeline.config import (
     train_config,
 )
 from pipeline.errors import PipelineError, redact
+from pipeline.tuning import workers
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
 from pipeline.tuning.storage import RUN_ATTR, open_storage
 
 PARENT_ATTR = "mlflow_parent_run_id"
 ARCH_ATTR = "arch"
 SEARCH_ATTR = "search"
+WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
+PROCESS_ATTR = "process"  # pid of its child that ran the trial (see workers)
 STUDY_TAG = "pipeline.study"
 TUNED_FROM_TAG = "pipeline.tuned_from"
 OBJECTIVE = "val_accuracy"
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
+
+
+@dataclass(frozen=True)
+class TrialDone:
+    """A trial a worker's process finished, and the study's best trial then (None: none yet)."""
+
+    trial: optuna.trial.FrozenTrial
+    best: optuna.trial.FrozenTrial | None
 
 
 @dataclass(frozen=True)
@@ -50,10 +63,13 @@ class StudyResult:
     retrained: evaluation.EvalResult | None = None
 
 
-def _sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
+def _sampler(tune: TuneConfig, share: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler of a worker's share-th process: each share draws from its own seed (a
+    second process seeded like the first would propose the first's random points again)."""
+    seed = tune.seed if share == 0 else int(SeedSequence([tune.seed, share]).generate_state(1)[0])
     if tune.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=tune.seed)
-    return optuna.samplers.TPESampler(seed=tune.seed, n_startup_trials=5)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
 
 
 def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
@@ -97,7 +113,9 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     )
 
 
-def _objective(tune: TuneConfig, arch: str, splits, study_name: str, data_dir: Path):
+def _objective(tune: TuneConfig, arch: str, splits, data_dir: Path, parent: str, worker: str):
+    study_name = tune.study_for(arch)
+
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, tune, arch)
         training.clear_state()  # no model or graph growth over a long study
@@ -109,9 +127,12 @@ def _objective(tune: TuneConfig, arch: str, splits, study_name: str, data_dir: P
             "optuna.trial_number": str(trial.number),
         }
         name = "-".join([study_name, f"trial-{trial.number}", *config.differences()])
-        with tracking.run("trial", name, tags, killed_on=(optuna.TrialPruned,)) as run:
+        with tracking.run(
+            "trial", name, tags, killed_on=(optuna.TrialPruned,), parent_run_id=parent
+        ) as run:
             trial.set_user_attr(RUN_ATTR, run.run_id)
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr(WORKER_ATTR, worker)
+            trial.set_user_attr(PROCESS_ATTR, os.getpid())
             run.log_params(config.params())
             records.log_inputs(splits, data_dir)
             pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch))
@@ -241,21 +262,73 @@ def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoin
     return evaluation.evaluate_run(data_dir, run_id=result.run_id)
 
 
+def run_share(
+    tune: TuneConfig,
+    arch: str,
+    data_dir: Path,
+    parent: str,
+    worker: str,
+    n_trials: int,
+    timeout: float | None,
+    share: int,
+    tell: Callable[[TrialDone], None],
+) -> int:
+    """Run up to n_trials of the study in this (fresh) process: its share of a worker's trials.
+    The data is loaded and split once per share. Tells the worker of each finished trial;
+    returns the trials it ran."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # Runs here are the study's trials: none may adopt the run `mlflow run` made for the worker.
+    os.environ.pop("MLFLOW_RUN_ID", None)
+    storage = open_storage(tune.storage, tune.heartbeat_seconds)
+    dataset = data.load_dataset(data_dir)
+    splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
+    tracking.setup(step_of=parent, reap=False)
+    study = optuna.load_study(
+        study_name=tune.study_for(arch), storage=storage, sampler=_sampler(tune, share),
+        pruner=pruner(tune, arch),
+    )  # fmt: skip
+    ran = []
+
+    def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        ran.append(trial.number)
+        complete = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        tell(TrialDone(trial, study.best_trial if complete else None))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(
+            _objective(tune, arch, splits, data_dir, parent, worker),
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(PipelineError,),
+            callbacks=[done],
+        )
+    return len(ran)
+
+
+def _fail_trials_of(study: optuna.Study, died: workers.ProcessDied) -> None:
+    """The trial a dead child process was running: FAIL in the study, its MLflow run KILLED."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get(PROCESS_ATTR) == died.pid:
+            tracking.finish_run(trial.user_attrs[RUN_ATTR], "KILLED", str(died))
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
 def tune_arch(
     tune: TuneConfig,
     arch: str,
     data_dir: Path,
     checkpoint_dir: Path,
-    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    on_trial: Callable[[TrialDone], None] = lambda _: None,
     tags: dict[str, str] | None = None,
 ) -> StudyResult:
-    """Run this worker's share of one arch's study, then summarise it on the parent run."""
+    """Run this worker's trials of one arch's study (in fresh processes, `trials_per_process`
+    at a time: see workers), then summarise the study on its parent run."""
     # The CLI prints a line per trial; Optuna's own warnings would add a traceback per failure.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Bad URLs and unreachable servers fail here, before any study or run exists.
     storage = open_storage(tune.storage, tune.heartbeat_seconds)
     dataset = data.load_dataset(data_dir)
-    splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
     tracking.setup()
     study_name = tune.study_for(arch)
     study, created = create_or_load(tune, arch, storage, study_name)
@@ -267,15 +340,15 @@ def tune_arch(
     with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as run:
         if parent is None:
             study.set_user_attr(PARENT_ATTR, run.run_id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(
-                _objective(tune, arch, splits, study_name, data_dir),
-                n_trials=tune.n_trials,
-                timeout=tune.timeout_seconds,
-                catch=(PipelineError,),
-                callbacks=[on_trial] if on_trial else None,
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        share = functools.partial(run_share, tune, arch, data_dir, run.run_id, worker)
+        try:
+            workers.run_shares(
+                share, tune.n_trials, tune.timeout_seconds, tune.trials_per_process, on_trial
             )
+        except workers.ProcessDied as died:
+            _fail_trials_of(study, died)
+            raise
         trials, pruned = _summarise(study, tune, run)
         best = study.best_trial if any(t.value is not None for t in study.trials) else None
         retrained = None
