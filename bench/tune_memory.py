@@ -3,11 +3,12 @@
     python bench/tune_memory.py [--trials 30] [--per-process 10 30]
 
 For each --per-process N, in a temporary working directory with its own stores (data from
---source): `pipeline tune --trials-per-process N` of --trials trials of one fixed size (MLP,
-hidden 256, learning rate 1e-3, 2 epochs; no pruning), so that every trial does the same work.
-Prints the resident memory (MB) of the process that ran each of trials 1, 10, 11, 20, 21 and
-the last (each trial's `rss_mb` user attribute), the wall time and trials per hour. N equal to
---trials is one process for the whole study: the growth Keras and TensorFlow leave.
+--source): `pipeline tune --trials-per-process N` of --trials trials of one model size (MLP,
+hidden 256, learning rate 1e-3, 2 or 3 epochs; no pruning). Prints the resident memory (MB) of
+the process that ran each of trials 1, 10, 11, 20, 21 and the last (each trial's `rss_mb` user
+attribute), the wall time, trials per hour and seconds per epoch trained (the sampler picks 2 or
+3 epochs, so compare runs by that). N equal to --trials is one process for the whole study: the
+growth Keras and TensorFlow leave.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 FIXED = ["--arch", "mlp", "--pruner", "none", "--learning-rate-range", "0.001", "0.0010001",
-         "--hidden-size-range", "256", "257", "--epochs-range", "2", "2"]  # fmt: skip
+         "--hidden-size-range", "256", "257", "--epochs-range", "2", "3"]  # fmt: skip
 
 
 def pipeline(args: list[str], workdir: Path, env: dict) -> None:
@@ -55,9 +56,11 @@ def main() -> None:
             marks = sorted({1, 10, 11, 20, 21, len(trials)} & set(range(1, len(trials) + 1)))
             rss = "  ".join(f"#{n}: {trials[n - 1].user_attrs['rss_mb']}" for n in marks)
             processes = len({trial.user_attrs["process"] for trial in trials})
+            epochs = sum(trial.params["epochs"] for trial in trials)
             print(f"--trials-per-process {per_process:>3}: {len(trials)} trials in {processes} "
-                  f"process(es), {seconds:.0f} s ({3600 * len(trials) / seconds:.0f} trials/h); "
-                  f"RSS MB after trial {rss}", flush=True)  # fmt: skip
+                  f"process(es), {epochs} epochs, {seconds:.0f} s "
+                  f"({3600 * len(trials) / seconds:.0f} trials/h, {seconds / epochs:.2f} s per "
+                  f"epoch); RSS MB after trial {rss}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
