@@ -121,6 +121,7 @@ def test_two_workers_share_one_study(cli, workdir, data_dir):
         (("--hidden-size-range", "0", "10"), "--hidden-size-range needs 0 < LOW < HIGH"),
         (("--epochs-range", "3", "3"), "--epochs-range needs 0 < LOW < HIGH"),
         (("--timeout", "0"), "--timeout must be > 0"),
+        (("--trials-per-process", "0"), "--trials-per-process must be at least 1"),
         (("--storage", "optuna.db"), "is not a URL"),
         (("--storage", "nosuchdb://x/y"), "cannot open --storage nosuchdb://x/y"),
         (("--storage", "postgresql://tuner:s3cret@127.0.0.1:9/x"), "cannot open --storage"),
@@ -369,3 +370,15 @@ def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdi
     parents, trial_runs = study_runs("mnist-mlp")
     assert list(trial_runs["status"]) == ["KILLED"]
     assert list(parents["status"]) == ["FAILED"]
+
+
+def test_timeout_counts_from_the_worker_start_across_its_processes(cli, workdir, data_dir):
+    """--timeout: no trial starts after it, and a trial process's start-up (seconds: it
+    imports MLflow) counts."""
+    result = tune(cli, workdir, "--arch", "mlp", "--n-trials", "3", "--trials-per-process", "1",
+                  "--timeout", "1", "--pruner", "none", "--epochs-range", "1", "2")  # fmt: skip
+    assert "0 finished trials" in result.stdout
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    assert [trial.state.name for trial in study.trials] == []
+    parents, _ = study_runs("mnist-mlp")
+    assert list(parents["status"]) == ["FINISHED"]

@@ -269,13 +269,13 @@ def run_share(
     parent: str,
     worker: str,
     n_trials: int,
-    timeout: float | None,
+    deadline: float | None,
     share: int,
     tell: Callable[[TrialDone], None],
 ) -> int:
-    """Run up to n_trials of the study in this (fresh) process: its share of a worker's trials.
-    The data is loaded and split once per share. Tells the worker of each finished trial;
-    returns the trials it ran."""
+    """Run up to n_trials of the study in this (fresh) process, none started after deadline (a
+    time.time()): its share of a worker's trials. The data is loaded and split once per share.
+    Tells the worker of each finished trial; returns the trials it ran."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Runs here are the study's trials: none may adopt the run `mlflow run` made for the worker.
     os.environ.pop("MLFLOW_RUN_ID", None)
@@ -287,6 +287,9 @@ def run_share(
         study_name=tune.study_for(arch), storage=storage, sampler=_sampler(tune, share),
         pruner=pruner(tune, arch),
     )  # fmt: skip
+    timeout = None if deadline is None else deadline - time.time()  # from now: after start-up
+    if timeout is not None and timeout <= 0:
+        return 0
     ran = []
 
     def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

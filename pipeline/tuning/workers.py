@@ -43,16 +43,14 @@ def run_shares(
     per_process: int,
     on_message: Callable[[object], None],
 ) -> int:
-    """Run n_trials as share(trials, seconds_left, index, tell) calls, each in a new process,
-    each of at most per_process trials; stop early once timeout seconds have passed. Each call
-    returns the trials it ran; what it passes to tell reaches on_message here, at once. Returns
-    the trials run in all."""
-    done, index, started = 0, 0, time.monotonic()
-    while done < n_trials:
-        left = None if timeout is None else timeout - (time.monotonic() - started)
-        if left is not None and left <= 0:
-            break
-        ran = in_child(share, (min(per_process, n_trials - done), left, index), on_message)
+    """Run n_trials as share(trials, deadline, index, tell) calls, each in a new process, each
+    of at most per_process trials, none started after the deadline (time.time() + timeout). Each
+    call returns the trials it ran; what it passes to tell reaches on_message here, at once.
+    Returns the trials run in all."""
+    done, index = 0, 0
+    deadline = None if timeout is None else time.time() + timeout
+    while done < n_trials and (deadline is None or time.time() < deadline):
+        ran = in_child(share, (min(per_process, n_trials - done), deadline, index), on_message)
         if ran == 0:  # the time ran out before its first trial
             break
         done, index = done + ran, index + 1
