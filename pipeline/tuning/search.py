@@ -287,9 +287,8 @@ def run_share(
         study_name=tune.study_for(arch), storage=storage, sampler=_sampler(tune, share),
         pruner=pruner(tune, arch),
     )  # fmt: skip
-    timeout = None if deadline is None else deadline - time.time()  # from now: after start-up
-    if timeout is not None and timeout <= 0:
-        return 0
+    # From now, after this process's start-up; past the deadline, Optuna starts no trial.
+    timeout = None if deadline is None else deadline - time.time()
     ran = []
 
     def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
