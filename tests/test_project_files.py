@@ -100,6 +100,13 @@ def test_readme_quickstart_is_what_ci_runs():
     assert "make test" in ci
 
 
+def test_readme_states_how_many_trials_a_process_runs():
+    from pipeline.config import TRIALS_PER_PROCESS
+
+    readme = (REPO / "README.md").read_text()
+    assert f"{TRIALS_PER_PROCESS} at a time (`--trials-per-process`)" in readme
+
+
 def test_mlflow_run_folders_default_to_the_workspace_not_the_checkout(monkeypatch, tmp_path):
     from pipeline.mlproject import with_workspace, workspace
 
