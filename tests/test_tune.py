@@ -104,6 +104,8 @@ def test_two_workers_share_one_study(cli, workdir, data_dir):
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     assert sorted(trial.number for trial in study.trials) == [0, 1, 2, 3]
     assert {trial.state.name for trial in study.trials} == {"COMPLETE"}
+    # Workers given one --seed still sample apart: none re-runs another's configuration.
+    assert len({tuple(sorted(trial.params.items())) for trial in study.trials}) == 4
     parents, trials = study_runs("mnist-mlp")
     assert len(parents) == 1 and len(trials) == 4
     linked = {trial.user_attrs["mlflow_run_id"] for trial in study.trials}

@@ -63,10 +63,15 @@ class StudyResult:
     retrained: evaluation.EvalResult | None = None
 
 
-def _sampler(tune: TuneConfig, share: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler of a worker's share-th process: each share draws from its own seed (a
-    second process seeded like the first would propose the first's random points again)."""
-    seed = tune.seed if share == 0 else int(SeedSequence([tune.seed, share]).generate_state(1)[0])
+def _sampler(
+    tune: TuneConfig, share: int = 0, joined: int | None = None
+) -> optuna.samplers.BaseSampler:
+    """The sampler of the share-th process of a worker: of the worker that created the study
+    (joined None), or of one that joined it (joined: its pid). Each draws from its own seed: a
+    process seeded like another would propose the other's random points again."""
+    seed = tune.seed
+    if (share, joined) != (0, None):
+        seed = int(SeedSequence([tune.seed, share, joined or 0]).generate_state(1)[0])
     if tune.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
@@ -268,14 +273,16 @@ def run_share(
     data_dir: Path,
     parent: str,
     worker: str,
+    joined: int | None,
     n_trials: int,
     deadline: float | None,
     share: int,
     tell: Callable[[TrialDone], None],
 ) -> int:
     """Run up to n_trials of the study in this (fresh) process, none started after deadline (a
-    time.time()): its share of a worker's trials. The data is loaded and split once per share.
-    Tells the worker of each finished trial; returns the trials it ran."""
+    time.time()): its share of a worker's trials (see _sampler for joined). The data is loaded
+    and split once per share. Tells the worker of each finished trial; returns the trials it
+    ran."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Runs here are the study's trials: none may adopt the run `mlflow run` made for the worker.
     os.environ.pop("MLFLOW_RUN_ID", None)
@@ -284,7 +291,7 @@ def run_share(
     splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
     tracking.setup(step_of=parent, reap=False)
     study = optuna.load_study(
-        study_name=tune.study_for(arch), storage=storage, sampler=_sampler(tune, share),
+        study_name=tune.study_for(arch), storage=storage, sampler=_sampler(tune, share, joined),
         pruner=pruner(tune, arch),
     )  # fmt: skip
     # From now, after this process's start-up; past the deadline, Optuna starts no trial.
@@ -343,7 +350,8 @@ def tune_arch(
         if parent is None:
             study.set_user_attr(PARENT_ATTR, run.run_id)
         worker = f"{socket.gethostname()}:{os.getpid()}"
-        share = functools.partial(run_share, tune, arch, data_dir, run.run_id, worker)
+        joined = None if created else os.getpid()  # a worker joining others samples apart
+        share = functools.partial(run_share, tune, arch, data_dir, run.run_id, worker, joined)
         try:
             workers.run_shares(
                 share, tune.n_trials, tune.timeout_seconds, tune.trials_per_process, on_trial
