@@ -6,12 +6,12 @@ pruning save?
 
 For the arch given, in a temporary working directory with its own stores (data from --source):
 1. the default preset: `pipeline train` + `pipeline evaluate` (test accuracy, wall time);
-2. a study: `pipeline tune --retrain-best` with TPE and Hyperband (the default preset is its first
-   trial): best validation accuracy, the retrained best's test accuracy (the evaluate stage, the
-   only place the test set is read), trials, epochs trained, wall time, trials per hour, and the
-   worker's resident memory after trial 1 and the last trial;
+2. a study: `pipeline tune --retrain-best` with TPE and the default pruner (the default preset is
+   its first trial): best validation accuracy, the retrained best's test accuracy (the evaluate
+   stage, the only place the test set is read), trials, epochs trained, wall time, trials per
+   hour, and the resident memory of the process that ran trial 1 and the last trial;
 3. for each --pruning-seeds seed: the same sampler seed and trial count with `--pruner none` and
-   `--pruner hyperband`: epochs trained and best validation accuracy of each.
+   the default pruner (or each of --pruners): epochs trained and best validation accuracy of each.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pipeline.config import TuneConfig
 from pipeline.tuning.pruning import by_percent, epochs_at
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PRUNER = TuneConfig().pruner
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--pruning-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--skip-budget", action="store_true", help="only the pruning comparison")
     parser.add_argument("--search", default="standard", help="pipeline tune --search")
+    parser.add_argument("--pruners", nargs="+", default=["none", DEFAULT_PRUNER],
+                        help="for the comparison; without none, no ratio is printed")  # fmt: skip
     options = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arch = options.arch
@@ -113,11 +116,11 @@ def main() -> None:
             test, seconds = train_and_evaluate(workdir, env, arch)
             print(f"{arch} default preset: test {test:.4f}  ({seconds:.0f} s)", flush=True)
             found, seconds, tuned_test, _ = study(workdir, env, f"budget-{arch}", arch,
-                                                  options.trials, "hyperband", 0,
+                                                  options.trials, DEFAULT_PRUNER, 0,
                                                   options.workers, retrain=True,
                                                   search=options.search)  # fmt: skip
             rss = [t.user_attrs.get("rss_mb") for t in found.trials if "rss_mb" in t.user_attrs]
-            print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, Hyperband, "
+            print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, {DEFAULT_PRUNER}, "
                   f"{options.search} search): "
                   f"{len(found.trials)} trials, {epochs(found)} epochs, "
                   f"{seconds:.0f} s "
@@ -127,7 +130,7 @@ def main() -> None:
                   f"RSS after first/last trial {rss[:1]} / {rss[-1:]} MB", flush=True)  # fmt: skip
         for seed in options.pruning_seeds:
             results = {}
-            for pruner in ("none", "hyperband"):
+            for pruner in options.pruners:
                 results[pruner], seconds, _, _ = study(
                     workdir, env, f"prune-{pruner}-{seed}", arch, options.trials, pruner, seed,
                     search=options.search,
@@ -136,11 +139,12 @@ def main() -> None:
                       f"{epochs(results[pruner])} epochs, best val "
                       f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
                       flush=True)  # fmt: skip
-            pruned, unpruned = (epochs(results[p]) for p in ("hyperband", "none"))
-            ratio = pruned / unpruned
-            delta = 100 * (results["hyperband"].best_value - results["none"].best_value)
-            print(f"{arch} seed {seed}: pruned/unpruned epochs {ratio:.2f}, best value "
-                  f"{delta:+.2f} pt", flush=True)
+            compared = [p for p in options.pruners if p != "none" and "none" in options.pruners]
+            for pruner in compared:
+                ratio = epochs(results[pruner]) / epochs(results["none"])
+                delta = 100 * (results[pruner].best_value - results["none"].best_value)
+                print(f"{arch} seed {seed} {pruner}: pruned/unpruned epochs {ratio:.2f}, best "
+                      f"value {delta:+.2f} pt", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

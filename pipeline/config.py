@@ -49,7 +49,7 @@ PRESETS = architectures.PRESETS
 ALL_ARCHITECTURES = "both"  # --arch for the stages that run every architecture
 SCHEDULES = ("constant", "cosine")
 SAMPLERS = ("tpe", "random")
-PRUNERS = ("hyperband", "median", "none")
+PRUNERS = ("halving", "hyperband", "median", "none")
 OPTIMIZER = "adam"  # what models.build_optimizer builds; logged as the `optimizer` param
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
@@ -229,7 +229,7 @@ class TuneConfig:
     study_name: str | None = None
     storage: str = DEFAULT_OPTUNA_STORAGE
     sampler: str = "tpe"
-    pruner: str = "hyperband"
+    pruner: str = "halving"
     seed: int = 0
     learning_rate_range: tuple[float, float] = LEARNING_RATE_RANGE
     hidden_size_range: tuple[int, int] = HIDDEN_SIZE_RANGE

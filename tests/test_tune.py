@@ -117,7 +117,7 @@ def test_two_workers_share_one_study(cli, workdir, data_dir):
     [
         (("--n-trials", "0"), "--n-trials must be at least 1"),
         (("--sampler", "grid"), "--sampler must be one of tpe, random"),
-        (("--pruner", "sometimes"), "--pruner must be one of hyperband, median, none"),
+        (("--pruner", "sometimes"), "--pruner must be one of halving, hyperband, median, none"),
         (("--arch", "cnn"), "--arch must be one of mlp, lstm, both"),
         (("--learning-rate-range", "0.1", "0.01"), "--learning-rate-range needs 0 < LOW < HIGH"),
         (("--hidden-size-range", "0", "10"), "--hidden-size-range needs 0 < LOW < HIGH"),
@@ -384,3 +384,17 @@ def test_timeout_counts_from_the_worker_start_across_its_processes(cli, workdir,
     assert [trial.state.name for trial in study.trials] == []
     parents, _ = study_runs("mnist-mlp")
     assert list(parents["status"]) == ["FINISHED"]
+
+
+def test_the_default_pruner_judges_no_trial_before_epoch_3(cli, workdir, data_dir):
+    """Successive halving from epoch 3: an early epoch's accuracy hardly ranks a trial's final
+    one (bench/pruner_replay.py), so a hopeless trial still trains three epochs, then stops."""
+    tune(cli, workdir, "--arch", "mlp", "--n-trials", "1", "--epochs-range", "3", "5",
+         "--learning-rate-range", "0.005", "0.05")  # fmt: skip
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study.enqueue_trial({"learning_rate": 1e-7, "hidden_size": 8, "epochs": 5})
+    tune(cli, workdir, "--arch", "mlp", "--n-trials", "1", "--epochs-range", "3", "5",
+         "--learning-rate-range", "0.005", "0.05")  # fmt: skip
+    hopeless = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir)).trials[1]
+    assert hopeless.state.name == "PRUNED"
+    assert hopeless.user_attrs["pruned_at_epoch"] == 3

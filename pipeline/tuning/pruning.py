@@ -8,6 +8,11 @@ from pipeline import tracking
 from pipeline.config import TrainConfig, TuneConfig, train_config
 
 PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
+# The default pruner (successive halving) gives no verdict before epoch 3, or 15 % of a schedule
+# (epoch 3 of 20): on real MNIST an MLP's accuracy after epoch 1 ranks its final accuracy at a
+# Spearman correlation of 0.40-0.44, after epoch 3 at 0.58-0.78 (bench/pruner_replay.py).
+PRUNE_AFTER_EPOCHS = 3
+PRUNE_AFTER_PERCENT = 15
 
 
 class PruneOnValidation:
@@ -68,6 +73,9 @@ def pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
     """Pruners over the unit the arch's trials report in (see PruneOnValidation)."""
     if tune.pruner == "none":
         return optuna.pruners.NopPruner()
+    if tune.pruner == "halving":  # a third of the trials go on at each rung: 3, 9, 27 epochs
+        first = PRUNE_AFTER_PERCENT if by_percent(tune, arch) else PRUNE_AFTER_EPOCHS
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
     if by_percent(tune, arch):
         first, last = PRUNE_MIN_PERCENT, 100
     else:
