@@ -386,15 +386,25 @@ def test_timeout_counts_from_the_worker_start_across_its_processes(cli, workdir,
     assert list(parents["status"]) == ["FINISHED"]
 
 
-def test_the_default_pruner_judges_no_trial_before_epoch_3(cli, workdir, data_dir):
-    """Successive halving from epoch 3: an early epoch's accuracy hardly ranks a trial's final
-    one (bench/pruner_replay.py), so a hopeless trial still trains three epochs, then stops."""
-    tune(cli, workdir, "--arch", "mlp", "--n-trials", "1", "--epochs-range", "3", "5",
-         "--learning-rate-range", "0.005", "0.05")  # fmt: skip
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
-    study.enqueue_trial({"learning_rate": 1e-7, "hidden_size": 8, "epochs": 5})
-    tune(cli, workdir, "--arch", "mlp", "--n-trials", "1", "--epochs-range", "3", "5",
-         "--learning-rate-range", "0.005", "0.05")  # fmt: skip
-    hopeless = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir)).trials[1]
-    assert hopeless.state.name == "PRUNED"
-    assert hopeless.user_attrs["pruned_at_epoch"] == 3
+def test_the_default_pruner_judges_no_trial_before_epoch_3():
+    """Successive halving from epoch 3 (15 % of a schedule): an early epoch's accuracy hardly
+    ranks a trial's final one (bench/pruner_replay.py), so a hopeless trial still trains three
+    epochs, then stops."""
+    from pipeline.config import TuneConfig
+    from pipeline.tuning.pruning import pruner
+
+    for arch, search, first in (("mlp", "standard", 3), ("lstm", "standard", 15),
+                                ("mlp", "wide", 15)):  # fmt: skip
+        tune = TuneConfig(arch=arch, search=search)
+        study = optuna.create_study(direction="maximize", pruner=pruner(tune, arch))
+        good = study.ask()
+        for step in range(1, 31):
+            good.report(0.9, step)
+            assert not good.should_prune()
+        study.tell(good, 0.9)
+        hopeless = study.ask()
+        for step in range(1, 31):
+            hopeless.report(0.1, step)
+            if hopeless.should_prune():
+                break
+        assert step == first, (arch, search)
