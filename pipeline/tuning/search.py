@@ -3,7 +3,6 @@ trial), the summary on the parent run, and retraining the best."""
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import tempfile
@@ -118,7 +117,8 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     )
 
 
-def _objective(tune: TuneConfig, arch: str, splits, data_dir: Path, parent: str, worker: str):
+def _objective(worker: Worker, splits):
+    tune, arch, data_dir = worker.tune, worker.arch, worker.data_dir
     study_name = tune.study_for(arch)
 
     def objective(trial: optuna.Trial) -> float:
@@ -133,10 +133,11 @@ def _objective(tune: TuneConfig, arch: str, splits, data_dir: Path, parent: str,
         }
         name = "-".join([study_name, f"trial-{trial.number}", *config.differences()])
         with tracking.run(
-            "trial", name, tags, killed_on=(optuna.TrialPruned,), parent_run_id=parent
-        ) as run:
+            "trial", name, tags, killed_on=(optuna.TrialPruned,),
+            parent_run_id=worker.parent_run_id,
+        ) as run:  # fmt: skip
             trial.set_user_attr(RUN_ATTR, run.run_id)
-            trial.set_user_attr(WORKER_ATTR, worker)
+            trial.set_user_attr(WORKER_ATTR, worker.name)
             trial.set_user_attr(PROCESS_ATTR, os.getpid())
             run.log_params(config.params())
             records.log_inputs(splits, data_dir)
@@ -267,52 +268,52 @@ def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoin
     return evaluation.evaluate_run(data_dir, run_id=result.run_id)
 
 
-def run_share(
-    tune: TuneConfig,
-    arch: str,
-    data_dir: Path,
-    parent: str,
-    worker: str,
-    joined: int | None,
-    n_trials: int,
-    deadline: float | None,
-    share: int,
-    tell: Callable[[TrialDone], None],
-) -> int:
-    """Run up to n_trials of the study in this (fresh) process, none started after deadline (a
-    time.time()): its share of a worker's trials (see _sampler for joined). The data is loaded
-    and split once per share. Tells the worker of each finished trial; returns the trials it
-    ran."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # Runs here are the study's trials: none may adopt the run `mlflow run` made for the worker.
-    os.environ.pop("MLFLOW_RUN_ID", None)
-    storage = open_storage(tune.storage, tune.heartbeat_seconds)
-    dataset = data.load_dataset(data_dir)
-    splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
-    tracking.setup(step_of=parent, reap=False)
-    study = optuna.load_study(
-        study_name=tune.study_for(arch), storage=storage, sampler=_sampler(tune, share, joined),
-        pruner=pruner(tune, arch),
-    )  # fmt: skip
-    # From now, after this process's start-up; past the deadline, Optuna starts no trial.
-    timeout = None if deadline is None else deadline - time.time()
-    ran = []
+@dataclass(frozen=True)
+class Worker:
+    """One `pipeline tune` process's part in a study, as its trial processes need it."""
 
-    def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        ran.append(trial.number)
-        complete = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-        tell(TrialDone(trial, study.best_trial if complete else None))
+    tune: TuneConfig
+    arch: str
+    data_dir: Path
+    parent_run_id: str  # the study's MLflow run: every trial's run is its child
+    name: str  # host:pid of the worker
+    joined: int | None  # its pid, when it joined a study another worker made (see _sampler)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(
-            _objective(tune, arch, splits, data_dir, parent, worker),
-            n_trials=n_trials,
-            timeout=timeout,
-            catch=(PipelineError,),
-            callbacks=[done],
-        )
-    return len(ran)
+    def run_share(
+        self, n_trials: int, deadline: float | None, share: int, tell: Callable[[TrialDone], None]
+    ) -> int:
+        """Run up to n_trials of the study in this (fresh) process, none started after
+        deadline (a time.time()): the share-th share of the worker's trials. The data is loaded
+        and split once per share. Tells the worker of each finished trial; returns the trials
+        it ran."""
+        tune = self.tune
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        # Runs here are the study's trials: none may adopt the run `mlflow run` made.
+        os.environ.pop("MLFLOW_RUN_ID", None)
+        storage = open_storage(tune.storage, tune.heartbeat_seconds)
+        dataset = data.load_dataset(self.data_dir)
+        splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
+        tracking.setup(step_of=self.parent_run_id, reap=False)
+        study = optuna.load_study(
+            study_name=tune.study_for(self.arch), storage=storage,
+            sampler=_sampler(tune, share, self.joined), pruner=pruner(tune, self.arch),
+        )  # fmt: skip
+        # From now, after this process's start-up; past the deadline, Optuna starts no trial.
+        timeout = None if deadline is None else deadline - time.time()
+        ran = []
+
+        def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            ran.append(trial.number)
+            complete = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+            tell(TrialDone(trial, study.best_trial if complete else None))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(
+                _objective(self, splits), n_trials=n_trials, timeout=timeout,
+                catch=(PipelineError,), callbacks=[done],
+            )  # fmt: skip
+        return len(ran)
 
 
 def _fail_trials_of(study: optuna.Study, died: workers.ProcessDied) -> None:
@@ -349,13 +350,15 @@ def tune_arch(
     with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as run:
         if parent is None:
             study.set_user_attr(PARENT_ATTR, run.run_id)
-        worker = f"{socket.gethostname()}:{os.getpid()}"
-        joined = None if created else os.getpid()  # a worker joining others samples apart
-        share = functools.partial(run_share, tune, arch, data_dir, run.run_id, worker, joined)
+        worker = Worker(
+            tune, arch, data_dir, run.run_id, f"{socket.gethostname()}:{os.getpid()}",
+            joined=None if created else os.getpid(),  # a worker joining others samples apart
+        )  # fmt: skip
         try:
             workers.run_shares(
-                share, tune.n_trials, tune.timeout_seconds, tune.trials_per_process, on_trial
-            )
+                worker.run_share, tune.n_trials, tune.timeout_seconds, tune.trials_per_process,
+                on_trial,
+            )  # fmt: skip
         except workers.ProcessDied as died:
             _fail_trials_of(study, died)
             raise
