@@ -4,7 +4,7 @@ Keras and TensorFlow keep 7-12 MB of every model a process fits, whatever clear_
 gc do (keras-team/keras#17458, tensorflow/tensorflow#61791): a 100-trial study in one process
 would grow by about 1 GB. So a worker runs its trials in a child process, `trials_per_process`
 of them, then starts a new child for the next share. The `pipeline tune` process holds the
-study's MLflow run and waits; it never fits a model.
+study's MLflow run and waits; it fits no trial's model (only --retrain-best's, at the end).
 
 Faults: SIGINT or SIGTERM to the worker reaches the child (it ends its trial's run KILLED),
 and the worker waits for it; a SIGKILLed worker takes its child with it (Linux), so its trial is
@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from pipeline import interrupts
+from pipeline import interrupts, process
 from pipeline.errors import PipelineError, StageInterrupted, environment_failure
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -121,6 +121,7 @@ def _child(send, parent: int, function: Callable, args: tuple) -> None:
     sys.stdout.flush()
     send.send(outcome)
     send.close()
+    process.leave(0)  # as the CLI does: no 2 s teardown of TensorFlow while the worker waits
 
 
 def _die_with(parent: int) -> None:
