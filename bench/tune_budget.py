@@ -20,6 +20,7 @@ import argparse
 import functools
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -64,11 +65,12 @@ def epochs_trained(study: optuna.Study, arch: str, search: str) -> int:
 
 
 def study(workdir: Path, env: dict, name: str, arch: str, trials: int, pruner: str, seed: int,
-          workers: int = 1, retrain: bool = False, search: str = "standard"):  # fmt: skip
+          workers: int = 1, retrain: bool = False, search: str = "standard",
+          extra: tuple[str, ...] = ()):  # fmt: skip
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     args = ["tune", "--arch", arch, "--n-trials", str(-(-trials // workers)), "--pruner", pruner,
             "--search", search,
-            "--study-name", name, "--storage", storage, "--seed", str(seed)]  # fmt: skip
+            "--study-name", name, "--storage", storage, "--seed", str(seed), *extra]  # fmt: skip
     started = time.perf_counter()
     out = run(args, workdir, env, workers)
     seconds = time.perf_counter() - started
@@ -102,7 +104,10 @@ def main() -> None:
     parser.add_argument("--search", default="standard", help="pipeline tune --search")
     parser.add_argument("--pruners", nargs="+", default=["none", DEFAULT_PRUNER],
                         help="for the comparison; without none, no ratio is printed")  # fmt: skip
+    parser.add_argument("--tune-args", default="",
+                        help='more tune options, e.g. "--epochs-range 19 20"')  # fmt: skip
     options = parser.parse_args()
+    extra = tuple(shlex.split(options.tune_args))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arch = options.arch
     epochs = functools.partial(epochs_trained, arch=arch, search=options.search)
@@ -133,7 +138,7 @@ def main() -> None:
             for pruner in options.pruners:
                 results[pruner], seconds, _, _ = study(
                     workdir, env, f"prune-{pruner}-{seed}", arch, options.trials, pruner, seed,
-                    search=options.search,
+                    search=options.search, extra=extra,
                 )
                 print(f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
                       f"{epochs(results[pruner])} epochs, best val "
