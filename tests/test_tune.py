@@ -197,7 +197,8 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str) -> None:
         trial for trial in study.trials
         if trial.system_attrs.get("failed_trial") == killed_trial
     ]  # fmt: skip
-    assert [trial.state.name for trial in retries] == ["COMPLETE"]
+    attrs = {trial.number: trial.system_attrs for trial in study.trials}
+    assert [trial.state.name for trial in retries] == ["COMPLETE"], (states, attrs)
     assert retries[0].params == study.trials[killed_trial].params
     assert "RUNNING" not in states.values() and "WAITING" not in states.values()
     assert list(states.values()).count("COMPLETE") >= 6  # both survivors' trials, and the retry

@@ -298,6 +298,9 @@ class Worker:
             study_name=tune.study_for(self.arch), storage=storage,
             sampler=_sampler(tune, share, self.joined), pruner=pruner(tune, self.arch),
         )  # fmt: skip
+        # TensorFlow's import holds the GIL for seconds: done before any trial's heartbeat
+        # thread starts, lest a starved heartbeat read as a dead worker to the others.
+        training.clear_state()
         # From now, after this process's start-up; past the deadline, Optuna starts no trial.
         timeout = None if deadline is None else deadline - time.time()
         ran = []
