@@ -129,7 +129,7 @@ def _params(params: dict) -> str:
 
 
 def print_trial(done) -> None:
-    """The live line per finished trial (a tuning.search.TrialDone)."""
+    """The live line per finished trial (a tuning.trials.TrialDone)."""
     trial, best = done.trial, done.best
     params = _params(trial.params)
     pruned = trial.state.name == "PRUNED"

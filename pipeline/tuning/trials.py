@@ -1,0 +1,197 @@
+"""What a trial process runs: the search space a trial samples (holding the default preset),
+the objective (one nested MLflow run per trial) and a worker's share of trials."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from numpy.random import SeedSequence
+
+from pipeline import data, records, tracking, training
+from pipeline.config import (
+    BATCH_SIZES,
+    SCHEDULES,
+    TrainConfig,
+    TuneConfig,
+    architecture,
+    train_config,
+)
+from pipeline.errors import PipelineError
+from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
+from pipeline.tuning.storage import RUN_ATTR, open_storage
+
+SEARCHED = ("learning_rate", "hidden_size", "epochs")
+STUDY_TAG = "pipeline.study"
+WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
+PROCESS_ATTR = "process"  # pid of its child that ran the trial (see workers)
+
+
+@dataclass(frozen=True)
+class TrialDone:
+    """A trial a worker's process finished, and the study's best trial then (None: none yet)."""
+
+    trial: optuna.trial.FrozenTrial
+    best: optuna.trial.FrozenTrial | None
+
+
+def sampler(
+    tune: TuneConfig, share: int = 0, joined: int | None = None
+) -> optuna.samplers.BaseSampler:
+    """The sampler of the share-th process of a worker: of the worker that created the study
+    (joined None), or of one that joined it (joined: its pid). Each draws from its own seed: a
+    process seeded like another would propose the other's random points again."""
+    seed = tune.seed
+    if (share, joined) != (0, None):
+        seed = int(SeedSequence([tune.seed, share, joined or 0]).generate_state(1)[0])
+    if tune.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+
+
+def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
+    """The default preset's values of the searched params, when the ranges hold them."""
+    preset = architecture(arch).presets["default"]
+    ranges = {
+        "learning_rate": tune.learning_rate_range,
+        "hidden_size": tune.hidden_size_range,
+        "epochs": tune.epochs_for(arch),
+    }
+    params = {name: preset[name] for name in SEARCHED}
+    inside = all(low <= params[name] <= high for name, (low, high) in ranges.items())
+    if tune.search == "wide":
+        config = train_config(arch, "default")  # the dataclass's defaults fill what it omits
+        params.update(
+            batch_size=config.batch_size, learning_rate_schedule=config.learning_rate_schedule
+        )
+        inside = inside and params["batch_size"] in BATCH_SIZES
+    return params if inside else None
+
+
+def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
+    """The trial's configuration: the default preset with the sampled values replacing learning
+    rate, hidden size and epochs (its schedule and batch size stay the preset's, unless the
+    search is wide)."""
+    wide = {}
+    if tune.search == "wide":
+        wide = dict(
+            batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
+            learning_rate_schedule=trial.suggest_categorical("learning_rate_schedule", SCHEDULES),
+        )
+    return train_config(
+        arch,
+        "default",
+        learning_rate=trial.suggest_float("learning_rate", *tune.learning_rate_range, log=True),
+        hidden_size=trial.suggest_int("hidden_size", *tune.hidden_size_range, log=True),
+        epochs=trial.suggest_int("epochs", *tune.epochs_for(arch)),
+        seed=tune.seed,
+        validation_fraction=tune.validation_fraction,
+        **wide,
+    )
+
+
+def _objective(worker: Worker, splits):
+    tune, arch, data_dir = worker.tune, worker.arch, worker.data_dir
+    study_name = tune.study_for(arch)
+
+    def objective(trial: optuna.Trial) -> float:
+        config = suggest(trial, tune, arch)
+        training.clear_state()  # no model or graph growth over a long study
+        tags = {
+            tracking.ARCH_TAG: arch,
+            tracking.DIGEST_TAG: splits.digest,
+            tracking.CONFIG_HASH_TAG: tracking.config_hash(config.params()),
+            STUDY_TAG: study_name,
+            "optuna.trial_number": str(trial.number),
+        }
+        name = "-".join([study_name, f"trial-{trial.number}", *config.differences()])
+        with tracking.run(
+            "trial", name, tags, killed_on=(optuna.TrialPruned,),
+            parent_run_id=worker.parent_run_id,
+        ) as run:  # fmt: skip
+            trial.set_user_attr(RUN_ATTR, run.run_id)
+            trial.set_user_attr(WORKER_ATTR, worker.name)
+            trial.set_user_attr(PROCESS_ATTR, os.getpid())
+            run.log_params(config.params())
+            records.log_inputs(splits, data_dir)
+            pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch))
+            fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
+            if fitted.metrics.non_finite_step is not None:
+                raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
+            run.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
+            run.describe(
+                f"Trial {trial.number} of study {study_name}: {arch} with learning rate "
+                f"{config.learning_rate:.3g}, hidden size {config.hidden_size}, "
+                f"{config.epochs} epochs; validation accuracy {pruning.last:.4f}."
+            )
+            trial.set_user_attr("rss_mb", round(resident_megabytes()))
+            # The objective is the model the trial ends with: what --retrain-best reproduces.
+            return pruning.last
+
+    return objective
+
+
+def resident_megabytes() -> float:
+    """This process's resident memory now (Linux), to show a long study does not grow."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except OSError:  # not Linux
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One `pipeline tune` process's part in a study, as its trial processes need it."""
+
+    tune: TuneConfig
+    arch: str
+    data_dir: Path
+    parent_run_id: str  # the study's MLflow run: every trial's run is its child
+    name: str  # host:pid of the worker
+    joined: int | None  # its pid, when it joined a study another worker made (see sampler)
+
+    def run_share(
+        self, n_trials: int, deadline: float | None, share: int, tell: Callable[[TrialDone], None]
+    ) -> int:
+        """Run up to n_trials of the study in this (fresh) process, none started after
+        deadline (a time.time()): the share-th share of the worker's trials. The data is loaded
+        and split once per share. Tells the worker of each finished trial; returns the trials
+        it ran."""
+        tune = self.tune
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        # Runs here are the study's trials: none may adopt the run `mlflow run` made.
+        os.environ.pop("MLFLOW_RUN_ID", None)
+        storage = open_storage(tune.storage, tune.heartbeat_seconds)
+        dataset = data.load_dataset(self.data_dir)
+        splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
+        tracking.setup(step_of=self.parent_run_id, reap=False)
+        study = optuna.load_study(
+            study_name=tune.study_for(self.arch), storage=storage,
+            sampler=sampler(tune, share, self.joined), pruner=pruner(tune, self.arch),
+        )  # fmt: skip
+        # TensorFlow's import holds the GIL for seconds: done before any trial's heartbeat
+        # thread starts, lest a starved heartbeat read as a dead worker to the others.
+        training.clear_state()
+        # From now, after this process's start-up; past the deadline, Optuna starts no trial.
+        timeout = None if deadline is None else deadline - time.time()
+        ran = []
+
+        def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            ran.append(trial.number)
+            complete = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+            tell(TrialDone(trial, study.best_trial if complete else None))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(
+                _objective(self, splits), n_trials=n_trials, timeout=timeout,
+                catch=(PipelineError,), callbacks=[done],
+            )  # fmt: skip
+        return len(ran)
