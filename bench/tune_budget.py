@@ -17,7 +17,6 @@ For the arch given, in a temporary working directory with its own stores (data f
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import re
 import shlex
@@ -30,7 +29,7 @@ from pathlib import Path
 import optuna
 
 from pipeline.config import TuneConfig
-from pipeline.tuning.pruning import by_percent, epochs_at
+from pipeline.tuning.trials import TRAINED_ATTR, trial_params
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PRUNER = TuneConfig().pruner
@@ -51,16 +50,14 @@ def run(args: list[str], workdir: Path, env: dict, workers: int = 1) -> str:
     return outputs[0][0]
 
 
-def epochs_trained(study: optuna.Study, arch: str, search: str) -> int:
+def epochs_trained(study: optuna.Study) -> int:
     """Epochs actually run: a pruned trial counts up to the epoch it was stopped at."""
-    percent = by_percent(TuneConfig(arch=arch, search=search), arch)
     total = 0
     for trial in study.trials:
-        epochs = trial.params.get("epochs", 0)
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            total += epochs
+            total += trial.user_attrs[TRAINED_ATTR]
         elif trial.state == optuna.trial.TrialState.PRUNED:
-            total += epochs_at(max(trial.intermediate_values, default=0), epochs, percent)
+            total += trial.user_attrs["pruned_at_epoch"]
     return total
 
 
@@ -77,7 +74,7 @@ def study(workdir: Path, env: dict, name: str, arch: str, trials: int, pruner: s
     found = optuna.load_study(study_name=name, storage=storage)
     test = None
     if retrain:  # what --retrain-best does: train the best configuration, then evaluate it
-        best = found.best_params
+        best = trial_params(found.best_trial)
         options = [f"--{key.replace('_', '-')}={value}" for key, value in best.items()]
         test, _ = train_and_evaluate(workdir, env, arch, *options)
     return found, seconds, test, out
@@ -110,7 +107,6 @@ def main() -> None:
     extra = tuple(shlex.split(options.tune_args))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arch = options.arch
-    epochs = functools.partial(epochs_trained, arch=arch, search=options.search)
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         workdir = Path(tmp)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
@@ -127,10 +123,10 @@ def main() -> None:
             rss = [t.user_attrs.get("rss_mb") for t in found.trials if "rss_mb" in t.user_attrs]
             print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, {DEFAULT_PRUNER}, "
                   f"{options.search} search): "
-                  f"{len(found.trials)} trials, {epochs(found)} epochs, "
+                  f"{len(found.trials)} trials, {epochs_trained(found)} epochs, "
                   f"{seconds:.0f} s "
                   f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
-                  f"{found.best_value:.4f} {found.best_params}; retrained test "
+                  f"{found.best_value:.4f} {trial_params(found.best_trial)}; retrained test "
                   f"{tuned_test:.4f} ({100 * (tuned_test - test):+.2f} pt vs the preset); "
                   f"RSS after first/last trial {rss[:1]} / {rss[-1:]} MB", flush=True)  # fmt: skip
         for seed in options.pruning_seeds:
@@ -141,12 +137,12 @@ def main() -> None:
                     search=options.search, extra=extra,
                 )
                 print(f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
-                      f"{epochs(results[pruner])} epochs, best val "
+                      f"{epochs_trained(results[pruner])} epochs, best val "
                       f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
                       flush=True)  # fmt: skip
             compared = [p for p in options.pruners if p != "none" and "none" in options.pruners]
             for pruner in compared:
-                ratio = epochs(results[pruner]) / epochs(results["none"])
+                ratio = epochs_trained(results[pruner]) / epochs_trained(results["none"])
                 delta = 100 * (results[pruner].best_value - results["none"].best_value)
                 print(f"{arch} seed {seed} {pruner}: pruned/unpruned epochs {ratio:.2f}, best "
                       f"value {delta:+.2f} pt", flush=True)  # fmt: skip

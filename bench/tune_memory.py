@@ -23,6 +23,8 @@ from pathlib import Path
 
 import optuna
 
+from pipeline.tuning.trials import TRAINED_ATTR
+
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 FIXED = ["--arch", "mlp", "--pruner", "none", "--learning-rate-range", "0.001", "0.0010001",
@@ -56,7 +58,7 @@ def main() -> None:
             marks = sorted({1, 10, 11, 20, 21, len(trials)} & set(range(1, len(trials) + 1)))
             rss = "  ".join(f"#{n}: {trials[n - 1].user_attrs['rss_mb']}" for n in marks)
             processes = len({trial.user_attrs["process"] for trial in trials})
-            epochs = sum(trial.params["epochs"] for trial in trials)
+            epochs = sum(trial.user_attrs[TRAINED_ATTR] for trial in trials)
             print(f"--trials-per-process {per_process:>3}: {len(trials)} trials in {processes} "
                   f"process(es), {epochs} epochs, {seconds:.0f} s "
                   f"({3600 * len(trials) / seconds:.0f} trials/h, {seconds / epochs:.2f} s per "

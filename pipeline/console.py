@@ -131,7 +131,7 @@ def _params(params: dict) -> str:
 def print_trial(done) -> None:
     """The live line per finished trial (a tuning.trials.TrialDone)."""
     trial, best = done.trial, done.best
-    params = _params(trial.params)
+    params = _params(done.params)
     pruned = trial.state.name == "PRUNED"
     value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
     if pruned:

@@ -170,10 +170,13 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str) -> None:
         for _ in range(3)
     ]  # fmt: skip
     victim, killed_trial, deadline = None, None, time.time() + 300
+    # One storage for the whole poll: each load_study(URL) would open (and keep) a connection
+    # pool, and on a loaded machine the poll outran PostgreSQL's 100 connections.
+    polled = optuna.storages.RDBStorage(storage)
     while victim is None and time.time() < deadline:
         time.sleep(0.5)
         try:
-            study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+            study = optuna.load_study(study_name="mnist-mlp", storage=polled)
         except KeyError:
             continue
         for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
@@ -220,11 +223,13 @@ def test_a_new_study_starts_with_the_default_preset(cli, workdir, data_dir):
     assert result.exit_code == 0, result.stderr
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     preset = REGISTRY["mlp"].presets["default"]
+    # The MLP's learning rate is constant: its epochs come from the curve, not the sampler.
     assert study.trials[0].params == {key: preset[key] for key in study.trials[0].params}
-    assert set(study.trials[0].params) == {"learning_rate", "hidden_size", "epochs"}
+    assert set(study.trials[0].params) == {"learning_rate", "hidden_size"}
     assert study.metric_names == ["val_accuracy"]
     run = mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"])
-    assert run.data.params["batch_size"] == str(preset["batch_size"])  # the preset it varies
+    for key in ("learning_rate", "hidden_size", "epochs", "batch_size"):  # the preset trained
+        assert run.data.params[key] == str(preset[key]), key
 
 
 CREATE = """
@@ -409,3 +414,49 @@ def test_the_default_pruner_judges_no_trial_before_epoch_3():
             if hopeless.should_prune():
                 break
         assert step == first, (arch, search)
+
+
+def test_the_best_epoch_count_is_the_earliest_best_within_the_range():
+    from pipeline.tuning.trials import best_epoch
+
+    curve = [0.99, 0.90, 0.95, 0.93, 0.95, 0.94]
+    assert best_epoch(curve, (2, 6)) == 3  # epoch 1 is below the range; a tie goes to the earlier
+    assert best_epoch(curve, (4, 6)) == 5
+    assert best_epoch(curve, (2, 4)) == 3
+
+
+def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_its_best_epoch(
+    cli, workdir, data_dir
+):
+    """Epoch k of a long trial trains as a k-epoch trial: every trial trains the top of the
+    range, its epoch count is its best validation epoch, and --retrain-best trains that."""
+    from pipeline.tuning.trials import best_epoch
+
+    result = tune(cli, workdir, "--arch", "mlp", "--n-trials", "3", "--sampler", "random",
+                  "--pruner", "none", "--epochs-range", "2", "5",
+                  "--learning-rate-range", "0.2", "1.0", "--retrain-best")  # fmt: skip
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    client = mlflow.MlflowClient()
+    assert {trial.state.name for trial in study.trials} == {"COMPLETE"}
+    dropped = 0  # trials whose last epoch was below their best (these learning rates overshoot)
+    for trial in study.trials:
+        assert "epochs" not in trial.params  # the sampler learns nothing about epochs
+        run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.data.params["epochs"] == "5"
+        history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"),
+                         key=lambda metric: metric.step)  # fmt: skip
+        curve = [metric.value for metric in history]
+        assert len(curve) == 5
+        chosen = trial.user_attrs["epochs"]
+        assert chosen == best_epoch(curve, (2, 5))
+        assert trial.value == pytest.approx(max(curve[1:]))
+        assert run.data.tags["pipeline.best_epoch"] == str(chosen)
+        dropped += curve[-1] < trial.value
+        assert re.search(rf"trial +{trial.number} .* epochs={chosen} ", result.stdout)
+    assert dropped  # else the test could not tell the best epoch from the last
+    best = study.best_trial
+    parents, _ = study_runs("mnist-mlp")
+    assert parents.iloc[0]["tags.best.epochs"] == str(best.user_attrs["epochs"])
+    frame = runs()
+    retrained = frame[frame["tags.pipeline.tuned_from"] == "mnist-mlp"]
+    assert list(retrained["params.epochs"]) == [str(best.user_attrs["epochs"])]

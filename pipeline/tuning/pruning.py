@@ -31,9 +31,11 @@ class PruneOnValidation:
     ) -> None:
         self.trial, self.run, self.config, self.last = trial, run, config, 0.0
         self.percent, self.reported = percent, 0
+        self.curve: list[float] = []  # validation accuracy after each epoch
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
         self.last = float(logs["val_accuracy"])
+        self.curve.append(self.last)
         step = report_step(epochs_done, self.config.epochs, self.percent)
         if step == self.reported:  # over 100 epochs, several share one percent
             return

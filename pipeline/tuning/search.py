@@ -27,6 +27,7 @@ from pipeline.tuning.trials import (
     Worker,
     preset_params,
     sampler,
+    trial_params,
 )
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -118,11 +119,12 @@ def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> tupl
     best = "no trial completed"
     if complete:
         run.log_metrics({"best_val_accuracy": study.best_value})
-        run.set_tags({f"best.{k}": str(v) for k, v in study.best_params.items()})
+        best_params = trial_params(study.best_trial)
+        run.set_tags({f"best.{k}": str(v) for k, v in best_params.items()})
         run.set_tags({"best.trial_number": str(study.best_trial.number)})
         params = ", ".join(
             f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in study.best_params.items()
+            for k, v in best_params.items()
         )
         best = (
             f"best validation accuracy {study.best_value:.4f} (trial "
@@ -200,8 +202,8 @@ def tune_arch(
         best = study.best_trial if any(t.value is not None for t in study.trials) else None
         retrained = None
         if tune.retrain_best and best is not None:
-            retrained = retrain(tune, arch, best.params, data_dir, checkpoint_dir)
+            retrained = retrain(tune, arch, trial_params(best), data_dir, checkpoint_dir)
     return StudyResult(
         arch, study_name, run.run_id, trials, pruned,
-        best.value if best else None, best.params if best else {}, retrained,
+        best.value if best else None, trial_params(best) if best else {}, retrained,
     )  # fmt: skip

@@ -30,6 +30,8 @@ SEARCHED = ("learning_rate", "hidden_size", "epochs")
 STUDY_TAG = "pipeline.study"
 WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
 PROCESS_ATTR = "process"  # pid of its child that ran the trial (see workers)
+EPOCHS_ATTR = "epochs"  # the epoch count a trial's learning curve chose (see epochs_from_curve)
+TRAINED_ATTR = "epochs_trained"  # the epochs a complete trial trained
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class TrialDone:
 
     trial: optuna.trial.FrozenTrial
     best: optuna.trial.FrozenTrial | None
+
+    @property
+    def params(self) -> dict[str, object]:
+        return trial_params(self.trial)
 
 
 def sampler(
@@ -54,8 +60,39 @@ def sampler(
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
 
 
+def epochs_from_curve(tune: TuneConfig, arch: str) -> bool:
+    """Whether a trial's epoch count comes from its learning curve instead of the sampler.
+
+    Under a constant learning rate, epoch k of a long trial trains exactly as a k-epoch trial
+    does. So every trial trains the top of the epoch range, and its epoch count is the epoch of
+    its best validation accuracy within the range: each trial searches every epoch count, and
+    pruning compares trials of one length. Sampled epochs would teach the sampler a false
+    lesson: a pruned trial (stopped at epoch 3, whatever its epochs) counts below every complete
+    one, so short trials, which finish before the pruner's first verdict, would look best.
+    A decaying or searched schedule ties a trial to its length: there the sampler picks it.
+    """
+    return not by_percent(tune, arch)
+
+
+def trial_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
+    """A trial's configuration: its sampled params, and the epoch count its curve chose."""
+    params = dict(trial.params)
+    if EPOCHS_ATTR in trial.user_attrs:
+        params["epochs"] = trial.user_attrs[EPOCHS_ATTR]
+    return params
+
+
+def best_epoch(curve: list[float], epochs: tuple[int, int]) -> int:
+    """The epoch count within the range (low, high) after which validation accuracy was
+    highest (the earliest, on a tie)."""
+    low, high = epochs
+    counted = range(low, min(high, len(curve)) + 1)
+    return max(counted, key=lambda epoch: (curve[epoch - 1], -epoch))
+
+
 def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
-    """The default preset's values of the searched params, when the ranges hold them."""
+    """The default preset's values of the searched params, when the ranges hold them (the
+    epoch count left to the curve, when it chooses it)."""
     preset = architecture(arch).presets["default"]
     ranges = {
         "learning_rate": tune.learning_rate_range,
@@ -70,13 +107,17 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
             batch_size=config.batch_size, learning_rate_schedule=config.learning_rate_schedule
         )
         inside = inside and params["batch_size"] in BATCH_SIZES
+    if epochs_from_curve(tune, arch):
+        del params["epochs"]
     return params if inside else None
 
 
 def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     """The trial's configuration: the default preset with the sampled values replacing learning
     rate, hidden size and epochs (its schedule and batch size stay the preset's, unless the
-    search is wide)."""
+    search is wide). Where the curve chooses the epochs, the trial trains the range's top."""
+    low, high = tune.epochs_for(arch)
+    epochs = high if epochs_from_curve(tune, arch) else trial.suggest_int("epochs", low, high)
     wide = {}
     if tune.search == "wide":
         wide = dict(
@@ -88,7 +129,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
         "default",
         learning_rate=trial.suggest_float("learning_rate", *tune.learning_rate_range, log=True),
         hidden_size=trial.suggest_int("hidden_size", *tune.hidden_size_range, log=True),
-        epochs=trial.suggest_int("epochs", *tune.epochs_for(arch)),
+        epochs=epochs,
         seed=tune.seed,
         validation_fraction=tune.validation_fraction,
         **wide,
@@ -123,15 +164,24 @@ def _objective(worker: Worker, splits):
             fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
+            # The objective is a model --retrain-best reproduces: the one the trial ends with,
+            # or, where the curve chooses the epochs, the one after its best epoch count.
+            value, outcome = pruning.last, f"{config.epochs} epochs; validation accuracy"
+            if epochs_from_curve(tune, arch):
+                epochs = best_epoch(pruning.curve, tune.epochs_for(arch))
+                value = pruning.curve[epochs - 1]
+                trial.set_user_attr(EPOCHS_ATTR, epochs)
+                run.set_tags({"pipeline.best_epoch": str(epochs)})
+                outcome = f"best epoch count {epochs} of {config.epochs}; validation accuracy"
             run.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
             run.describe(
                 f"Trial {trial.number} of study {study_name}: {arch} with learning rate "
                 f"{config.learning_rate:.3g}, hidden size {config.hidden_size}, "
-                f"{config.epochs} epochs; validation accuracy {pruning.last:.4f}."
+                f"{outcome} {value:.4f}."
             )
+            trial.set_user_attr(TRAINED_ATTR, config.epochs)
             trial.set_user_attr("rss_mb", round(resident_megabytes()))
-            # The objective is the model the trial ends with: what --retrain-best reproduces.
-            return pruning.last
+            return value
 
     return objective
 
