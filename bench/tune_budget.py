@@ -103,12 +103,14 @@ def main() -> None:
                         help="for the comparison; without none, no ratio is printed")  # fmt: skip
     parser.add_argument("--tune-args", default="",
                         help='more tune options, e.g. "--epochs-range 19 20"')  # fmt: skip
+    parser.add_argument("--workdir", help="keep the stores here (default: a temporary folder)")
     options = parser.parse_args()
     extra = tuple(shlex.split(options.tune_args))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arch = options.arch
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(options.workdir or tmp)  # kept, when given: its studies can be replayed
+        workdir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
         env.pop("MLFLOW_RUN_ID", None)
         run(["download", "--source", options.source], workdir, env)
