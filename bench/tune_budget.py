@@ -4,7 +4,8 @@ pruning save?
     python bench/tune_budget.py --arch mlp --trials 30 [--workers 1] [--pruning-seeds 0 1]
     python bench/tune_budget.py --arch lstm --trials 12 --pruning-seeds
 
-For the arch given, in a temporary working directory with its own stores (data from --source):
+For the arch given, in a temporary working directory (or --workdir, kept) with its own stores
+(data from --source):
 1. the default preset: `pipeline train` + `pipeline evaluate` (test accuracy, wall time);
 2. a study: `pipeline tune --retrain-best` with TPE and the default pruner (the default preset is
    its first trial): best validation accuracy, the retrained best's test accuracy (the evaluate

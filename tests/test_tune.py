@@ -416,13 +416,13 @@ def test_the_default_pruner_judges_no_trial_before_epoch_3():
         assert step == first, (arch, search)
 
 
-def test_the_best_epoch_count_is_the_earliest_best_within_the_range():
+def test_the_best_epoch_count_is_the_latest_best_within_the_range():
     from pipeline.tuning.trials import best_epoch
 
     curve = [0.99, 0.90, 0.95, 0.93, 0.95, 0.94]
-    assert best_epoch(curve, (2, 6)) == 3  # epoch 1 is below the range; a tie goes to the earlier
-    assert best_epoch(curve, (4, 6)) == 5
+    assert best_epoch(curve, (2, 6)) == 5  # epoch 1 is below the range; a tie goes to the later
     assert best_epoch(curve, (2, 4)) == 3
+    assert best_epoch(curve, (2, 3)) == 3
 
 
 def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_its_best_epoch(

@@ -18,9 +18,9 @@ PRUNE_AFTER_PERCENT = 15
 class PruneOnValidation:
     """Reports each complete epoch's validation accuracy to Optuna and stops weak trials.
 
-    Trials differ in length. Under a constant learning rate, epoch k of a short trial trains
-    exactly like epoch k of a long one, so values are reported at the epoch count. A cosine
-    schedule stretches over each trial's own epochs, so there values are reported at the
+    A study's trials may differ in length. Under a constant learning rate, epoch k of a short
+    trial trains exactly like epoch k of a long one, so values are reported at the epoch count.
+    A cosine schedule stretches over each trial's own epochs, so there values are reported at the
     percentage of the trial's schedule done: two trials are compared at the same point of their
     schedules, not after the same epoch count. A study that searches the schedule reports every
     trial by percent, so that all its trials share one unit (see `by_percent`).

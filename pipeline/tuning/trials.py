@@ -84,10 +84,10 @@ def trial_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
 
 def best_epoch(curve: list[float], epochs: tuple[int, int]) -> int:
     """The epoch count within the range (low, high) after which validation accuracy was
-    highest (the earliest, on a tie)."""
+    highest; on a tie the latest, so that a plateau leaves a trial (the preset, say) as trained."""
     low, high = epochs
     counted = range(low, min(high, len(curve)) + 1)
-    return max(counted, key=lambda epoch: (curve[epoch - 1], -epoch))
+    return max(counted, key=lambda epoch: (curve[epoch - 1], epoch))
 
 
 def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
