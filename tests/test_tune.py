@@ -451,6 +451,9 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
         assert chosen == best_epoch(curve, (2, 5))
         assert trial.value == pytest.approx(max(curve[1:]))
         assert run.data.tags["pipeline.best_epoch"] == str(chosen)
+        # The pruner sees what the trial would score if stopped: its best accuracy so far.
+        running = [max(curve[:epoch]) for epoch in range(1, 6)]
+        assert [trial.intermediate_values[step] for step in range(1, 6)] == pytest.approx(running)
         dropped += curve[-1] < trial.value
         assert re.search(rf"trial +{trial.number} .* epochs={chosen} ", result.stdout)
     assert dropped  # else the test could not tell the best epoch from the last

@@ -23,14 +23,17 @@ class PruneOnValidation:
     A cosine schedule stretches over each trial's own epochs, so there values are reported at the
     percentage of the trial's schedule done: two trials are compared at the same point of their
     schedules, not after the same epoch count. A study that searches the schedule reports every
-    trial by percent, so that all its trials share one unit (see `by_percent`).
+    trial by percent, so that all its trials share one unit (see `by_percent`). Where a trial's
+    objective is the best epoch of its curve, it reports its best accuracy so far (best_so_far):
+    what it would score if stopped now.
     """
 
     def __init__(
-        self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig, percent: bool
+        self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig, percent: bool,
+        best_so_far: bool = False,
     ) -> None:
         self.trial, self.run, self.config, self.last = trial, run, config, 0.0
-        self.percent, self.reported = percent, 0
+        self.percent, self.reported, self.best_so_far = percent, 0, best_so_far
         self.curve: list[float] = []  # validation accuracy after each epoch
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
@@ -40,7 +43,7 @@ class PruneOnValidation:
         if step == self.reported:  # over 100 epochs, several share one percent
             return
         self.reported = step
-        self.trial.report(self.last, step)
+        self.trial.report(max(self.curve) if self.best_so_far else self.last, step)
         if self.trial.should_prune():
             self.trial.set_user_attr("pruned_at_epoch", epochs_done)
             self.run.set_tags({

@@ -160,14 +160,15 @@ def _objective(worker: Worker, splits):
             trial.set_user_attr(PROCESS_ATTR, os.getpid())
             run.log_params(config.params())
             records.log_inputs(splits, data_dir)
-            pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch))
+            from_curve = epochs_from_curve(tune, arch)
+            pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)
             fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
             # The objective is a model --retrain-best reproduces: the one the trial ends with,
             # or, where the curve chooses the epochs, the one after its best epoch count.
             value, outcome = pruning.last, f"{config.epochs} epochs; validation accuracy"
-            if epochs_from_curve(tune, arch):
+            if from_curve:
                 epochs = best_epoch(pruning.curve, tune.epochs_for(arch))
                 value = pruning.curve[epochs - 1]
                 trial.set_user_attr(EPOCHS_ATTR, epochs)
