@@ -69,11 +69,6 @@ def report_step(epochs_done: int, epochs: int, percent: bool) -> int:
     return max(1, round(100 * epochs_done / epochs)) if percent else epochs_done
 
 
-def epochs_at(step: int, epochs: int, percent: bool) -> int:
-    """The epochs a trial had trained when it reported at step (the inverse of report_step)."""
-    return round(step * epochs / 100) if percent else step
-
-
 def pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
     """Pruners over the unit the arch's trials report in (see PruneOnValidation)."""
     if tune.pruner == "none":
