@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ VARIANTS = ("seed preset", "default preset", "tuned best")
 NO_RUNS = "No train runs in this experiment yet: `pipeline train` or `pipeline main` makes them."
 COLUMNS = ["arch", "variant", "test_accuracy", "val_accuracy", "learning_rate", "hidden_size",
            "epochs", "batch_size", "train_seconds", "samples_per_second", "run_id"]  # fmt: skip
+CURVES = ("train_loss", "val_accuracy")  # the learning-curve figure's
+HISTORIES = (*CURVES, "samples_per_second")
 
 
 @dataclass(frozen=True)
@@ -170,13 +173,25 @@ def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
     return "\n".join([
         "# MNIST: notebooks vs pipeline", "", data_line, "",
         "Test accuracy is on the test set of the data above (evaluate stage); validation "
-        "accuracy on the seeded, stratified split of the training set.", "",
+        "accuracy on the seeded, stratified split of the training set; samples_per_second is "
+        "the median over a run's epochs.", "",
         markdown_table(table.drop(columns=["run_id"]).assign(run=table["run_id"].map(short_id))),
         "",
         *([NO_RUNS, ""] if table["run_id"].isna().all() else []),
         "![learning curves](learning_curves.png)", "", "## Tuning", "",
         markdown_table(tuning) if not tuning.empty else "No studies in this experiment.", "",
     ])  # fmt: skip
+
+
+def with_median_throughput(table: pd.DataFrame, histories: dict) -> pd.DataFrame:
+    """samples_per_second as the median over each run's epochs: its latest value is one epoch's,
+    at the mercy of whatever else the machine ran then."""
+    medians = [
+        statistics.median(value for _, value in histories[run_id]["samples_per_second"])
+        if run_id in histories and histories[run_id]["samples_per_second"] else None
+        for run_id in table["run_id"]
+    ]  # fmt: skip
+    return table.assign(samples_per_second=medians)
 
 
 def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> Report:
@@ -187,10 +202,14 @@ def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> R
     tracking.setup()
     frame = load_runs(experiment or tracking.current_experiment(), run_ids)
     table, tuning = comparison_table(frame), tuning_summary(frame)
+    histories = {
+        row.run_id: {key: tracking.metric_history(row.run_id, key) for key in HISTORIES}
+        for row in table.itertuples()
+        if isinstance(row.run_id, str)
+    }
+    table = with_median_throughput(table, histories)
     curves = {
-        f"{row.arch} {row.variant}": {
-            key: tracking.metric_history(row.run_id, key) for key in ("train_loss", "val_accuracy")
-        }
+        f"{row.arch} {row.variant}": {key: histories[row.run_id][key] for key in CURVES}
         for row in table.itertuples()
         if isinstance(row.run_id, str)
     }

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import urllib.request
@@ -90,6 +91,9 @@ def test_report_compares_variants(cli, workdir, data_dir, source):
     default_row = next(line for line in text.splitlines() if "| mlp | default preset |" in line)
     test_accuracy = mlflow.get_run(default_run).data.metrics["test_accuracy"]
     assert f"| {test_accuracy:.4f} |" in default_row
+    throughputs = mlflow.MlflowClient().get_metric_history(default_run, "samples_per_second")
+    assert len({m.value for m in throughputs}) == 2  # the median is not the latest epoch's
+    assert f"| {statistics.median(m.value for m in throughputs):,.0f} |" in default_row
     assert "| mnist-mlp | mlp | 2 |" in text  # the tuning summary
     summary = next(line for line in text.splitlines() if "| mnist-mlp | mlp | 2 |" in line)
     rate = re.search(r"learning_rate=([^,| ]+)", summary).group(1)
