@@ -84,11 +84,11 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per study: trials, pruned share, best value and params."""
+    """One row per study: trials, pruned share, the wall time of its tune runs (summed), best
+    value and params."""
     if frame.empty or "tags.pipeline.study" not in frame:
-        return pd.DataFrame(
-            columns=["study", "arch", "trials", "pruned_share", "best_val_accuracy"]
-        )
+        columns = ["study", "arch", "trials", "pruned_share", "tune_seconds", "best_val_accuracy"]
+        return pd.DataFrame(columns=columns)
     parents = frame[_column(frame, "tags.pipeline.stage") == "tune"]
     rows = []
     for study, runs in parents.groupby("tags.pipeline.study"):
@@ -103,6 +103,7 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "study": study, "arch": latest.get("tags.pipeline.arch"), "trials": trials,
             "pruned_share": pruned / trials if trials else 0.0,
+            "tune_seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds().sum(),
             "best_val_accuracy": latest.get("metrics.best_val_accuracy"),
             "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
         })  # fmt: skip

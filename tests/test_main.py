@@ -96,6 +96,10 @@ def test_report_compares_variants(cli, workdir, data_dir, source):
     assert f"| {statistics.median(m.value for m in throughputs):,.0f} |" in default_row
     assert "| mnist-mlp | mlp | 2 |" in text  # the tuning summary
     summary = next(line for line in text.splitlines() if "| mnist-mlp | mlp | 2 |" in line)
+    frame = runs()
+    study = frame[frame["tags.pipeline.stage"] == "tune"].iloc[0]
+    seconds = (study["end_time"] - study["start_time"]).total_seconds()
+    assert summary.split("|")[5].strip() == f"{seconds:,.0f}"  # tune_seconds: its wall time
     rate = re.search(r"learning_rate=([^,| ]+)", summary).group(1)
     assert rate == f"{float(rate):.3g}"  # rounded, as people read it
     assert "from a local folder `source` (NOT the official MNIST set)" in text
