@@ -45,7 +45,7 @@ REGISTRY: dict[str, Architecture] = {
         summary="LSTM reading 28 rows of 28 pixels",
         presets={
             "default": dict(
-                learning_rate=0.003, hidden_size=128, epochs=14, batch_size=64,
+                learning_rate=0.003, hidden_size=128, epochs=18, batch_size=64,
                 learning_rate_schedule="cosine",
             ),
             "seed": dict(
