@@ -17,8 +17,8 @@ PRUNE_AFTER_PERCENT = 15
 # Against the unpruned study of the same sampler seed (30 MLP trials, bench/tune_budget.py), the
 # default kept the best within 0.1 pt at 0.33 and 0.39 of its epochs (seeds 0 and 1), but on a
 # CPU whose rounding sent TPE elsewhere it missed seed 0's by 0.6 pt. Letting a study's first
-# 3 or 6 trials train to the end, so that TPE starts from complete curves, did no better: one
-# seed missed by 0.15-0.31 pt, or the study trained 0.62 of the epochs.
+# 3 or 6 trials train to the end, so that TPE starts from complete curves, did no better: with
+# 3, both seeds lost 0.15-0.31 pt; with 6, seed 1 lost 0.16 pt and trained 0.62 of the epochs.
 
 
 class PruneOnValidation:
