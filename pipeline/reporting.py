@@ -84,8 +84,9 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per study: trials, pruned share, tune_seconds (the wall time of its tune runs,
-    summed: a worker's each, when several shared the study), best value and params."""
+    """One row per study: trials, pruned share, tune_seconds (the seconds of its tune runs,
+    summed: a resumed study's wall time; with workers at once, more than the wall time), best
+    value and params."""
     if frame.empty or "tags.pipeline.study" not in frame:
         columns = ["study", "arch", "trials", "pruned_share", "tune_seconds", "best_val_accuracy"]
         return pd.DataFrame(columns=columns)
