@@ -19,17 +19,17 @@ $(BIN)/.installed: pyproject.toml conda.yaml
 run: $(BIN)/.installed
 	$(BIN)/pipeline main $(SOURCE_OPTION)
 
-test: $(BIN)/.installed
-	$(BIN)/ruff check pipeline tests bench
+test: lint
 	$(BIN)/pytest
 
-test-fast: $(BIN)/.installed
-	$(BIN)/ruff check pipeline tests bench
+test-fast: lint
 	$(BIN)/pytest -m "not slow"
 
+# The linter, the formatter's check and the type checker (also the pre-commit hooks).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns checkpoints

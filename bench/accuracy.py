@@ -25,16 +25,16 @@ def plain_keras(arch: str, data_dir: Path) -> tuple[float, float, float]:
     """(val accuracy, test accuracy, seconds) of the seed preset with bare model.fit."""
     code = f"""
 import time, numpy as np
-from pipeline import data, training
+from pipeline import data, fitting
 from pipeline.config import train_config
-from pipeline.backend import keras
+from pipeline.keras_runtime import keras
 from pipeline.callbacks import StepLimit
 config = train_config({arch!r}, "seed")
 dataset = data.load_dataset({str(data_dir)!r})
 splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
-config = training.fit_epochs_to_steps(config, len(splits.y_train))
+config = fitting.fit_epochs_to_steps(config, len(splits.y_train))
 keras.utils.set_random_seed(config.seed)
-model = training.new_model(config, len(splits.y_train))
+model = fitting.new_model(config, len(splits.y_train))
 started = time.perf_counter()
 history = model.fit(splits.x_train.astype(np.float32), splits.y_train, epochs=config.epochs,
                     batch_size=config.batch_size, verbose=0,
@@ -85,8 +85,14 @@ def main() -> None:
             )
             rows.append((arch, "seed, pipeline", *pipeline(arch, "seed", workdir, env)))
             rows.append((arch, "default, pipeline", *pipeline(arch, "default", workdir, env)))
-            print(*(f"{row[0]:<5} {row[1]:<18} {row[2]:.4f} {row[3]:.4f} {row[4]:.0f}"
-                    for row in rows[-3:]), sep="\n", flush=True)  # fmt: skip
+            print(
+                *(
+                    f"{row[0]:<5} {row[1]:<18} {row[2]:.4f} {row[3]:.4f} {row[4]:.0f}"
+                    for row in rows[-3:]
+                ),
+                sep="\n",
+                flush=True,
+            )
     print(f"\n{'arch':<6}{'variant':<20}{'val acc':>9}{'test acc':>10}{'train s':>9}")
     for arch, variant, val, test, seconds in rows:
         print(f"{arch:<6}{variant:<20}{val:>9.4f}{test:>10.4f}{seconds:>9.0f}")

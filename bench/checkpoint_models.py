@@ -41,8 +41,10 @@ def main() -> None:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
         env.pop("MLFLOW_RUN_ID", None)
         wall(["download", "--source", options.source], workdir, env)
-        print(f"{'arch':<6}{'plain s':>9}{'logged s':>10}{'per epoch s':>13}  "
-              f"(median of {options.repeats}, {options.epochs} epochs)")  # fmt: skip
+        print(
+            f"{'arch':<6}{'plain s':>9}{'logged s':>10}{'per epoch s':>13}  "
+            f"(median of {options.repeats}, {options.epochs} epochs)"
+        )
         for arch in ("mlp", "lstm"):
             args = ["train", "--arch", arch, "--epochs", str(options.epochs), "--no-progress"]
             plain, logged = [], []

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import atexit, sys
 atexit.register(lambda: sys.stderr.write("\\nTF " + str("tensorflow" in sys.modules) + "\\n"))
-from pipeline.cli import run
+from pipeline.cli.app import run
 run(sys.argv[1:])
 """
 COMMANDS = [
@@ -69,23 +69,23 @@ def timed(module, name, label):
         finally:
             phases[label] = phases.get(label, 0.0) + time.perf_counter() - begun
     setattr(module, name, wrapper)
-import pipeline.cli
+import pipeline.cli.app
 phases["import cli"] = time.perf_counter() - started
-from pipeline import data, records, training, tracking, provenance
+from pipeline import data, train_records, training, tracking, provenance
 phases["import stage modules"] = time.perf_counter() - started - phases["import cli"]
 timed(data, "load_dataset", "load + verify data")
 timed(tracking, "setup", "store setup + reap")
 timed(training, "new_model", "  of which: build + compile")
 timed(training, "fit", "fit: TF import, build, fit")
-timed(records, "log_inputs", "dataset inputs")
-timed(records, "log_model", "log model")
-timed(records, "log_curves", "learning curves figure")
-timed(provenance, "tags", "git provenance")
+timed(train_records, "log_inputs", "dataset inputs")
+timed(train_records, "log_model", "log model")
+timed(train_records, "log_curves", "learning curves figure")
+timed(provenance, "provenance", "git provenance")
 def report():
     total = time.perf_counter() - started
     sys.stderr.write("PHASES " + repr({**phases, "total in process": total}) + "\\n")
 atexit.register(report)
-pipeline.cli.run(sys.argv[1:])
+pipeline.cli.app.run(sys.argv[1:])
 """
 
 BARE_SCRIPT = """
@@ -118,17 +118,35 @@ def train_costs(workdir: Path, env: dict, repeats: int) -> None:
     for _ in range(repeats):
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", TRAIN_PROBE, "train", "--arch", "mlp", "--preset", "seed",
-             "--no-progress"], cwd=workdir, env=env, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                TRAIN_PROBE,
+                "train",
+                "--arch",
+                "mlp",
+                "--preset",
+                "seed",
+                "--no-progress",
+            ],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - started
         if done.returncode:
             raise SystemExit(f"pipeline train failed:\n{done.stderr[-2000:]}")
         phases = ast.literal_eval(done.stderr.rsplit("PHASES ", 1)[1].splitlines()[0])
         pipeline_runs.append({**phases, "process wall time": wall})
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", BARE_SCRIPT], cwd=workdir, env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", BARE_SCRIPT],
+            cwd=workdir,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         bare_runs.append(time.perf_counter() - started)
     print(f"\npipeline train --arch mlp --preset seed, median of {repeats} (seconds):")
     for phase in pipeline_runs[0]:
@@ -151,16 +169,24 @@ def main() -> None:
         workdir = Path(tmp)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
         env.pop("MLFLOW_RUN_ID", None)
-        subprocess.run([sys.executable, "-m", "pipeline", "download", "--source", options.source],
-                       cwd=workdir, env=env, capture_output=True, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", "download", "--source", options.source],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            check=True,
+        )
         print(f"{'command':<28} {'median s':>9} {'peak MB':>8}  TensorFlow")
         for command in [] if options.skip_light else COMMANDS:
             runs = [measure(command, workdir, env) for _ in range(options.repeats)]
             seconds = statistics.median(run[0] for run in runs)
             peak = max(run[1] for run in runs)
             loaded = any(run[2] for run in runs)
-            print(f"pipeline {' '.join(command):<19} {seconds:>9.2f} {peak:>8.0f}  "
-                  f"{'loaded' if loaded else 'no'}", flush=True)  # fmt: skip
+            print(
+                f"pipeline {' '.join(command):<19} {seconds:>9.2f} {peak:>8.0f}  "
+                f"{'loaded' if loaded else 'no'}",
+                flush=True,
+            )
         if options.train_repeats:
             train_costs(workdir, env, options.train_repeats)
 

@@ -26,14 +26,18 @@ def studies(uri: str) -> None:
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    frame = mlflow.search_runs(experiment_names=["mnist"],
-                               filter_string="tags.`pipeline.stage` = 'tune'")  # fmt: skip
+    frame = mlflow.search_runs(
+        experiment_names=["mnist"], filter_string="tags.`pipeline.stage` = 'tune'"
+    )
     for _, run in frame.iterrows():
         seconds = (run["end_time"] - run["start_time"]).total_seconds()
         trials = int(run["tags.optuna.trials"])
-        print(f"# study {run['tags.pipeline.study']}: {trials} trials "
-              f"({run['tags.optuna.pruned']} pruned) in {seconds:.0f} s, "
-              f"{3600 * trials / seconds:.0f} trials/h", flush=True)  # fmt: skip
+        print(
+            f"# study {run['tags.pipeline.study']}: {trials} trials "
+            f"({run['tags.optuna.pruned']} pruned) in {seconds:.0f} s, "
+            f"{3600 * trials / seconds:.0f} trials/h",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -53,8 +57,9 @@ def main() -> None:
         ]
         for job in jobs:
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "pipeline", *job], cwd=workdir, env=env,
-                           check=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-m", "pipeline", *job], cwd=workdir, env=env, check=True
+            )
             print(f"# {' '.join(job)}: {time.perf_counter() - started:.0f} s", flush=True)
         studies(env["MLFLOW_TRACKING_URI"])
         target = REPO / "reports"

@@ -34,8 +34,8 @@ EPOCHS = 20
 
 def curves(lr: float, hidden: int, seed: int, splits, dataset) -> tuple[list, list]:
     """Per-epoch validation and test accuracy of one configuration."""
-    from pipeline.backend import keras
-    from pipeline.training import clear_state, new_model
+    from pipeline.fitting import clear_state, new_model
+    from pipeline.keras_runtime import keras
 
     clear_state()
     config = train_config("mlp", "default", learning_rate=lr, hidden_size=hidden, seed=seed)
@@ -50,9 +50,16 @@ def curves(lr: float, hidden: int, seed: int, splits, dataset) -> tuple[list, li
             predicted = self.model.predict(x_test, batch_size=1024, verbose=0).argmax(axis=1)
             test.append(float((predicted == dataset.y_test).mean()))
 
-    model.fit(splits.x_train.astype(np.float32), splits.y_train, batch_size=config.batch_size,
-              epochs=EPOCHS, validation_data=(splits.x_val.astype(np.float32), splits.y_val),
-              shuffle=True, verbose=0, callbacks=[Record()])  # fmt: skip
+    model.fit(
+        splits.x_train.astype(np.float32),
+        splits.y_train,
+        batch_size=config.batch_size,
+        epochs=EPOCHS,
+        validation_data=(splits.x_val.astype(np.float32), splits.y_val),
+        shuffle=True,
+        verbose=0,
+        callbacks=[Record()],
+    )
     return val, test
 
 
@@ -75,8 +82,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-selection-") as tmp:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db"}
         download = ["download", "--source", options.source, "--data-dir", tmp]
-        subprocess.run([sys.executable, "-m", "pipeline", *download], check=True,
-                       capture_output=True, cwd=tmp, env=env)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", *download],
+            check=True,
+            capture_output=True,
+            cwd=tmp,
+            env=env,
+        )
         dataset = data.load_dataset(Path(tmp))
     splits = data.split_train_validation(dataset, preset.validation_fraction, options.seed)
     print("| learning_rate | hidden_size | best val epoch | val | test there | test after 20 |")
@@ -86,13 +98,18 @@ def main() -> None:
         val, test = curves(lr, hidden, options.seed, splits, dataset)
         epoch = best_epoch(val, (2, EPOCHS))
         rows.append((val[epoch - 1], epoch, test[epoch - 1], lr, hidden, max(test)))
-        print(f"| {lr:.2e} | {hidden} | {epoch} | {val[epoch - 1]:.4f} | {test[epoch - 1]:.4f} | "
-              f"{test[-1]:.4f} |", flush=True)  # fmt: skip
+        print(
+            f"| {lr:.2e} | {hidden} | {epoch} | {val[epoch - 1]:.4f} | {test[epoch - 1]:.4f} | "
+            f"{test[-1]:.4f} |",
+            flush=True,
+        )
     picked = max(rows, key=lambda row: (row[0], row[1]))
-    print(f"\nthe rule picks lr {picked[3]:.2e}, hidden {picked[4]}, {picked[1]} epochs: "
-          f"val {picked[0]:.4f}, test {picked[2]:.4f}; the preset: val {rows[0][0]:.4f}, "
-          f"test {rows[0][2]:.4f}; best test of any configuration and epoch: "
-          f"{max(row[5] for row in rows):.4f}")  # fmt: skip
+    print(
+        f"\nthe rule picks lr {picked[3]:.2e}, hidden {picked[4]}, {picked[1]} epochs: "
+        f"val {picked[0]:.4f}, test {picked[2]:.4f}; the preset: val {rows[0][0]:.4f}, "
+        f"test {rows[0][2]:.4f}; best test of any configuration and epoch: "
+        f"{max(row[5] for row in rows):.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
-OPTIONS = {"lr": "--learning-rate", "batch": "--batch-size", "epochs": "--epochs",
-           "schedule": "--learning-rate-schedule", "hidden": "--hidden-size"}  # fmt: skip
+OPTIONS = {
+    "lr": "--learning-rate",
+    "batch": "--batch-size",
+    "epochs": "--epochs",
+    "schedule": "--learning-rate-schedule",
+    "hidden": "--hidden-size",
+}
 
 
 def run(args: list[str], workdir: Path, env: dict) -> str:
@@ -61,8 +66,11 @@ def main() -> None:
     parser.add_argument("--arch", default="lstm")
     parser.add_argument("--candidate", action="append", default=[])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--skip-seed-preset", action="store_true",
-                        help="accuracy only: no seed preset run, no time ratio")  # fmt: skip
+    parser.add_argument(
+        "--skip-seed-preset",
+        action="store_true",
+        help="accuracy only: no seed preset run, no time ratio",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-presets-") as tmp:
         workdir = Path(tmp)
@@ -75,16 +83,20 @@ def main() -> None:
         seed_seconds = None
         if not options.skip_seed_preset:
             test, val, seed_seconds = train_and_evaluate(workdir, env, *arch, "--preset", "seed")
-            print(f"| seed preset | 0 | {test:.4f} | {val:.4f} | {seed_seconds:.0f} | 1.00 |",
-                  flush=True)  # fmt: skip
+            print(
+                f"| seed preset | 0 | {test:.4f} | {val:.4f} | {seed_seconds:.0f} | 1.00 |",
+                flush=True,
+            )
         for candidate in options.candidate:
             for seed in options.seeds:
                 test, val, seconds = train_and_evaluate(
                     workdir, env, *arch, "--seed", str(seed), *candidate_options(candidate)
                 )
                 ratio = f"{seconds / seed_seconds:.2f}" if seed_seconds else "-"
-                print(f"| {candidate} | {seed} | {test:.4f} | {val:.4f} | {seconds:.0f} | "
-                      f"{ratio} |", flush=True)  # fmt: skip
+                print(
+                    f"| {candidate} | {seed} | {test:.4f} | {val:.4f} | {seconds:.0f} | {ratio} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def pruners(max_epochs: int) -> dict[str, optuna.pruners.BasePruner]:
 
 
 def replay(
-    trials: list[optuna.trial.FrozenTrial], pruner: optuna.pruners.BasePruner, name: str,
+    trials: list[optuna.trial.FrozenTrial],
+    pruner: optuna.pruners.BasePruner,
+    name: str,
     best_so_far: bool = False,
 ):
     """(epochs trained, best final value) of the trials fed in order to a study with pruner,
@@ -86,8 +88,10 @@ def main() -> None:
         print(f"  reporting the {reported}:")
         for label, pruner in pruners(longest).items():
             epochs, kept = replay(trials, pruner, options.study, reported.startswith("best"))
-            print(f"    {label:<46} epochs {epochs:>4} ({epochs / full:.2f}), best "
-                  f"{kept:.4f} ({100 * (kept - best):+.2f} pt)")  # fmt: skip
+            print(
+                f"    {label:<46} epochs {epochs:>4} ({epochs / full:.2f}), best "
+                f"{kept:.4f} ({100 * (kept - best):+.2f} pt)"
+            )
 
 
 if __name__ == "__main__":

@@ -40,22 +40,23 @@ JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
-def keras_fit(arch: str, data_dir: Path, epochs: int | None, env: dict | None = None,
-              peer: bool = False) -> float:  # fmt: skip
+def keras_fit(
+    arch: str, data_dir: Path, epochs: int | None, env: dict | None = None, peer: bool = False
+) -> float:
     """Samples per second of a bare model.fit on the seed preset (run in a child process); with
     peer, inside an MLflow run with MLflow's Keras callback logging every step."""
     code = f"""
 import contextlib, math, time, numpy as np
-from pipeline import data, training
+from pipeline import data, fitting
 from pipeline.config import train_config
-from pipeline.backend import keras
+from pipeline.keras_runtime import keras
 config = train_config({arch!r}, "seed", epochs={epochs!r})
 splits = data.split_train_validation(data.load_dataset({str(data_dir)!r}),
                                      config.validation_fraction, config.seed)
 steps = math.ceil(len(splits.y_train) / config.batch_size)
 epochs = math.ceil(config.max_steps / steps) if config.max_steps else config.epochs
 keras.utils.set_random_seed(config.seed)
-model = training.new_model(config, len(splits.y_train))
+model = fitting.new_model(config, len(splits.y_train))
 x, y = splits.x_train.astype(np.float32), splits.y_train
 val = (splits.x_val.astype(np.float32), splits.y_val)
 callbacks, context = [], contextlib.nullcontext()
@@ -72,9 +73,12 @@ with context:
 print("RESULT", len(y) * epochs / seconds)
 """
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
         env=env or os.environ,
-    )  # fmt: skip
+    )
     if out.returncode:
         raise SystemExit(f"keras fit failed:\n{out.stderr[-2000:]}")
     return float(re.search(r"RESULT (\S+)", out.stdout).group(1))
@@ -104,14 +108,27 @@ def start_server(workdir: Path, job_execution: str) -> tuple[subprocess.Popen, s
     port = free_port()
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
-            "--artifacts-destination", str(workdir / "server-artifacts"),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'server.db'}",
+            "--artifacts-destination",
+            str(workdir / "server-artifacts"),
         ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
-        env={**os.environ, JOB_EXECUTION: job_execution}, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=workdir,
+        env={**os.environ, JOB_EXECUTION: job_execution},
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -154,9 +171,12 @@ def main() -> None:
     parser.add_argument("--arch", action="append", choices=["mlp", "lstm"])
     parser.add_argument("--epochs", type=int, default=None, help="shorten the seed presets")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
-    parser.add_argument("--server-jobs", choices=["false", "true"], default="false",
-                        help="the server's MLFLOW_SERVER_ENABLE_JOB_EXECUTION (as pipeline ui: "
-                             "false)")  # fmt: skip
+    parser.add_argument(
+        "--server-jobs",
+        choices=["false", "true"],
+        default="false",
+        help="the server's MLFLOW_SERVER_ENABLE_JOB_EXECUTION (as pipeline ui: false)",
+    )
     options = parser.parse_args()
     arches = options.arch or ["mlp", "lstm"]
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
@@ -165,8 +185,11 @@ def main() -> None:
         env.pop("MLFLOW_RUN_ID", None)
         subprocess.run(
             [*PIPELINE, "download", "--source", options.source, "--data-dir", "data"],
-            cwd=workdir, env=env, check=True, capture_output=True,
-        )  # fmt: skip
+            cwd=workdir,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         data = workdir / "data"
         server, url = start_server(workdir, options.server_jobs)
         stores = {"sqlite": env, "server": {**env, "MLFLOW_TRACKING_URI": url}}
@@ -188,42 +211,83 @@ def main() -> None:
                     measure(arch, "sqlite", "keras", keras_fit, arch, data, epochs)
                     for store, store_env in stores.items():
                         buffered = {**store_env, "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS": "5"}
-                        measure(arch, store, "peer", keras_fit, arch, data, epochs, store_env,
-                                peer=True)  # fmt: skip
-                        measure(arch, store, "peer buffered", keras_fit, arch, data, epochs,
-                                buffered, peer=True)  # fmt: skip
-                        measure(arch, store, "pipeline", pipeline_train, arch, workdir,
-                                store_env, epochs)  # fmt: skip
-                    print(f"round {round_number + 1} {arch}: " + "  ".join(
-                        f"{store}/{variant} {values[-1]:,.0f}"
-                        for (a, store, variant), values in rates.items() if a == arch and values
-                    ) + "  server CPU s: " + "  ".join(
-                        f"{variant} {values[-1]:.1f}"
-                        for (a, variant), values in cpu.items() if a == arch and values
-                    ), flush=True)  # fmt: skip
+                        measure(
+                            arch,
+                            store,
+                            "peer",
+                            keras_fit,
+                            arch,
+                            data,
+                            epochs,
+                            store_env,
+                            peer=True,
+                        )
+                        measure(
+                            arch,
+                            store,
+                            "peer buffered",
+                            keras_fit,
+                            arch,
+                            data,
+                            epochs,
+                            buffered,
+                            peer=True,
+                        )
+                        measure(
+                            arch,
+                            store,
+                            "pipeline",
+                            pipeline_train,
+                            arch,
+                            workdir,
+                            store_env,
+                            epochs,
+                        )
+                    print(
+                        f"round {round_number + 1} {arch}: "
+                        + "  ".join(
+                            f"{store}/{variant} {values[-1]:,.0f}"
+                            for (a, store, variant), values in rates.items()
+                            if a == arch and values
+                        )
+                        + "  server CPU s: "
+                        + "  ".join(
+                            f"{variant} {values[-1]:.1f}"
+                            for (a, variant), values in cpu.items()
+                            if a == arch and values
+                        ),
+                        flush=True,
+                    )
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # the server and every worker it started
             server.wait(timeout=30)
-    print(f"\n(median of {options.repeats} interleaved rounds, samples/s of the fit loop; "
-          "ratio = variant time / plain Keras time; server started with "
-          f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION={options.server_jobs})")  # fmt: skip
-    print(f"{'arch':<6}{'store':<8}{'keras':>9}{'peer':>9}{'ratio':>7}{'buffered':>10}"
-          f"{'ratio':>7}{'pipeline':>10}{'ratio':>7}{'share of peer overhead':>24}")
+    print(
+        f"\n(median of {options.repeats} interleaved rounds, samples/s of the fit loop; "
+        "ratio = variant time / plain Keras time; server started with "
+        f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION={options.server_jobs})"
+    )
+    print(
+        f"{'arch':<6}{'store':<8}{'keras':>9}{'peer':>9}{'ratio':>7}{'buffered':>10}"
+        f"{'ratio':>7}{'pipeline':>10}{'ratio':>7}{'share of peer overhead':>24}"
+    )
     for arch in arches:
         keras_rate = statistics.median(rates[arch, "sqlite", "keras"])
         for store in stores:
-            peer, buffered, ours = (
-                statistics.median(rates[arch, store, v]) for v in variants[1:]
-            )
+            peer, buffered, ours = (statistics.median(rates[arch, store, v]) for v in variants[1:])
             ratios = [keras_rate / rate for rate in (peer, buffered, ours)]
             share = (ratios[2] - 1) / (ratios[0] - 1) if ratios[0] > 1 else float("nan")
-            print(f"{arch:<6}{store:<8}{keras_rate:>9,.0f}{peer:>9,.0f}{ratios[0]:>7.3f}"
-                  f"{buffered:>10,.0f}{ratios[1]:>7.3f}{ours:>10,.0f}{ratios[2]:>7.3f}"
-                  f"{share:>24.2f}")  # fmt: skip
-    print("\nthe server's CPU seconds during each fit (median): " + "  ".join(
-        f"{arch}/{variant} {statistics.median(values):.1f}"
-        for (arch, variant), values in cpu.items()
-    ))  # fmt: skip
+            print(
+                f"{arch:<6}{store:<8}{keras_rate:>9,.0f}{peer:>9,.0f}{ratios[0]:>7.3f}"
+                f"{buffered:>10,.0f}{ratios[1]:>7.3f}{ours:>10,.0f}{ratios[2]:>7.3f}"
+                f"{share:>24.2f}"
+            )
+    print(
+        "\nthe server's CPU seconds during each fit (median): "
+        + "  ".join(
+            f"{arch}/{variant} {statistics.median(values):.1f}"
+            for (arch, variant), values in cpu.items()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,10 +40,16 @@ PIPELINE = [sys.executable, "-m", "pipeline"]
 def run(args: list[str], workdir: Path, env: dict, workers: int = 1) -> str:
     """Run pipeline args (in `workers` processes at once); the first one's stdout."""
     processes = [
-        subprocess.Popen([*PIPELINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=workdir, env=env)
+        subprocess.Popen(
+            [*PIPELINE, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=workdir,
+            env=env,
+        )
         for _ in range(workers)
-    ]  # fmt: skip
+    ]
     outputs = [process.communicate() for process in processes]
     for process, (_, stderr) in zip(processes, outputs, strict=True):
         if process.returncode:
@@ -62,13 +68,38 @@ def epochs_trained(study: optuna.Study) -> int:
     return total
 
 
-def study(workdir: Path, env: dict, name: str, arch: str, trials: int, pruner: str, seed: int,
-          workers: int = 1, retrain: bool = False, search: str = "standard",
-          extra: tuple[str, ...] = ()):  # fmt: skip
+def study(
+    workdir: Path,
+    env: dict,
+    name: str,
+    arch: str,
+    trials: int,
+    pruner: str,
+    seed: int,
+    workers: int = 1,
+    retrain: bool = False,
+    search: str = "standard",
+    extra: tuple[str, ...] = (),
+):
     storage = f"sqlite:///{workdir / 'optuna.db'}"
-    args = ["tune", "--arch", arch, "--n-trials", str(-(-trials // workers)), "--pruner", pruner,
-            "--search", search,
-            "--study-name", name, "--storage", storage, "--seed", str(seed), *extra]  # fmt: skip
+    args = [
+        "tune",
+        "--arch",
+        arch,
+        "--n-trials",
+        str(-(-trials // workers)),
+        "--pruner",
+        pruner,
+        "--search",
+        search,
+        "--study-name",
+        name,
+        "--storage",
+        storage,
+        "--seed",
+        str(seed),
+        *extra,
+    ]
     started = time.perf_counter()
     out = run(args, workdir, env, workers)
     seconds = time.perf_counter() - started
@@ -100,10 +131,15 @@ def main() -> None:
     parser.add_argument("--pruning-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--skip-budget", action="store_true", help="only the pruning comparison")
     parser.add_argument("--search", default="standard", help="pipeline tune --search")
-    parser.add_argument("--pruners", nargs="+", default=["none", DEFAULT_PRUNER],
-                        help="for the comparison; without none, no ratio is printed")  # fmt: skip
-    parser.add_argument("--tune-args", default="",
-                        help='more tune options, e.g. "--epochs-range 19 20"')  # fmt: skip
+    parser.add_argument(
+        "--pruners",
+        nargs="+",
+        default=["none", DEFAULT_PRUNER],
+        help="for the comparison; without none, no ratio is printed",
+    )
+    parser.add_argument(
+        "--tune-args", default="", help='more tune options, e.g. "--epochs-range 19 20"'
+    )
     parser.add_argument("--workdir", help="keep the stores here (default: a temporary folder)")
     options = parser.parse_args()
     extra = tuple(shlex.split(options.tune_args))
@@ -119,36 +155,59 @@ def main() -> None:
         if not options.skip_budget:
             test, seconds = train_and_evaluate(workdir, env, arch)
             print(f"{arch} default preset: test {test:.4f}  ({seconds:.0f} s)", flush=True)
-            found, seconds, tuned_test, _ = study(workdir, env, f"budget-{arch}", arch,
-                                                  options.trials, DEFAULT_PRUNER, 0,
-                                                  options.workers, retrain=True,
-                                                  search=options.search)  # fmt: skip
+            found, seconds, tuned_test, _ = study(
+                workdir,
+                env,
+                f"budget-{arch}",
+                arch,
+                options.trials,
+                DEFAULT_PRUNER,
+                0,
+                options.workers,
+                retrain=True,
+                search=options.search,
+            )
             rss = [t.user_attrs.get("rss_mb") for t in found.trials if "rss_mb" in t.user_attrs]
-            print(f"{arch} tuned ({options.workers} worker(s), TPE seed 0, {DEFAULT_PRUNER}, "
-                  f"{options.search} search): "
-                  f"{len(found.trials)} trials, {epochs_trained(found)} epochs, "
-                  f"{seconds:.0f} s "
-                  f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
-                  f"{found.best_value:.4f} {trial_params(found.best_trial)}; retrained test "
-                  f"{tuned_test:.4f} ({100 * (tuned_test - test):+.2f} pt vs the preset); "
-                  f"RSS after first/last trial {rss[:1]} / {rss[-1:]} MB", flush=True)  # fmt: skip
+            print(
+                f"{arch} tuned ({options.workers} worker(s), TPE seed 0, {DEFAULT_PRUNER}, "
+                f"{options.search} search): "
+                f"{len(found.trials)} trials, {epochs_trained(found)} epochs, "
+                f"{seconds:.0f} s "
+                f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
+                f"{found.best_value:.4f} {trial_params(found.best_trial)}; retrained test "
+                f"{tuned_test:.4f} ({100 * (tuned_test - test):+.2f} pt vs the preset); "
+                f"RSS after first/last trial {rss[:1]} / {rss[-1:]} MB",
+                flush=True,
+            )
         for seed in options.pruning_seeds:
             results = {}
             for pruner in options.pruners:
                 results[pruner], seconds, _, _ = study(
-                    workdir, env, f"prune-{pruner}-{seed}", arch, options.trials, pruner, seed,
-                    search=options.search, extra=extra,
+                    workdir,
+                    env,
+                    f"prune-{pruner}-{seed}",
+                    arch,
+                    options.trials,
+                    pruner,
+                    seed,
+                    search=options.search,
+                    extra=extra,
                 )
-                print(f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
-                      f"{epochs_trained(results[pruner])} epochs, best val "
-                      f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
+                    f"{epochs_trained(results[pruner])} epochs, best val "
+                    f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
+                    flush=True,
+                )
             compared = [p for p in options.pruners if p != "none" and "none" in options.pruners]
             for pruner in compared:
                 ratio = epochs_trained(results[pruner]) / epochs_trained(results["none"])
                 delta = 100 * (results[pruner].best_value - results["none"].best_value)
-                print(f"{arch} seed {seed} {pruner}: pruned/unpruned epochs {ratio:.2f}, best "
-                      f"value {delta:+.2f} pt", flush=True)  # fmt: skip
+                print(
+                    f"{arch} seed {seed} {pruner}: pruned/unpruned epochs {ratio:.2f}, best "
+                    f"value {delta:+.2f} pt",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,21 @@ from pipeline.tuning.trials import TRAINED_ATTR
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
-FIXED = ["--arch", "mlp", "--pruner", "none", "--learning-rate-range", "0.001", "0.0010001",
-         "--hidden-size-range", "256", "257", "--epochs-range", "2", "3"]  # fmt: skip
+FIXED = [
+    "--arch",
+    "mlp",
+    "--pruner",
+    "none",
+    "--learning-rate-range",
+    "0.001",
+    "0.0010001",
+    "--hidden-size-range",
+    "256",
+    "257",
+    "--epochs-range",
+    "2",
+    "3",
+]
 
 
 def pipeline(args: list[str], workdir: Path, env: dict) -> None:
@@ -51,18 +64,33 @@ def main() -> None:
             env.pop("MLFLOW_RUN_ID", None)
             pipeline(["download", "--source", options.source], workdir, env)
             started = time.perf_counter()
-            pipeline(["tune", *FIXED, "--n-trials", str(options.trials), "--storage", storage,
-                      "--trials-per-process", str(per_process)], workdir, env)  # fmt: skip
+            pipeline(
+                [
+                    "tune",
+                    *FIXED,
+                    "--n-trials",
+                    str(options.trials),
+                    "--storage",
+                    storage,
+                    "--trials-per-process",
+                    str(per_process),
+                ],
+                workdir,
+                env,
+            )
             seconds = time.perf_counter() - started
             trials = optuna.load_study(study_name="mnist-mlp", storage=storage).trials
             marks = sorted({1, 10, 11, 20, 21, len(trials)} & set(range(1, len(trials) + 1)))
             rss = "  ".join(f"#{n}: {trials[n - 1].user_attrs['rss_mb']}" for n in marks)
             processes = len({trial.user_attrs["process"] for trial in trials})
             epochs = sum(trial.user_attrs[TRAINED_ATTR] for trial in trials)
-            print(f"--trials-per-process {per_process:>3}: {len(trials)} trials in {processes} "
-                  f"process(es), {epochs} epochs, {seconds:.0f} s "
-                  f"({3600 * len(trials) / seconds:.0f} trials/h, {seconds / epochs:.2f} s per "
-                  f"epoch); RSS MB after trial {rss}", flush=True)  # fmt: skip
+            print(
+                f"--trials-per-process {per_process:>3}: {len(trials)} trials in {processes} "
+                f"process(es), {epochs} epochs, {seconds:.0f} s "
+                f"({3600 * len(trials) / seconds:.0f} trials/h, {seconds / epochs:.2f} s per "
+                f"epoch); RSS MB after trial {rss}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

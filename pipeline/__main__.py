@@ -1,6 +1,6 @@
 """python -m pipeline."""
 
-from pipeline.cli import run
+from pipeline.cli.app import run
 
 if __name__ == "__main__":
     run()

@@ -8,6 +8,7 @@ tuning ranges derive from the presets, so a study's search space always holds th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Architecture:
     name: str
     builder: str  # a function of pipeline.models: (hidden_size, preset) -> keras.Model
     summary: str
-    presets: dict[str, dict[str, object]]  # preset name -> TrainConfig values
+    presets: dict[str, dict[str, Any]]  # preset name -> TrainConfig values
     notebook_accuracy: float
     registered_model: str
 
@@ -45,18 +46,31 @@ REGISTRY: dict[str, Architecture] = {
         summary="LSTM reading 28 rows of 28 pixels",
         presets={
             "default": dict(
-                learning_rate=0.003, hidden_size=128, epochs=18, batch_size=64,
+                learning_rate=0.003,
+                hidden_size=128,
+                epochs=18,
+                batch_size=64,
                 learning_rate_schedule="cosine",
             ),
             "seed": dict(
-                learning_rate=0.001, hidden_size=128, epochs=1000, batch_size=128,
+                learning_rate=0.001,
+                hidden_size=128,
+                epochs=1000,
+                batch_size=128,
                 max_steps=10_000,
             ),
-        },  # fmt: skip
+        },
         notebook_accuracy=0.9881,
         registered_model="mnist-lstm",
     ),
 }
 
-NAMES: tuple[str, ...] = tuple(REGISTRY)
-PRESETS: tuple[str, ...] = ("default", "seed")
+
+def names() -> tuple[str, ...]:
+    """Every architecture, in registry order."""
+    return tuple(REGISTRY)
+
+
+def preset_names() -> tuple[str, ...]:
+    """The presets of every entry (the first entry's: tests hold the others to the same)."""
+    return tuple(next(iter(REGISTRY.values())).presets)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from pipeline import checkpoints, interrupts, tracking
-from pipeline.backend import keras
+from pipeline.keras_runtime import keras
 
 
 class StepMetrics(keras.callbacks.Callback):
@@ -46,12 +46,14 @@ class StepMetrics(keras.callbacks.Callback):
             return
         seconds = time.perf_counter() - self.epoch_started
         trained = min(self.sink.batches_recorded() * self.sink.batch_size, self.sink.train_size)
-        self.sink.end_epoch({
-            "val_loss": logs.get("val_loss"),
-            "val_accuracy": logs.get("val_accuracy"),
-            "epoch_seconds": seconds,
-            "samples_per_second": trained / seconds if seconds > 0 else None,
-        })  # fmt: skip
+        self.sink.end_epoch(
+            {
+                "val_loss": logs.get("val_loss"),
+                "val_accuracy": logs.get("val_accuracy"),
+                "epoch_seconds": seconds,
+                "samples_per_second": trained / seconds if seconds > 0 else None,
+            }
+        )
         if self.sink.failure is not None:
             self.model.stop_training = True
 
@@ -101,3 +103,37 @@ class EpochHook(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if not self.stop.pending:  # a partial epoch says nothing
             self.hook(epoch + 1, logs or {})
+
+
+class ReportProgress(keras.callbacks.Callback):
+    """Tells a fitting.Progress (the CLI's bars or lines) of each batch and epoch.
+
+    Async-safe: Keras calls it from a worker thread, so showing progress never slows a step."""
+
+    async_safe = True
+
+    def __init__(self, progress, epochs: int, steps: int, first_epoch: int) -> None:
+        super().__init__()
+        self.progress, self.epochs, self.steps, self.first_epoch = (
+            progress,
+            epochs,
+            steps,
+            first_epoch,
+        )
+        self.epoch = first_epoch + 1
+
+    def on_train_begin(self, logs=None) -> None:
+        self.progress.start(self.epochs, self.steps, self.first_epoch)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.progress.batch(self.epoch, batch + 1, _floats(logs))
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.progress.epoch_end(epoch + 1, _floats(logs))
+
+
+def _floats(logs: dict | None) -> dict[str, float]:
+    return {key: float(value) for key, value in (logs or {}).items()}

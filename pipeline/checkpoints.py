@@ -11,6 +11,7 @@ import json
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ WEIGHTS_FILE = "weights.npz"
 STATE_FILE = "state.json"
 
 
-def _variables(model) -> dict[str, object]:
+def _variables(model) -> dict[str, Any]:
     variables = {f"model/{v.path}": v for v in model.weights}
     # Optimizer paths start with the optimizer's own name, which Keras numbers per process.
     variables |= {f"optimizer/{v.path.split('/', 1)[-1]}": v for v in model.optimizer.variables}

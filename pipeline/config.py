@@ -9,8 +9,9 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from pipeline import architectures, naming
+from pipeline import architectures, run_names
 from pipeline.architectures import Architecture
 from pipeline.errors import PipelineError
 
@@ -20,6 +21,8 @@ DEFAULT_REPORT_DIR = Path("reports")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mnist"
 DEFAULT_OPTUNA_STORAGE = "sqlite:///optuna.db"
+DEFAULT_UI_HOST = "127.0.0.1"  # loopback: the UI has no authentication
+DEFAULT_UI_PORT = 5000  # MLflow's own
 # What a served model takes and gives (model descriptions and the README say it).
 SERVING_CONTRACT = (
     "Input: a batch of 28x28 images as 0-255 pixel intensities (uint8, float32 or float64; not "
@@ -44,8 +47,6 @@ MIRRORS: tuple[str, ...] = (
     "https://yann.lecun.com/exdb/mnist/",
 )
 
-ARCHITECTURES = architectures.NAMES
-PRESETS = architectures.PRESETS
 ALL_ARCHITECTURES = "both"  # --arch for the stages that run every architecture
 SCHEDULES = ("constant", "cosine")
 SAMPLERS = ("tpe", "random")
@@ -69,14 +70,14 @@ def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
 
 def architecture(name: str) -> Architecture:
     """The registry entry of an architecture, or a one-line error naming the choices."""
-    check_choice("--arch", name, ARCHITECTURES)
+    check_choice("--arch", name, architectures.names())
     return architectures.REGISTRY[name]
 
 
 def arch_choices(name: str) -> tuple[str, ...]:
     """The architectures an --arch of mlp, lstm or both stands for."""
-    check_choice("--arch", name, (*ARCHITECTURES, ALL_ARCHITECTURES))
-    return ARCHITECTURES if name == ALL_ARCHITECTURES else (name,)
+    check_choice("--arch", name, (*architectures.names(), ALL_ARCHITECTURES))
+    return architectures.names() if name == ALL_ARCHITECTURES else (name,)
 
 
 def _check_seed(seed: int) -> None:
@@ -122,8 +123,8 @@ class TrainConfig:
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        check_choice("--arch", self.arch, ARCHITECTURES)
-        check_choice("--preset", self.preset, PRESETS)
+        check_choice("--arch", self.arch, architectures.names())
+        check_choice("--preset", self.preset, architectures.preset_names())
         check_choice("--learning-rate-schedule", self.learning_rate_schedule, SCHEDULES)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise PipelineError(f"--learning-rate must be > 0 (got {self.learning_rate})")
@@ -152,9 +153,9 @@ class TrainConfig:
         parts = []
         for field in fields(self):
             value = getattr(self, field.name)
-            shown = field.name in naming.ABBREVIATIONS and value is not None  # no step budget
+            shown = field.name in run_names.ABBREVIATIONS and value is not None  # no step budget
             if shown and value != getattr(preset, field.name):
-                parts.append(naming.ABBREVIATIONS[field.name] + naming.compact(value))
+                parts.append(run_names.ABBREVIATIONS[field.name] + run_names.compact(value))
         return parts
 
     def name(self, label: str | None = None) -> str:
@@ -163,14 +164,14 @@ class TrainConfig:
         return "-".join([self.arch, label or self.preset, *self.differences()])
 
     @classmethod
-    def from_params(cls, params: dict[str, object]) -> TrainConfig:
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
         """The config a run's params (or a checkpoint's state) describe."""
         names = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in params.items() if key in names})
 
 
 def train_config(
-    arch: str | None = None, preset: str | None = None, **overrides: object
+    arch: str | None = None, preset: str | None = None, **overrides: Any
 ) -> TrainConfig:
     """The preset's values for arch, with every override that is not None applied.
 
@@ -178,7 +179,7 @@ def train_config(
     """
     arch = arch or DEFAULT_TRAIN_ARCH
     preset = preset or DEFAULT_PRESET
-    check_choice("--preset", preset, PRESETS)
+    check_choice("--preset", preset, architectures.preset_names())
     values = dict(architecture(arch).presets[preset])
     given = {key: value for key, value in overrides.items() if value is not None}
     if "epochs" in given and "max_steps" not in given:
@@ -199,6 +200,28 @@ def parse_duration(option: str, text: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise PipelineError(f"{option} must be a duration like 90s, 30m, 2h or 1d (got {text!r})")
     return seconds
+
+
+@dataclass(frozen=True)
+class ReapConfig:
+    """Which RUNNING runs `pipeline reap` ends: those whose heartbeat stopped (after
+    stale_after seconds, else four of their own intervals) and, with include_unbeating, those
+    that never beat and started longer ago than older_than."""
+
+    stale_after: float | None = None
+    include_unbeating: bool = False
+    older_than: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stale_after is not None and not self.stale_after > 0:
+            raise PipelineError(f"--stale-after must be > 0 seconds (got {self.stale_after})")
+        if self.include_unbeating != (self.older_than is not None):
+            raise PipelineError("--include-unbeating and --older-than DURATION go together")
+        self.unbeating_age()  # a malformed duration fails here
+
+    def unbeating_age(self) -> float | None:
+        """Seconds after which a run that never beat is reaped (None: never)."""
+        return parse_duration("--older-than", self.older_than) if self.older_than else None
 
 
 def tracking_uri() -> str:
@@ -298,7 +321,7 @@ class MainConfig:
     report_dir: Path = DEFAULT_REPORT_DIR
 
     def __post_init__(self) -> None:
-        check_choice("--preset", self.preset, PRESETS)
+        check_choice("--preset", self.preset, architectures.preset_names())
         arch_choices(self.arch)
         if self.n_trials < 1:
             raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")

@@ -38,9 +38,11 @@ class Dataset:
 
     def test_set(self) -> str:
         """What the test set is, in words (evaluate says which one it used)."""
-        kind = "the official MNIST test set" if self.test_official else (
-            "a test set that is NOT the official MNIST one"
-        )  # fmt: skip
+        kind = (
+            "the official MNIST test set"
+            if self.test_official
+            else ("a test set that is NOT the official MNIST one")
+        )
         return f"{kind} ({len(self.y_test)} images, dataset digest {self.digest})"
 
 
@@ -145,7 +147,8 @@ def write_cache(data_dir: Path, arrays: dict[str, np.ndarray], manifest: dict) -
 
     def save_arrays(tmp: Path) -> None:
         with tmp.open("wb") as handle:
-            np.savez(handle, **{key.replace("-", "_"): value for key, value in arrays.items()})
+            named = {key.replace("-", "_"): value for key, value in arrays.items()}
+            np.savez(handle, **named)  # type: ignore[arg-type]  # numpy types allow_pickle only
 
     atomic_write(data_dir / CACHE_NAME, save_arrays)
     atomic_write(

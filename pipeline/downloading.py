@@ -25,11 +25,12 @@ def record(result: fetch.DownloadResult, tags: dict[str, str] | None = None) -> 
     import numpy as np
 
     from pipeline import data, tracking
+    from pipeline.tracking import names
 
     tracking.setup()
     tags = {
-        tracking.DIGEST_TAG: result.digest,
-        "pipeline.official_data": str(result.official).lower(),
+        names.DATA_DIGEST: result.digest,
+        names.OFFICIAL_DATA: str(result.official).lower(),
         **(tags or {}),
     }
     with tracking.run("download", run_name="download", tags=tags) as run:
@@ -51,7 +52,11 @@ def record(result: fetch.DownloadResult, tags: dict[str, str] | None = None) -> 
         )
         with np.load(result.data_dir / data.CACHE_NAME) as arrays:
             tracking.log_dataset(
-                arrays["train_images"], arrays["train_labels"], "mnist-train", result.digest,
-                result.data_dir, context="download",
-            )  # fmt: skip
+                arrays["train_images"],
+                arrays["train_labels"],
+                "mnist-train",
+                result.digest,
+                result.data_dir,
+                context="download",
+            )
         return run.run_id

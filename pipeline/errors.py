@@ -64,8 +64,7 @@ def environment_failure(error: Exception) -> str | None:
         shape = re.search(r"shape\[[\d,]+\]", str(error))
         what = f" (a tensor of {shape.group(0)})" if shape else ""
         return (
-            f"not enough memory for this model{what}; try a smaller --hidden-size or "
-            f"--batch-size"
+            f"not enough memory for this model{what}; try a smaller --hidden-size or --batch-size"
         )
     if not (isinstance(error, OSError) or type(error).__module__.startswith("mlflow")):
         return None

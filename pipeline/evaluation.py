@@ -5,14 +5,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline import data, figures, tracking
 from pipeline.config import NUM_CLASSES
-
-EVALUATED_TAG = "pipeline.evaluated_on"
+from pipeline.tracking import names
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,11 @@ def _write_artifacts(folder: Path, matrix, report, probabilities, dataset, summa
     figures.close(figure)
     worst = worst_misclassified(probabilities, dataset.y_test)
     figure = figures.digit_grid(
-        dataset.x_test[worst], dataset.y_test[worst], probabilities[worst].argmax(axis=1),
+        dataset.x_test[worst],
+        dataset.y_test[worst],
+        probabilities[worst].argmax(axis=1),
         probabilities[worst].max(axis=1),
-    )  # fmt: skip
+    )
     figure.savefig(folder / "worst_misclassified.png")
     figures.close(figure)
 
@@ -122,8 +124,9 @@ def _test_set(digest: str) -> tuple[str, str]:
     return "mnist-test", data.part_digest(digest, "test")
 
 
-def _record(evaluation_run: tracking.Run, target, numbers: dict, folder: Path, digest: str,
-            register: bool) -> tracking.Registration | None:  # fmt: skip
+def _record(
+    evaluation_run: tracking.Run, target, numbers: dict, folder: Path, digest: str, register: bool
+) -> tracking.Registration | None:
     """Log the evaluation on its own run and on the train run; register and gate the champion."""
     test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
     evaluation_run.log_params({"model_uri": target.model_uri})
@@ -134,7 +137,7 @@ def _record(evaluation_run: tracking.Run, target, numbers: dict, folder: Path, d
     trained = tracking.Run(target.run_id)
     trained.log_metrics(test_metrics)
     trained.log_artifacts(folder, "evaluation")
-    trained.set_tags({EVALUATED_TAG: digest, "pipeline.evaluated_model": target.model_uri})
+    trained.set_tags({names.EVALUATED_ON: digest, names.EVALUATED_MODEL: target.model_uri})
     summary = (
         f"Evaluated {target.model_uri} ({target.arch}, from run {target.run_id}) on "
         f"{numbers['test_set']}: test accuracy {numbers['test_accuracy']:.4f}, test loss "
@@ -143,7 +146,7 @@ def _record(evaluation_run: tracking.Run, target, numbers: dict, folder: Path, d
     registration = None
     if register and target.registrable:
         registration = tracking.register_if_better(target, numbers["test_accuracy"], summary)
-        decision = {"pipeline.champion_decision": registration.describe()}
+        decision = {names.CHAMPION_DECISION: registration.describe()}
         evaluation_run.set_tags(decision)
         trained.set_tags(decision)
         summary += f" Registry: {registration.describe()}."
@@ -170,17 +173,17 @@ def evaluate_run(
     probabilities = np.asarray(model.predict(dataset.x_test))  # what serving would answer
     matrix = confusion_matrix(dataset.y_test, probabilities.argmax(axis=1))
     report, pairs = per_class_report(matrix), most_confused(matrix)
-    numbers = {
+    numbers: dict[str, Any] = {
         "model_uri": target.model_uri,
         "test_accuracy": float(np.trace(matrix) / matrix.sum()),
         "test_loss": cross_entropy(probabilities, dataset.y_test),
         "test_set": dataset.test_set(),
     }
     run_tags = {
-        tracking.ARCH_TAG: target.arch,
-        tracking.DIGEST_TAG: dataset.digest,
-        "pipeline.evaluated_run": target.run_id,
-        "pipeline.test_set": numbers["test_set"],
+        names.ARCH: target.arch,
+        names.DATA_DIGEST: dataset.digest,
+        names.EVALUATED_RUN: target.run_id,
+        names.TEST_SET: numbers["test_set"],
         **(tags or {}),
     }
     with (

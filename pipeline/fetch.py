@@ -1,4 +1,7 @@
-"""The download stage: fetch the four MNIST files from mirrors or a local source, verify, cache."""
+"""Fetching the four MNIST files from mirrors or a local source, verifying and caching them.
+
+No tracking here: the download stage (downloading.py) records what this cached as a run.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def _request(url: str) -> urllib.request.Request:
         user, password = parts.username, parts.password or ""
         pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         url = urllib.parse.urlunsplit(parts._replace(netloc=host))
     return urllib.request.Request(url, headers=headers)
 
@@ -137,7 +140,7 @@ def _from_source(
     name: str, dest: Path, config: DataConfig, progress, optional=False
 ) -> str | None:
     """Copy name from the --source folder or URL into dest; None when optional and absent."""
-    kind, base = _source_location(config.source)
+    kind, base = _source_location(config.source or "")
     if kind == "dir":
         path = Path(base) / name
         if not path.is_file():
@@ -161,7 +164,7 @@ def _from_source(
 
 def _source_sums(staging: Path, config: DataConfig) -> dict[str, tuple[str, str]]:
     """Checksums published beside a source (SHA256SUMS / MD5SUMS): file -> (algorithm, hex)."""
-    sums = {}
+    sums: dict[str, tuple[str, str]] = {}
     for sum_file, algorithm in SUM_FILES.items():
         dest = staging / sum_file
         if _from_source(sum_file, dest, config, None, optional=True) is None:
@@ -191,7 +194,7 @@ def _fetch_all(staging: Path, config: DataConfig, checksums, progress) -> dict[s
                 f"source's {algorithm.upper()}SUMS says {expected})"
             )
         official = hashes["md5"] == checksums[name]
-        files[name] = {**hashes, "official": official, "origin": redact(origin)}
+        files[name] = {**hashes, "official": official, "origin": redact(origin or "")}
     return files
 
 

@@ -6,8 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -79,31 +79,3 @@ def digit_grid(images, labels, predicted, confidence, columns: int = 4):
             )
     figure.tight_layout()
     return figure
-
-
-def optuna_plots(study, folder) -> list[str]:
-    """Optuna's own plots as PNGs in folder; a plot the study cannot make yet is left out."""
-    import warnings
-
-    from optuna.visualization import matplotlib as optuna_matplotlib
-
-    plots = {
-        "optimization_history": optuna_matplotlib.plot_optimization_history,
-        "param_importances": optuna_matplotlib.plot_param_importances,
-        "parallel_coordinate": optuna_matplotlib.plot_parallel_coordinate,
-        "intermediate_values": optuna_matplotlib.plot_intermediate_values,
-    }
-    written = []
-    for name, plot in plots.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                axes = plot(study)
-        except (ValueError, RuntimeError, ZeroDivisionError):
-            continue  # e.g. importances need two finished trials
-        figure = np.atleast_1d(axes).ravel()[0].figure
-        figure.set_size_inches(7, 4.5)
-        figure.savefig(f"{folder}/{name}.png", dpi=80, bbox_inches="tight")
-        plt.close(figure)
-        written.append(name)
-    return written

@@ -63,7 +63,8 @@ class GracefulStop:
     """
 
     def __init__(self, hook: Callable[[], None]) -> None:
-        self.hook, self.pending = hook, None
+        self.hook = hook
+        self.pending: int | None = None
 
     def _handle(self, signal_number: int, _frame) -> None:
         _ignore_further()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.backend import keras
 from pipeline.config import IMAGE_SIDE, NUM_CLASSES, TrainConfig, architecture
+from pipeline.keras_runtime import keras
 
 layers = keras.layers
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-CODE_HASH_TAG = "pipeline.code_hash"
-GIT_COMMIT_TAG = "mlflow.source.git.commit"
-GIT_DIRTY_TAG = "mlflow.source.git.dirty"
 
 
 @functools.cache
@@ -36,18 +34,24 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """The package's source hash and, in a git checkout of this repository, its commit and
+    whether tracked files differ from it (None: not known)."""
+
+    code_hash: str
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
 @functools.cache
-def tags() -> dict[str, str]:
-    """The code hash, plus the commit and whether the tree differs from it when the package
-    is in a git checkout (an editable install of this repository)."""
-    found = {CODE_HASH_TAG: code_hash()}
+def provenance() -> Provenance:
+    """Where this process's code came from (see Provenance)."""
     # Only this repository's commit: an installed copy inside some other checkout (a
     # virtualenv in the user's own project, say) is not tracked there.
     tracked = _git("ls-files", "--error-unmatch", "__init__.py") is not None
     commit = _git("rev-parse", "HEAD") if tracked else None
-    if commit:
-        found[GIT_COMMIT_TAG] = commit
-        status = _git("status", "--porcelain", "--untracked-files=no")
-        if status is not None:
-            found[GIT_DIRTY_TAG] = "true" if status else "false"
-    return found
+    if not commit:
+        return Provenance(code_hash())
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return Provenance(code_hash(), commit, None if status is None else bool(status))

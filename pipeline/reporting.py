@@ -17,8 +17,19 @@ from pipeline.errors import PipelineError, redact
 
 VARIANTS = ("seed preset", "default preset", "tuned best")
 NO_RUNS = "No train runs in this experiment yet: `pipeline train` or `pipeline main` makes them."
-COLUMNS = ["arch", "variant", "test_accuracy", "val_accuracy", "learning_rate", "hidden_size",
-           "epochs", "batch_size", "train_seconds", "samples_per_second", "run_id"]  # fmt: skip
+COLUMNS = [
+    "arch",
+    "variant",
+    "test_accuracy",
+    "val_accuracy",
+    "learning_rate",
+    "hidden_size",
+    "epochs",
+    "batch_size",
+    "train_seconds",
+    "samples_per_second",
+    "run_id",
+]
 CURVES = ("train_loss", "val_accuracy")  # the learning-curve figure's
 HISTORIES = (*CURVES, "samples_per_second")
 
@@ -64,8 +75,13 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     trains = frame[stage == "train"] if not frame.empty else frame
     variants = _variant(trains) if not trains.empty else pd.Series(dtype=str)
     for arch, entry in REGISTRY.items():
-        rows.append({"arch": arch, "variant": "notebook (published)",
-                     "test_accuracy": entry.notebook_accuracy})  # fmt: skip
+        rows.append(
+            {
+                "arch": arch,
+                "variant": "notebook (published)",
+                "test_accuracy": entry.notebook_accuracy,
+            }
+        )
         for variant in VARIANTS:
             if trains.empty:
                 continue
@@ -101,13 +117,17 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
             for key, value in latest.items()
             if key.startswith("tags.best.") and pd.notna(value) and not key.endswith("_number")
         }
-        rows.append({
-            "study": study, "arch": latest.get("tags.pipeline.arch"), "trials": trials,
-            "pruned_share": pruned / trials if trials else 0.0,
-            "tune_seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds().sum(),
-            "best_val_accuracy": latest.get("metrics.best_val_accuracy"),
-            "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
-        })  # fmt: skip
+        rows.append(
+            {
+                "study": study,
+                "arch": latest.get("tags.pipeline.arch"),
+                "trials": trials,
+                "pruned_share": pruned / trials if trials else 0.0,
+                "tune_seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds().sum(),
+                "best_val_accuracy": latest.get("metrics.best_val_accuracy"),
+                "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -153,8 +173,10 @@ def _data_line(frame: pd.DataFrame) -> str:
     train, test = latest.get("metrics.train_count", 0), latest.get("metrics.test_count", 0)
     counts = f"{int(train)} training / {int(test)} test images"
     kind = "the official MNIST set" if official else "NOT the official MNIST set"
-    return (f"Data: {counts} from {describe_source(latest.get('params.source'))} ({kind}), "
-            f"digest `{latest.get('tags.pipeline.data_digest')}`.")  # fmt: skip
+    return (
+        f"Data: {counts} from {describe_source(latest.get('params.source'))} ({kind}), "
+        f"digest `{latest.get('tags.pipeline.data_digest')}`."
+    )
 
 
 def describe_source(source) -> str:
@@ -172,17 +194,29 @@ def short_id(run_id) -> str:
 
 def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
     """The report's markdown."""
-    return "\n".join([
-        "# MNIST: notebooks vs pipeline", "", data_line, "",
-        "Test accuracy is on the test set of the data above (evaluate stage); validation "
-        "accuracy on the seeded, stratified split of the training set; samples_per_second is "
-        "the median over a run's epochs.", "",
-        markdown_table(table.drop(columns=["run_id"]).assign(run=table["run_id"].map(short_id))),
-        "",
-        *([NO_RUNS, ""] if table["run_id"].isna().all() else []),
-        "![learning curves](learning_curves.png)", "", "## Tuning", "",
-        markdown_table(tuning) if not tuning.empty else "No studies in this experiment.", "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "# MNIST: notebooks vs pipeline",
+            "",
+            data_line,
+            "",
+            "Test accuracy is on the test set of the data above (evaluate stage); validation "
+            "accuracy on the seeded, stratified split of the training set; samples_per_second is "
+            "the median over a run's epochs.",
+            "",
+            markdown_table(
+                table.drop(columns=["run_id"]).assign(run=table["run_id"].map(short_id))
+            ),
+            "",
+            *([NO_RUNS, ""] if table["run_id"].isna().all() else []),
+            "![learning curves](learning_curves.png)",
+            "",
+            "## Tuning",
+            "",
+            markdown_table(tuning) if not tuning.empty else "No studies in this experiment.",
+            "",
+        ]
+    )
 
 
 def with_median_throughput(table: pd.DataFrame, histories: dict) -> pd.DataFrame:
@@ -190,9 +224,10 @@ def with_median_throughput(table: pd.DataFrame, histories: dict) -> pd.DataFrame
     at the mercy of whatever else the machine ran then."""
     medians = [
         statistics.median(value for _, value in histories[run_id]["samples_per_second"])
-        if run_id in histories and histories[run_id]["samples_per_second"] else None
+        if run_id in histories and histories[run_id]["samples_per_second"]
+        else None
         for run_id in table["run_id"]
-    ]  # fmt: skip
+    ]
     return table.assign(samples_per_second=medians)
 
 
@@ -244,5 +279,7 @@ def describe(table: pd.DataFrame, tuning: pd.DataFrame) -> str:
     return (
         f"Report comparing {len(runs)} train runs with the notebooks"
         + (f" and {len(tuning)} studies" if not tuning.empty else "")
-        + ". Best test accuracy: " + (", ".join(best) or "none evaluated yet") + "."
+        + ". Best test accuracy: "
+        + (", ".join(best) or "none evaluated yet")
+        + "."
     )

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import warnings
 
-import mlflow.pyfunc
 import numpy as np
+from mlflow.models import set_model
+from mlflow.pyfunc.model import PythonModel
 
 SIDE = 28
 SCALED_WARNING = (
@@ -50,7 +51,7 @@ def looks_scaled(images: np.ndarray) -> bool:
 with warnings.catch_warnings():
     warnings.showwarning = lambda *args, **kwargs: None
 
-    class DigitClassifier(mlflow.pyfunc.PythonModel):
+    class DigitClassifier(PythonModel):
         """pyfunc predict(images) -> (n, 10) probabilities, from the logged Keras model."""
 
         def load_context(self, context) -> None:
@@ -68,4 +69,4 @@ with warnings.catch_warnings():
             return np.asarray(self.model.predict(images, verbose=0))
 
 
-mlflow.models.set_model(DigitClassifier())
+set_model(DigitClassifier())

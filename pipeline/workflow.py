@@ -11,15 +11,15 @@ from pipeline import (
     downloading,
     evaluation,
     fetch,
+    fitting,
     provenance,
     reporting,
     tracking,
     training,
 )
 from pipeline.config import MainConfig, TuneConfig, train_config
-from pipeline.tuning import search
-
-CACHE_TAG = "pipeline.cache_key"
+from pipeline.tracking import names
+from pipeline.tuning import study
 
 
 @dataclass
@@ -33,13 +33,13 @@ class MainResult:
     def add(self, main: tracking.Run, step: str, run_id: str, reused: bool) -> None:
         """Record a step, on the main run too, so the UI shows which run each step used."""
         self.steps.append((step, run_id, reused))
-        main.set_tags({f"pipeline.step.{step.replace(' ', '_')}": run_id + " (reused)" * reused})
+        main.set_tags({names.step(step): run_id + " (reused)" * reused})
 
 
 def cache_key(step: str, params: dict, data_digest: str) -> str:
     """Same step, parameters, code and data -> same key."""
-    blob = [step, params, provenance.code_hash(), data_digest]
-    blob = json.dumps(blob, sort_keys=True, default=str)
+    parts = [step, params, provenance.code_hash(), data_digest]
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -50,36 +50,45 @@ class _Job:
     result: MainResult
     digest: str
     say: Callable[[str], None]
+    progress: Callable[[str], fitting.Progress | None]
 
     def step(self, name: str, key: str, work: Callable[[dict[str, str]], str]) -> str:
         """Reuse a finished identical step, or run it with the cache key on its run."""
-        cached = tracking.find_finished(CACHE_TAG, key)
+        cached = tracking.find_finished(names.CACHE_KEY, key)
         if cached is not None:
             self.say(f"{name}: reusing run {cached} (same parameters, code and data)")
             self.result.add(self.main, name, cached, True)
             return cached
-        run_id = work({CACHE_TAG: key})
+        run_id = work({names.CACHE_KEY: key})
         self.say(f"{name}: run {run_id}")
         self.result.add(self.main, name, run_id, False)
         return run_id
 
 
-def run_main(config: MainConfig, say: Callable[[str], None] = print) -> MainResult:
-    """Run every step as a child of one parent run; identical finished steps are reused."""
+def run_main(
+    config: MainConfig,
+    say: Callable[[str], None] = print,
+    progress: Callable[[str], fitting.Progress | None] = lambda label: None,
+) -> MainResult:
+    """Run every step as a child of one parent run; identical finished steps are reused.
+
+    progress(label) shows a training's progress (label: "train mlp", say)."""
     tracking.setup()
     result = MainResult()
-    tags = {"pipeline.preset": config.preset, "pipeline.tune": str(config.tune).lower()}
+    tags = {names.PRESET: config.preset, names.TUNE: str(config.tune).lower()}
     with tracking.run("main", f"main-{config.preset}", tags) as main:
         result.run_id = main.run_id
         downloaded = fetch.download(config.data)
-        job = _Job(config, main, result, downloaded.digest, say)
+        job = _Job(config, main, result, downloaded.digest, say, progress)
         key = cache_key("download", {"source": config.data.source}, downloaded.digest)
-        previous = tracking.find_finished(CACHE_TAG, key) if downloaded.skipped else None
+        previous = tracking.find_finished(names.CACHE_KEY, key) if downloaded.skipped else None
         if previous is not None:
             say(f"download: verified data already in {config.data.data_dir}; reusing")
             result.add(main, "download", previous, True)
         else:
-            result.add(main, "download", downloading.record(downloaded, {CACHE_TAG: key}), False)
+            result.add(
+                main, "download", downloading.record(downloaded, {names.CACHE_KEY: key}), False
+            )
         for arch in config.arches():
             _arch_steps(job, arch)
         report = reporting.write_report(config.report_dir)
@@ -102,27 +111,48 @@ def _arch_steps(job: _Job, arch: str) -> None:
     if config.tune:
         tune_config = TuneConfig(arch=arch, n_trials=config.n_trials, storage=config.storage)
         key = cache_key("tune", {"arch": arch, "n_trials": config.n_trials}, job.digest)
-        study_run = job.step(f"tune {arch}", key, lambda tags: search.tune_arch(
-            tune_config, arch, data_dir, config.checkpoint_dir, tags=tags
-        ).parent_run_id)  # fmt: skip
+        study_run = job.step(
+            f"tune {arch}",
+            key,
+            lambda tags: (
+                study.tune_arch(
+                    tune_config, arch, data_dir, config.checkpoint_dir, tags=tags
+                ).parent_run_id
+            ),
+        )
         best = tracking.run_tags(study_run)
         overrides = {
-            "learning_rate": float(best["best.learning_rate"]),
-            "hidden_size": int(best["best.hidden_size"]),
-            "epochs": int(best["best.epochs"]),
+            "learning_rate": float(best[names.best("learning_rate")]),
+            "hidden_size": int(best[names.best("hidden_size")]),
+            "epochs": int(best[names.best("epochs")]),
         }
-        tuned = {search.TUNED_FROM_TAG: tune_config.study_for(arch)}
+        tuned = {names.TUNED_FROM: tune_config.study_for(arch)}
     train = train_config(arch, config.preset if not config.tune else "default", **overrides)
     # A tuned run is its own step even when the study's best is a preset another run trained:
     # the report then shows a "tuned best" row, and the run says which study chose it.
     key = cache_key("train", {**train.params(), **tuned}, job.digest)
-    trained = job.step(f"train {arch}", key, lambda tags: training.train(
-        train, data_dir, config.checkpoint_dir, show_progress=False, tags={**tags, **tuned},
-        label="tuned" if tuned else None,
-    ).run_id)  # fmt: skip
+    trained = job.step(
+        f"train {arch}",
+        key,
+        lambda tags: (
+            training.train(
+                train,
+                data_dir,
+                config.checkpoint_dir,
+                progress=job.progress(f"train {arch}"),
+                tags={**tags, **tuned},
+                label="tuned" if tuned else None,
+            ).run_id
+        ),
+    )
     key = cache_key("evaluate", {"run": trained}, job.digest)
-    evaluated = job.step(f"evaluate {arch}", key, lambda tags: evaluation.evaluate_run(
-        data_dir, run_id=trained, tags=tags).evaluation_run_id)  # fmt: skip
+    evaluated = job.step(
+        f"evaluate {arch}",
+        key,
+        lambda tags: (
+            evaluation.evaluate_run(data_dir, run_id=trained, tags=tags).evaluation_run_id
+        ),
+    )
     accuracy = tracking.latest_metrics(evaluated)["test_accuracy"]  # reused steps too
     job.main.log_metrics({f"{arch}_test_accuracy": accuracy})
     job.result.test_accuracy[arch] = accuracy

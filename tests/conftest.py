@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import http.server
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -74,23 +76,108 @@ def write_mnist_folder(folder: Path, train: int = 300, test: int = 100) -> Path:
     return folder
 
 
+def corrupt(folder: Path, key: str, how: str) -> None:
+    path = folder / FILE_NAMES[key]
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:-40])
+    elif how == "not gzip":
+        path.write_bytes(b"this is not gzip at all")
+    elif how == "wrong magic":
+        images, _ = synthetic_digits(300, 1)
+        write_idx(path, images, magic=0x801)
+    elif how == "short payload":
+        path.write_bytes(gzip.compress(idx_bytes(synthetic_digits(300, 1)[0])[:-5]))
+    elif how == "count mismatch":
+        write_idx(path, synthetic_digits(299, 1)[1])
+    elif how == "bad label":
+        labels = synthetic_digits(300, 1)[1].copy()
+        labels[7] = 12
+        write_idx(path, labels)
+    elif how == "wrong size":
+        write_idx(path, np.zeros((100, 20, 20), dtype=np.uint8))
+
+
+def assert_nothing_cached(data_dir: Path) -> None:
+    """No file a later stage could accept, and no leftover temporary file."""
+    leftovers = [p for p in data_dir.rglob("*") if p.is_file()] if data_dir.exists() else []
+    assert leftovers == [], leftovers
+
+
+def one_line_error(result) -> str:
+    """The one "Error:" line, last on stderr (progress bars may come before it)."""
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    return errors[0]
+
+
+def assert_failed_cleanly(result, *fragments: str, data_dir: Path) -> None:
+    assert result.exit_code != 0
+    message = one_line_error(result)
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in message, message
+    assert_nothing_cached(data_dir)
+    assert len(runs()) == 0
+
+
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """A folder holding four small synthetic MNIST-format files."""
     return write_mnist_folder(tmp_path / "source")
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema and no experiment yet.
+
+    MLflow takes about 3 s to create a store's schema (its migrations), and copying this file
+    takes milliseconds. Without experiments, the first stage to open a copy creates MLflow's
+    Default experiment there, with artifacts under that working directory, as in a new store.
+    """
+    import sqlite3
+
+    import mlflow
+
+    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    with contextlib.closing(sqlite3.connect(path)) as database, database:
+        database.execute("DELETE FROM experiments")
+    return path
+
+
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh working directory with its own SQLite tracking store."""
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Path:
+    """A fresh working directory with its own SQLite tracking store (a copy of an empty one)."""
     work = tmp_path / "work"
     work.mkdir()
+    shutil.copyfile(empty_store, work / "mlflow.db")
     monkeypatch.chdir(work)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # mlflow.set_experiment sets it
     return work
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """The smallest settings that still show a feature: one home for every test's sizes."""
+
+    # Options for a small, fast model on the synthetic data (add --arch, --epochs).
+    model: tuple[str, ...] = tuple("--batch-size 32 --hidden-size 16 --no-progress".split())
+    # A whole train command of a few seconds.
+    train: tuple[str, ...] = tuple(
+        "train --arch mlp --epochs 1 --max-steps 3 --hidden-size 8 --no-progress".split()
+    )
+    # Options for a small study (add --arch, --n-trials, ...).
+    tune: tuple[str, ...] = tuple("--hidden-size-range 8 16 --validation-fraction 0.2".split())
+
+
+@pytest.fixture
+def tiny() -> Tiny:
+    """The tiny settings (see Tiny)."""
+    return Tiny()
 
 
 @dataclass
@@ -103,7 +190,7 @@ class Result:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture):
     """Run the console entry point in-process and capture its exit code and output."""
-    from pipeline.cli import main
+    from pipeline.cli.app import main
 
     def invoke(*args: str) -> Result:
         capsys.readouterr()
@@ -152,6 +239,12 @@ def runs(experiment: str = "mnist"):
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     return mlflow.search_runs(experiment_names=[experiment])
+
+
+def run_status(run_id: str) -> str:
+    import mlflow
+
+    return mlflow.get_run(run_id).info.status
 
 
 def require_shared_mnist() -> Path:
@@ -246,16 +339,32 @@ def free_port() -> int:
 def start_server(workdir, port: int, backend: str | None = None) -> subprocess.Popen:
     """`mlflow server` on 127.0.0.1:port (its own process group), once it answers /health;
     without MLflow's job runner, as `pipeline ui` starts it."""
-    from pipeline.ui import JOB_EXECUTION
+    from pipeline.cli.ui_server import JOB_EXECUTION
 
     backend = backend or f"sqlite:///{workdir / 'server.db'}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", backend,
-         "--artifacts-destination", str(workdir / "served-artifacts")],
-        cwd=workdir, env={**subprocess_env(workdir), JOB_EXECUTION: "false"},
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            str(workdir / "served-artifacts"),
+        ],
+        cwd=workdir,
+        env={**subprocess_env(workdir), JOB_EXECUTION: "false"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def healthy():
         try:

@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import (
     FILE_NAMES,
+    assert_failed_cleanly,
     closed_port_url,
-    idx_bytes,
+    corrupt,
+    one_line_error,
     require_shared_mnist,
     runs,
-    synthetic_digits,
-    write_idx,
 )
 
 from pipeline import fetch
 from pipeline.config import DataConfig
-
-
-def assert_nothing_cached(data_dir: Path) -> None:
-    """No file a later stage could accept, and no leftover temporary file."""
-    leftovers = [p for p in data_dir.rglob("*") if p.is_file()] if data_dir.exists() else []
-    assert leftovers == [], leftovers
-
-
-def one_line_error(result) -> str:
-    """The one "Error:" line, last on stderr (progress bars may come before it)."""
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("Error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    return errors[0]
-
-
-def assert_failed_cleanly(result, *fragments: str, data_dir: Path) -> None:
-    assert result.exit_code != 0
-    message = one_line_error(result)
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in message, message
-    assert_nothing_cached(data_dir)
-    assert len(runs()) == 0
 
 
 def test_help_lists_every_stage(cli):
@@ -141,27 +114,6 @@ def test_unreachable_mirrors(cli, workdir):
     dead = [closed_port_url(), closed_port_url()]
     result = cli("download", "--mirror", dead[0], "--mirror", dead[1])
     assert_failed_cleanly(result, dead[0], dead[1], "--source", data_dir=workdir / "data")
-
-
-def corrupt(folder: Path, key: str, how: str) -> None:
-    path = folder / FILE_NAMES[key]
-    if how == "truncated":
-        path.write_bytes(path.read_bytes()[:-40])
-    elif how == "not gzip":
-        path.write_bytes(b"this is not gzip at all")
-    elif how == "wrong magic":
-        images, _ = synthetic_digits(300, 1)
-        write_idx(path, images, magic=0x801)
-    elif how == "short payload":
-        path.write_bytes(gzip.compress(idx_bytes(synthetic_digits(300, 1)[0])[:-5]))
-    elif how == "count mismatch":
-        write_idx(path, synthetic_digits(299, 1)[1])
-    elif how == "bad label":
-        labels = synthetic_digits(300, 1)[1].copy()
-        labels[7] = 12
-        write_idx(path, labels)
-    elif how == "wrong size":
-        write_idx(path, np.zeros((100, 20, 20), dtype=np.uint8))
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import free_port, runs, subprocess_env
-from test_download import one_line_error
-
-TINY = ("--arch", "mlp", "--batch-size", "32", "--hidden-size", "16", "--no-progress")
+from conftest import free_port, one_line_error, runs, subprocess_env
 
 
-def train_run(cli, *args: str) -> str:
-    result = cli("train", *TINY, *args)
+def train_run(cli, tiny, *args: str) -> str:
+    result = cli("train", "--arch", "mlp", *tiny.model, *args)
     assert result.exit_code == 0, result.stderr
     return runs().iloc[0]["run_id"]
 
@@ -33,8 +30,8 @@ def registry_state(name: str = "mnist-mlp") -> dict:
     return {"versions": sorted(int(v.version) for v in versions), "champion": champion}
 
 
-def test_metrics_and_artifacts(cli, data_dir):
-    run_id = train_run(cli, "--epochs", "2", "--learning-rate", "0.01")
+def test_metrics_and_artifacts(cli, data_dir, tiny):
+    run_id = train_run(cli, tiny, "--epochs", "2", "--learning-rate", "0.01")
     result = cli("evaluate", "--run-id", run_id)
     assert result.exit_code == 0, result.stderr
     assert "most confused" in result.stdout and run_id in result.stdout
@@ -46,10 +43,13 @@ def test_metrics_and_artifacts(cli, data_dir):
     assert names == {
         f"evaluation/{name}"
         for name in (
-            "confusion_matrix.png", "confusion_matrix.csv", "per_class.csv",
-            "worst_misclassified.png", "summary.md",
+            "confusion_matrix.png",
+            "confusion_matrix.csv",
+            "per_class.csv",
+            "worst_misclassified.png",
+            "summary.md",
         )
-    }  # fmt: skip
+    }
     folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation")
     matrix = pd.read_csv(f"{folder}/confusion_matrix.csv", index_col=0).to_numpy()
     assert matrix.sum() == 100  # the synthetic test set
@@ -63,18 +63,19 @@ def test_metrics_and_artifacts(cli, data_dir):
     model = mlflow.get_logged_model(champion.source.removeprefix("models:/"))
     datasets = {m.key: m.dataset_name for m in model.metrics}
     assert {k: datasets[k] for k in ("val_accuracy", "test_accuracy", "test_loss")} == {
-        "val_accuracy": "mnist-validation", "test_accuracy": "mnist-test",
+        "val_accuracy": "mnist-validation",
+        "test_accuracy": "mnist-test",
         "test_loss": "mnist-test",
-    }  # fmt: skip
+    }
     tested = {m.key: m.value for m in model.metrics if m.dataset_name == "mnist-test"}
     assert tested["test_accuracy"] == pytest.approx(np.trace(matrix) / 100)
     evaluation = mlflow.get_run(result_run_id(result))
     assert [i.dataset.name for i in evaluation.inputs.dataset_inputs] == ["mnist-test"]
     ranked = mlflow.search_logged_models(
-        experiment_ids=[run.info.experiment_id], order_by=[
-            {"field_name": "metrics.test_accuracy", "ascending": False}
-        ], output_format="list",
-    )  # fmt: skip
+        experiment_ids=[run.info.experiment_id],
+        order_by=[{"field_name": "metrics.test_accuracy", "ascending": False}],
+        output_format="list",
+    )
     assert ranked[0].model_id == model.model_id
 
 
@@ -83,9 +84,10 @@ def result_run_id(result) -> str:
     return re.search(r"evaluate run (\w{32})", result.stdout).group(1)
 
 
-def test_champion_gate_both_ways(cli, data_dir):
-    weak = train_run(cli, "--epochs", "1", "--learning-rate", "1e-7")
-    strong = train_run(cli, "--epochs", "3", "--learning-rate", "0.01")
+@pytest.mark.slow
+def test_champion_gate_both_ways(cli, data_dir, tiny):
+    weak = train_run(cli, tiny, "--epochs", "1", "--learning-rate", "1e-7")
+    strong = train_run(cli, tiny, "--epochs", "3", "--learning-rate", "0.01")
     assert cli("evaluate", "--run-id", weak).exit_code == 0
     assert registry_state() == {"versions": [1], "champion": "1"}
 
@@ -106,34 +108,36 @@ def test_champion_gate_both_ways(cli, data_dir):
     assert registry_state()["versions"] == [1, 2, 3]  # a registered version is not re-registered
 
 
-def test_no_register(cli, data_dir):
-    run_id = train_run(cli, "--epochs", "1")
+def test_no_register(cli, data_dir, tiny):
+    run_id = train_run(cli, tiny, "--epochs", "1")
     assert cli("evaluate", "--run-id", run_id, "--no-register").exit_code == 0
     assert registry_state() == {"versions": [], "champion": None}
 
 
-@pytest.mark.parametrize(
-    "args, fragment",
-    [
-        (("--run-id", "0" * 32), "no run 000"),
-        (("--run-id", "DOWNLOAD"), "has no logged model"),
-        (("--model-uri", "models:/mnist-lstm@champion"), "does not resolve"),
-        (("--model-uri", "models:/mnist-mlp/7"), "does not resolve"),
-        (("--model-uri", "s3://bucket/model"), "expected runs:/RUN_ID/MODEL_NAME"),
-        ((), "give exactly one of --run-id or --model-uri"),
-        (("--run-id", "TRAIN", "--data-dir", "elsewhere"), "run `pipeline download"),
-    ],
-)
-def test_bad_input_logs_nothing(cli, workdir, data_dir, source, args, fragment):
-    train_id = train_run(cli, "--epochs", "1")
+BAD_EVALUATIONS = [
+    (("--run-id", "0" * 32), "no run 000"),
+    (("--run-id", "DOWNLOAD"), "has no logged model"),
+    (("--model-uri", "models:/mnist-lstm@champion"), "does not resolve"),
+    (("--model-uri", "models:/mnist-mlp/7"), "does not resolve"),
+    (("--model-uri", "s3://bucket/model"), "expected runs:/RUN_ID/MODEL_NAME"),
+    ((), "give exactly one of --run-id or --model-uri"),
+    (("--run-id", "TRAIN", "--data-dir", "elsewhere"), "run `pipeline download"),
+]
+
+
+def test_bad_input_logs_nothing(cli, workdir, data_dir, source, tiny):
+    """Each bad request (one trained model serves them all) is one line and logs nothing."""
+    train_id = train_run(cli, tiny, "--epochs", "1")
     assert cli("download", "--source", source, "--data-dir", workdir / "d2").exit_code == 0
     download_id = runs().iloc[0]["run_id"]
-    args = [{"TRAIN": train_id, "DOWNLOAD": download_id}.get(arg, arg) for arg in args]
-    result = cli("evaluate", *args)
-    assert result.exit_code != 0
-    assert fragment in one_line_error(result)
+    for args, fragment in BAD_EVALUATIONS:
+        args = [{"TRAIN": train_id, "DOWNLOAD": download_id}.get(arg, arg) for arg in args]
+        result = cli("evaluate", *args)
+        assert result.exit_code != 0, args
+        assert fragment in one_line_error(result), args
     assert "test_accuracy" not in mlflow.get_run(train_id).data.metrics
     assert mlflow.MlflowClient().search_registered_models() == []
+    assert set(runs()["tags.pipeline.stage"]) == {"train", "download"}
 
 
 @pytest.mark.slow
@@ -149,20 +153,36 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
     port = free_port()
     log = workdir / "server.log"
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/mnist-{arch}@champion",
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=workdir, env=subprocess_env(workdir),
-        stdout=subprocess.DEVNULL, stderr=log.open("w"),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"models:/mnist-{arch}@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
 
     def ask(images, deadline: float) -> np.ndarray | None:
         body = json.dumps({"inputs": images.tolist()}).encode()
         while time.time() < deadline:
             assert server.poll() is None, "mlflow models serve exited"
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/invocations", data=body,
+                f"http://127.0.0.1:{port}/invocations",
+                data=body,
                 headers={"Content-Type": "application/json"},
-            )  # fmt: skip
+            )
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
                     return np.asarray(json.loads(response.read())["predictions"])
@@ -191,8 +211,11 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
     assert (served == logged).all()
 
 
-def test_logged_model_takes_any_pixel_dtype_without_the_project(cli, workdir, data_dir, caplog):
-    run_id = train_run(cli, "--epochs", "1")
+@pytest.mark.slow
+def test_logged_model_takes_any_pixel_dtype_without_the_project(
+    cli, workdir, data_dir, caplog, tiny
+):
+    run_id = train_run(cli, tiny, "--epochs", "1")
     uri = mlflow.get_run(run_id).data.tags["pipeline.model_uri"]
     model = mlflow.pyfunc.load_model(uri)
     with np.load(data_dir / "mnist.npz") as arrays:
@@ -212,7 +235,13 @@ def test_logged_model_takes_any_pixel_dtype_without_the_project(cli, workdir, da
         f"model = mlflow.pyfunc.load_model({uri!r})\n"
         "print(model.predict(np.zeros((3, 28, 28), np.uint8)).shape)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True,
-                          text=True, env=subprocess_env(workdir), timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(workdir),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(3, 10)")

@@ -13,16 +13,28 @@ from conftest import (
     closed_port_url,
     free_port,
     metric_steps,
+    one_line_error,
     runs,
     start_server,
     stop_server,
     subprocess_env,
     wait_for,
 )
-from test_download import one_line_error
 
-TRAIN = [sys.executable, "-m", "pipeline", "train", "--arch", "mlp", "--hidden-size", "16",
-         "--batch-size", "8", "--no-progress"]  # fmt: skip
+# A train process for a test to kill or cut off: small batches keep it busy for a while.
+KILLABLE_TRAIN = [
+    sys.executable,
+    "-m",
+    "pipeline",
+    "train",
+    "--arch",
+    "mlp",
+    "--hidden-size",
+    "16",
+    "--batch-size",
+    "8",
+    "--no-progress",
+]
 
 
 def running_run_id():
@@ -31,19 +43,21 @@ def running_run_id():
     return running.iloc[0]["run_id"] if len(running) else None
 
 
+@pytest.mark.slow
 def test_sigkilled_run_is_reaped_but_a_live_run_is_not(cli, workdir, data_dir, monkeypatch):
     env = {**subprocess_env(workdir), "PIPELINE_RUN_HEARTBEAT_SECONDS": "1"}
-    victim = subprocess.Popen([*TRAIN, "--epochs", "500"], cwd=workdir, env=env)
+    victim = subprocess.Popen([*KILLABLE_TRAIN, "--epochs", "500"], cwd=workdir, env=env)
     dead_run = wait_for(running_run_id, 120, "the run to start")
     wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 120, "a checkpoint")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     assert mlflow.get_run(dead_run).info.status == "RUNNING"  # what SIGKILL leaves behind
 
-    live = subprocess.Popen([*TRAIN, "--epochs", "500"], cwd=workdir, env=env)
+    live = subprocess.Popen([*KILLABLE_TRAIN, "--epochs", "500"], cwd=workdir, env=env)
     try:
-        live_run = wait_for(lambda: next(iter(set(runs()["run_id"]) - {dead_run}), None),
-                            120, "a second run")  # fmt: skip
+        live_run = wait_for(
+            lambda: next(iter(set(runs()["run_id"]) - {dead_run}), None), 120, "a second run"
+        )
         time.sleep(5)  # the dead run misses four heartbeats, the live one keeps beating
         monkeypatch.setenv("PIPELINE_RUN_HEARTBEAT_SECONDS", "1")
         result = cli("reap")  # the live run's own start may have reaped the dead one already
@@ -62,8 +76,14 @@ def test_sigkilled_run_is_reaped_but_a_live_run_is_not(cli, workdir, data_dir, m
 def test_unreachable_tracking_server_fails_fast(workdir, data_dir):
     env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": closed_port_url().rstrip("/")}
     started = time.time()
-    done = subprocess.run([*TRAIN, "--epochs", "1"], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*KILLABLE_TRAIN, "--epochs", "1"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Generous for a loaded 2-core machine, yet far below MLflow's own retry schedule (7 retries
     # with backoff: minutes), which the stage caps; a lost cap turns this red.
     assert time.time() - started < 90
@@ -91,10 +111,16 @@ def test_tracking_server_lost_mid_run_keeps_metrics_and_resumes(workdir, data_di
     env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": url}
     server = start_server(workdir, port)
     try:
-        training = subprocess.Popen([*TRAIN, "--epochs", "300"], cwd=workdir, env=env,
-                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
-        states = wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 180,
-                          "a checkpoint")  # fmt: skip
+        training = subprocess.Popen(
+            [*KILLABLE_TRAIN, "--epochs", "300"],
+            cwd=workdir,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        states = wait_for(
+            lambda: list(workdir.glob("checkpoints/*/state.json")), 180, "a checkpoint"
+        )
         run_id = states[0].parent.name
     finally:
         stop_server(server)
@@ -110,8 +136,14 @@ def test_tracking_server_lost_mid_run_keeps_metrics_and_resumes(workdir, data_di
 
     server = start_server(workdir, port)
     try:
-        resumed = subprocess.run([*TRAIN[:4], "--resume", run_id, "--no-progress"], cwd=workdir,
-                                 env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        resumed = subprocess.run(
+            [*KILLABLE_TRAIN[:4], "--resume", run_id, "--no-progress"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert resumed.returncode == 0, resumed.stderr
         mlflow.set_tracking_uri(url)
         assert mlflow.get_run(run_id).info.status == "FINISHED"
@@ -123,15 +155,32 @@ def test_tracking_server_lost_mid_run_keeps_metrics_and_resumes(workdir, data_di
         stop_server(server)
 
 
+@pytest.mark.slow
 def test_sigterm_during_tune_ends_trial_and_study_runs_killed(workdir, data_dir):
     import optuna
 
     storage = f"sqlite:///{workdir / 'optuna.db'}"
-    args = [sys.executable, "-m", "pipeline", "tune", "--storage", storage, "--n-trials", "50",
-            "--epochs-range", "30", "40", "--hidden-size-range", "8", "16",
-            "--pruner", "none"]  # fmt: skip
-    worker = subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir),
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "tune",
+        "--storage",
+        storage,
+        "--n-trials",
+        "50",
+        "--epochs-range",
+        "30",
+        "40",
+        "--hidden-size-range",
+        "8",
+        "16",
+        "--pruner",
+        "none",
+    ]
+    worker = subprocess.Popen(
+        args, cwd=workdir, env=subprocess_env(workdir), stderr=subprocess.PIPE, text=True
+    )
 
     def trial_running():
         frame = runs()

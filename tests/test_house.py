@@ -11,13 +11,10 @@ import tomllib
 
 import numpy as np
 import pytest
-from conftest import REPO, metric_steps, runs, subprocess_env
-from test_download import one_line_error
+from conftest import REPO, metric_steps, one_line_error, runs, subprocess_env
 
 from pipeline import architectures, data
-from pipeline.config import PRESETS, TrainConfig, train_config
-
-TINY = ("--batch-size", "32", "--hidden-size", "16", "--no-progress")
+from pipeline.config import train_config
 
 
 def readme() -> str:
@@ -41,11 +38,11 @@ def preset_facts(arch: str, values: dict) -> list[str]:
 
 def test_readme_preset_table_is_the_code():
     text = readme()
-    for preset in PRESETS:
+    for preset in architectures.preset_names():
         row = next(line for line in text.splitlines() if line.startswith(f"| `{preset}`"))
         cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
-        assert len(cells) == len(architectures.NAMES)
-        for arch, cell in zip(architectures.NAMES, cells, strict=True):
+        assert len(cells) == len(architectures.names())
+        for arch, cell in zip(architectures.names(), cells, strict=True):
             values = architectures.REGISTRY[arch].presets[preset]
             for fact in preset_facts(arch, values):
                 assert fact in cell, (preset, arch, fact, cell)
@@ -55,7 +52,7 @@ def test_readme_preset_table_is_the_code():
 def test_readme_names_every_option_of_every_stage():
     import typer.main
 
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     text = readme()
     for name, command in typer.main.get_command(app).commands.items():
@@ -65,38 +62,19 @@ def test_readme_names_every_option_of_every_stage():
                     assert f"`{option}" in text or f"{option} " in text, (name, option)
 
 
-def test_default_epoch_ranges_hold_the_default_presets():
-    for entry in architectures.REGISTRY.values():
-        low, high = entry.tuning_epochs()
-        assert low <= entry.presets["default"]["epochs"] <= high, entry.name
-
-
-def test_every_preset_is_a_valid_config():
-    for arch in architectures.NAMES:
-        for preset in PRESETS:
-            assert isinstance(train_config(arch, preset), TrainConfig)
-
-
-def test_explicit_epochs_replace_the_seed_step_budget():
-    config = train_config("lstm", "seed", epochs=1, max_steps=None)  # None: not given
-    assert config.epochs == 1 and config.max_steps is None
-    assert train_config("lstm", "seed", epochs=1, max_steps=5).max_steps == 5
-    assert train_config("lstm", "seed").max_steps == 10_000
-
-
 def test_optimizer_param_is_what_trains():
-    from pipeline import training
+    from pipeline import fitting
 
     config = train_config("mlp", "default", hidden_size=8)
-    model = training.new_model(config, 100)
+    model = fitting.new_model(config, 100)
     assert config.params()["optimizer"] == type(model.optimizer).__name__.lower()
 
 
 def test_cosine_schedule_sets_the_learning_rate_at_each_step():
-    from pipeline import training
+    from pipeline import fitting
 
     config = train_config("lstm", "default", hidden_size=8, epochs=2, batch_size=10)
-    model = training.new_model(config, 100)  # 10 steps an epoch, 20 in all
+    model = fitting.new_model(config, 100)  # 10 steps an epoch, 20 in all
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
     for step in (0, 5, 10, 15):
@@ -106,10 +84,10 @@ def test_cosine_schedule_sets_the_learning_rate_at_each_step():
 
 
 def test_seed_preset_draws_from_unit_normal_and_uses_tf1_epsilon():
-    from pipeline import training
+    from pipeline import fitting
 
-    seed = training.new_model(train_config("mlp", "seed"), 100)
-    default = training.new_model(train_config("mlp", "default"), 100)
+    seed = fitting.new_model(train_config("mlp", "seed"), 100)
+    default = fitting.new_model(train_config("mlp", "default"), 100)
     kernel = seed.get_layer("hidden_1").kernel.numpy()
     bias = seed.get_layer("hidden_1").bias.numpy()
     assert abs(kernel.std() - 1.0) < 0.02 and abs(bias.std() - 1.0) < 0.15
@@ -133,16 +111,16 @@ def test_validation_split_keeps_each_class_share_within_one_image():
         assert len(splits.y_val) + len(splits.y_train) == len(labels)
 
 
-def test_max_steps_trains_exactly_that_many_steps(cli, data_dir):
-    result = cli("train", "--arch", "mlp", "--epochs", "3", "--max-steps", "11", *TINY)
+def test_max_steps_trains_exactly_that_many_steps(cli, data_dir, tiny):
+    result = cli("train", "--arch", "mlp", "--epochs", "3", "--max-steps", "11", *tiny.model)
     assert result.exit_code == 0, result.stderr
     run = runs().iloc[0]
     assert [step for step, _ in metric_steps(run["run_id"], "train_loss")] == list(range(11))
     assert run["params.max_steps"] == "11"
 
 
-def test_epochs_option_replaces_the_seed_presets_step_budget(cli, data_dir):
-    result = cli("train", "--arch", "lstm", "--preset", "seed", "--epochs", "1", *TINY)
+def test_epochs_option_replaces_the_seed_presets_step_budget(cli, data_dir, tiny):
+    result = cli("train", "--arch", "lstm", "--preset", "seed", "--epochs", "1", *tiny.model)
     assert result.exit_code == 0, result.stderr
     run = runs().iloc[0]
     assert run["params.epochs"] == "1" and "params.max_steps" not in run.dropna().index
@@ -163,23 +141,27 @@ from pipeline import architectures
 entry = architectures.REGISTRY["mlp"]
 architectures.REGISTRY["wide"] = dataclasses.replace(
     entry, name="wide", registered_model="mnist-wide", notebook_accuracy=0.5)
-architectures.NAMES = tuple(architectures.REGISTRY)
-from pipeline.cli import main
+from pipeline.cli.app import main
 main(sys.argv[1:])
 """
 
 
-def test_a_new_architecture_is_one_registry_entry(workdir, data_dir):
+@pytest.mark.slow
+def test_a_new_architecture_is_one_registry_entry(workdir, data_dir, tiny):
     """Add an entry in a child process: help, train, evaluate and report pick it up."""
 
     def pipeline(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-c", NEW_ARCH, *args], cwd=workdir, env=subprocess_env(workdir),
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [sys.executable, "-c", NEW_ARCH, *args],
+            cwd=workdir,
+            env=subprocess_env(workdir),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     assert "wide" in re.sub(r"\s+", " ", pipeline("train", "--help").stdout)
-    trained = pipeline("train", "--arch", "wide", "--epochs", "1", *TINY)
+    trained = pipeline("train", "--arch", "wide", "--epochs", "1", *tiny.model)
     assert trained.returncode == 0, trained.stderr
     run_id = runs().iloc[0]["run_id"]
     evaluated = pipeline("evaluate", "--run-id", run_id)

@@ -15,20 +15,25 @@ PROBE = """
 import atexit, sys
 atexit.register(lambda: sys.stderr.write(
     "\\nLOADED " + " ".join(m for m in ("tensorflow", "keras") if m in sys.modules) + "\\n"))
-from pipeline.cli import main
+from pipeline.cli.app import main
 main(sys.argv[1:])
 """
 
 
 def probe(workdir, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *map(str, args)], cwd=workdir, env=subprocess_env(workdir),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-c", PROBE, *map(str, args)],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     loaded = done.stderr.rsplit("LOADED", 1)[-1].split()
     return done, set(loaded)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, expected",
     [
@@ -48,6 +53,7 @@ def test_light_commands_do_their_job_without_tensorflow(workdir, data_dir, args,
     assert not loaded & {"tensorflow", "keras"}, (args, loaded)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [

@@ -16,14 +16,13 @@ import psutil
 import pytest
 from conftest import REPO, free_port, runs, subprocess_env, wait_for
 
-TINY_TRAIN = ("--batch-size", "32", "--hidden-size", "16", "--no-progress")
-
 
 def children(parent_id: str):
     frame = runs()
     return frame[frame.get("tags.mlflow.parentRunId") == parent_id]
 
 
+@pytest.mark.slow
 def test_main_reuses_finished_steps_and_reruns_changed_ones(cli, workdir, source):
     args = ("main", "--arch", "mlp", "--source", source, "--report-dir", workdir / "reports")
     first = cli(*args)
@@ -70,16 +69,30 @@ def test_main_reuses_finished_steps_and_reruns_changed_ones(cli, workdir, source
     assert (workdir / "reports" / "report.md").is_file()
 
 
-def test_report_compares_variants(cli, workdir, data_dir, source):
+@pytest.mark.slow
+def test_report_compares_variants(cli, workdir, data_dir, source, tiny):
     assert cli("download", "--source", source, "--force").exit_code == 0  # a download run
-    assert cli("train", "--arch", "mlp", "--epochs", "2", *TINY_TRAIN).exit_code == 0
+    assert cli("train", "--arch", "mlp", "--epochs", "2", *tiny.model).exit_code == 0
     default_run = runs().iloc[0]["run_id"]
     assert cli("evaluate", "--run-id", default_run, "--no-register").exit_code == 0
-    seed = cli("train", "--arch", "mlp", "--preset", "seed", "--epochs", "1", *TINY_TRAIN)
+    seed = cli("train", "--arch", "mlp", "--preset", "seed", "--epochs", "1", *tiny.model)
     assert seed.exit_code == 0
-    tuned = cli("tune", "--arch", "mlp", "--n-trials", "2", "--epochs-range", "1", "2",
-                "--hidden-size-range", "8", "16", "--storage",
-                f"sqlite:///{workdir / 'optuna.db'}", "--retrain-best")  # fmt: skip
+    tuned = cli(
+        "tune",
+        "--arch",
+        "mlp",
+        "--n-trials",
+        "2",
+        "--epochs-range",
+        "1",
+        "2",
+        "--hidden-size-range",
+        "8",
+        "16",
+        "--storage",
+        f"sqlite:///{workdir / 'optuna.db'}",
+        "--retrain-best",
+    )
     assert tuned.exit_code == 0, tuned.stderr
 
     result = cli("report", "--output-dir", workdir / "out")
@@ -112,19 +125,38 @@ def test_report_compares_variants(cli, workdir, data_dir, source):
 
 
 def mlflow_run(workdir, entry: str, *params: str, experiment: str = "mnist"):
-    args = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager",
-            "local", "--experiment-name", experiment]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(REPO),
+        "-e",
+        entry,
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        experiment,
+    ]
     for param in params:
         args += ["-P", param]
-    return subprocess.run(args, cwd=workdir, env=subprocess_env(workdir), capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    return subprocess.run(
+        args, cwd=workdir, env=subprocess_env(workdir), capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.mark.slow
 def test_mlflow_run_train_logs_into_the_run_it_creates(workdir, data_dir):
-    done = mlflow_run(workdir, "train", "arch=mlp", "epochs=2", "hidden-size=16",
-                      f"data-dir={data_dir}", f"checkpoint-dir={workdir / 'ck'}",
-                      "progress=false")  # fmt: skip
+    done = mlflow_run(
+        workdir,
+        "train",
+        "arch=mlp",
+        "epochs=2",
+        "hidden-size=16",
+        f"data-dir={data_dir}",
+        f"checkpoint-dir={workdir / 'ck'}",
+        "progress=false",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     frame = runs()
     assert len(frame) == 1  # no stray or duplicate run
@@ -140,8 +172,15 @@ def test_mlflow_run_train_logs_into_the_run_it_creates(workdir, data_dir):
 @pytest.mark.slow
 def test_mlflow_run_train_with_preset_values_not_given(workdir, data_dir):
     """Options left to the preset are logged once, with the value the run used."""
-    done = mlflow_run(workdir, "train", "arch=mlp", "hidden-size=8", f"data-dir={data_dir}",
-                      f"checkpoint-dir={workdir / 'ck'}", "progress=false")  # fmt: skip
+    done = mlflow_run(
+        workdir,
+        "train",
+        "arch=mlp",
+        "hidden-size=8",
+        f"data-dir={data_dir}",
+        f"checkpoint-dir={workdir / 'ck'}",
+        "progress=false",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     row = runs().iloc[0]
     assert row["status"] == "FINISHED"
@@ -151,9 +190,15 @@ def test_mlflow_run_train_with_preset_values_not_given(workdir, data_dir):
 
 @pytest.mark.slow
 def test_mlflow_run_main_builds_one_parent_with_children(workdir, source):
-    done = mlflow_run(workdir, "main", "arch=mlp", f"source={source}",
-                      f"data-dir={workdir / 'data'}", f"checkpoint-dir={workdir / 'ck'}",
-                      f"report-dir={workdir / 'reports'}")  # fmt: skip
+    done = mlflow_run(
+        workdir,
+        "main",
+        "arch=mlp",
+        f"source={source}",
+        f"data-dir={workdir / 'data'}",
+        f"checkpoint-dir={workdir / 'ck'}",
+        f"report-dir={workdir / 'reports'}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     frame = runs()
     parents = frame[frame["tags.pipeline.stage"] == "main"]
@@ -165,13 +210,17 @@ def test_mlflow_run_main_builds_one_parent_with_children(workdir, source):
     assert len(frame) == 5 and set(frame["status"]) == {"FINISHED"}
 
 
+@pytest.mark.slow
 def test_ui_stops_its_server_on_sigterm(workdir):
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "ui", "--port", str(port)], cwd=workdir,
-        env=subprocess_env(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "pipeline", "ui", "--port", str(port)],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,  # so that a failing test can stop every process it started
-    )  # fmt: skip
+    )
 
     def answers() -> bool:
         try:
@@ -226,8 +275,18 @@ def test_runs_go_to_the_experiment_id_in_the_environment(cli, workdir, data_dir,
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     experiment_id = mlflow.create_experiment("by-id")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
-    result = cli("train", "--arch", "mlp", "--epochs", "1", "--max-steps", "2",
-                 "--hidden-size", "8", "--no-progress")  # fmt: skip
+    result = cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--hidden-size",
+        "8",
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.stderr
     run_id = runs("by-id").iloc[0]["run_id"]
     assert cli("evaluate", "--run-id", run_id, "--no-register").exit_code == 0
@@ -246,9 +305,17 @@ def test_the_project_describes_its_own_experiment_not_mlflows_default(cli, workd
     assert "LSTM" in client.get_experiment_by_name("mine").tags["mlflow.note.content"]
 
 
+@pytest.mark.slow
 def test_main_tune_whose_best_is_the_preset_still_gets_a_tuned_run(cli, workdir, source):
-    args = ("main", "--arch", "mlp", "--source", source, "--storage",
-            f"sqlite:///{workdir / 'optuna.db'}")  # fmt: skip
+    args = (
+        "main",
+        "--arch",
+        "mlp",
+        "--source",
+        source,
+        "--storage",
+        f"sqlite:///{workdir / 'optuna.db'}",
+    )
     assert cli(*args).exit_code == 0
     # One trial: the study's best is its trial 0, the default preset the first main trained.
     tuned = cli(*args, "--tune", "--n-trials", "1")
@@ -272,8 +339,8 @@ def test_report_on_an_empty_store_writes_the_notebook_rows(cli, workdir):
     assert report["tags.mlflow.note.content"].startswith("Report with the notebooks'")
 
 
-def test_report_with_only_an_unevaluated_run(cli, workdir, data_dir):
-    assert cli("train", "--arch", "mlp", "--epochs", "1", *TINY_TRAIN).exit_code == 0
+def test_report_with_only_an_unevaluated_run(cli, workdir, data_dir, tiny):
+    assert cli("train", "--arch", "mlp", "--epochs", "1", *tiny.model).exit_code == 0
     train = runs().iloc[0]
     result = cli("report", "--output-dir", workdir / "out")
     assert result.exit_code == 0, result.stderr

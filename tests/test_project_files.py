@@ -13,8 +13,8 @@ from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+from pipeline.cli.mlproject import cli_args, options_of
 from pipeline.config import train_config
-from pipeline.mlproject import cli_args, options_of
 
 ENTRY_POINTS = {"main", "download", "train", "evaluate", "tune", "report"}
 
@@ -44,20 +44,35 @@ def test_mlproject_entry_points_mirror_the_cli():
             assert spec["default"] == "", (name, parameter)
             assert spec["type"] == "string", (name, parameter)  # the CLI parses the value
             assert f"{parameter}={{{parameter}}}" in entry["command"], (name, parameter)
-        assert entry["command"].startswith(f"python -m pipeline.mlproject {name} ")
+        assert entry["command"].startswith(f"python -m pipeline.cli.mlproject {name} ")
 
 
 def test_mlproject_words_become_cli_options():
     words = ["learning-rate=", "progress=false", "--arch", "mlp", "--epochs", "3", "--seed", "0"]
     assert cli_args("train", words) == [
-        "train", "--no-progress", "--arch", "mlp", "--epochs", "3", "--seed", "0",
-    ]  # fmt: skip
+        "train",
+        "--no-progress",
+        "--arch",
+        "mlp",
+        "--epochs",
+        "3",
+        "--seed",
+        "0",
+    ]
     assert cli_args("tune", ["epochs-range=2 5", "retrain-best=true", "timeout="]) == [
-        "tune", "--epochs-range", "2", "5", "--retrain-best",
-    ]  # fmt: skip
+        "tune",
+        "--epochs-range",
+        "2",
+        "5",
+        "--retrain-best",
+    ]
     assert cli_args("download", ["mirror=http://a/ http://b/", "force=false"]) == [
-        "download", "--mirror", "http://a/", "--mirror", "http://b/",
-    ]  # fmt: skip
+        "download",
+        "--mirror",
+        "http://a/",
+        "--mirror",
+        "http://b/",
+    ]
     with pytest.raises(SystemExit, match="no parameter 'speed'"):
         cli_args("train", ["speed=9"])
     with pytest.raises(SystemExit, match="true or false"):
@@ -108,7 +123,7 @@ def test_readme_states_how_many_trials_a_process_runs():
 
 
 def test_mlflow_run_folders_default_to_the_workspace_not_the_checkout(monkeypatch, tmp_path):
-    from pipeline.mlproject import with_workspace, workspace
+    from pipeline.cli.mlproject import with_workspace, workspace
 
     assert workspace("sqlite:////srv/runs/mlflow.db") == Path("/srv/runs")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -118,6 +133,12 @@ def test_mlflow_run_folders_default_to_the_workspace_not_the_checkout(monkeypatc
     assert args[args.index("--data-dir") + 1] == "/d"  # given: kept
     assert args[args.index("--checkpoint-dir") + 1] == "/w/checkpoints"
     args = with_workspace(cli_args("main", []), Path("/w"))
-    assert args[1:] == ["--data-dir", "/w/data/mnist", "--checkpoint-dir", "/w/checkpoints",
-                        "--report-dir", "/w/reports"]  # fmt: skip
+    assert args[1:] == [
+        "--data-dir",
+        "/w/data/mnist",
+        "--checkpoint-dir",
+        "/w/checkpoints",
+        "--report-dir",
+        "/w/reports",
+    ]
     assert with_workspace(["report"], Path("/w")) == ["report", "--output-dir", "/w/reports"]

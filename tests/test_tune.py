@@ -9,18 +9,15 @@ import sys
 import mlflow
 import optuna
 import pytest
-from conftest import free_port, runs, start_server, stop_server, subprocess_env
-from test_download import one_line_error
-
-SMALL = ("--hidden-size-range", "8", "16", "--validation-fraction", "0.2")
+from conftest import free_port, one_line_error, runs, start_server, stop_server, subprocess_env
 
 
 def storage_url(workdir) -> str:
     return f"sqlite:///{workdir / 'optuna.db'}"
 
 
-def tune(cli, workdir, *args: str):
-    result = cli("tune", "--storage", storage_url(workdir), *SMALL, *args)
+def tune(cli, workdir, tiny, *args: str):
+    result = cli("tune", "--storage", storage_url(workdir), *tiny.tune, *args)
     assert result.exit_code == 0, result.stderr
     return result
 
@@ -34,17 +31,18 @@ def study_runs(study_name: str):
     ]
 
 
-def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir):
+@pytest.mark.slow
+def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
     common = ("--arch", "mlp", "--pruner", "median", "--epochs-range", "2", "3")
     common += ("--learning-rate-range", "0.005", "0.05")
-    first = tune(cli, workdir, *common, "--n-trials", "2")
+    first = tune(cli, workdir, tiny, *common, "--n-trials", "2")
     assert first.stdout.count("trial ") >= 2 and "best" in first.stdout
     rate = re.search(r"with learning_rate=(\S+) hidden_size=\d+ epochs=\d+;", first.stdout)
     assert rate and rate.group(1) == f"{float(rate.group(1)):.3g}"  # rounded for people
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     # A hopeless trial (learning rate far below the range) must be pruned against the median.
     study.enqueue_trial({"learning_rate": 1e-7, "hidden_size": 8, "epochs": 3})
-    tune(cli, workdir, *common, "--n-trials", "1")
+    tune(cli, workdir, tiny, *common, "--n-trials", "1")
 
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     states = [trial.state.name for trial in study.trials]
@@ -68,19 +66,22 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir):
     parent = mlflow.get_run(parent_id)
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
     assert parent.data.tags["best.hidden_size"] == str(study.best_params["hidden_size"])
-    assert f"3 trials, 1 pruned; best validation accuracy {study.best_value:.4f}" in (
-        parent.data.tags["mlflow.note.content"]
+    assert (
+        f"3 trials, 1 pruned; best validation accuracy {study.best_value:.4f}"
+        in (parent.data.tags["mlflow.note.content"])
     )
     complete = mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert complete.data.tags["mlflow.note.content"].startswith("Trial 0 of study mnist-mlp")
     assert complete.info.run_name.startswith("mnist-mlp-trial-0-")  # then what differs
     assert {i.dataset.name for i in complete.inputs.dataset_inputs} == {
-        "mnist-train", "mnist-validation"
-    }  # fmt: skip
+        "mnist-train",
+        "mnist-validation",
+    }
 
 
-def test_lstm_study(cli, workdir, data_dir):
-    tune(cli, workdir, "--arch", "lstm", "--n-trials", "3", "--epochs-range", "1", "2")
+@pytest.mark.slow
+def test_lstm_study(cli, workdir, data_dir, tiny):
+    tune(cli, workdir, tiny, "--arch", "lstm", "--n-trials", "3", "--epochs-range", "1", "2")
     study = optuna.load_study(study_name="mnist-lstm", storage=storage_url(workdir))
     assert len(study.trials) == 3
     parents, trials = study_runs("mnist-lstm")
@@ -89,15 +90,30 @@ def test_lstm_study(cli, workdir, data_dir):
     assert "RUNNING" not in set(trials["status"])
 
 
-def test_two_workers_share_one_study(cli, workdir, data_dir):
+@pytest.mark.slow
+def test_two_workers_share_one_study(cli, workdir, data_dir, tiny):
     assert cli("init-stores", "--storage", storage_url(workdir)).exit_code == 0
-    args = [sys.executable, "-m", "pipeline", "tune", "--storage", storage_url(workdir), *SMALL]
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "tune",
+        "--storage",
+        storage_url(workdir),
+        *tiny.tune,
+    ]
     args += ["--n-trials", "2", "--epochs-range", "1", "2", "--pruner", "none"]
     workers = [
-        subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir), text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            args,
+            cwd=workdir,
+            env=subprocess_env(workdir),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=600)
         assert worker.returncode == 0, stderr
@@ -116,14 +132,6 @@ def test_two_workers_share_one_study(cli, workdir, data_dir):
     "args, fragment",
     [
         (("--n-trials", "0"), "--n-trials must be at least 1"),
-        (("--sampler", "grid"), "--sampler must be one of tpe, random"),
-        (("--pruner", "sometimes"), "--pruner must be one of halving, hyperband, median, none"),
-        (("--arch", "cnn"), "--arch must be one of mlp, lstm, both"),
-        (("--learning-rate-range", "0.1", "0.01"), "--learning-rate-range needs 0 < LOW < HIGH"),
-        (("--hidden-size-range", "0", "10"), "--hidden-size-range needs 0 < LOW < HIGH"),
-        (("--epochs-range", "3", "3"), "--epochs-range needs 0 < LOW < HIGH"),
-        (("--timeout", "0"), "--timeout must be > 0"),
-        (("--trials-per-process", "0"), "--trials-per-process must be at least 1"),
         (("--storage", "optuna.db"), "is not a URL"),
         (("--storage", "nosuchdb://x/y"), "cannot open --storage nosuchdb://x/y"),
         (("--storage", "postgresql://tuner:s3cret@127.0.0.1:9/x"), "cannot open --storage"),
@@ -140,7 +148,7 @@ def test_bad_input_creates_nothing(cli, workdir, data_dir, args, fragment):
 
 
 @pytest.mark.slow
-def test_postgres_workers_survive_a_killed_worker(workdir, data_dir, postgres_database):
+def test_postgres_workers_survive_a_killed_worker(workdir, data_dir, postgres_database, tiny):
     """Scale-out: an mlflow server on PostgreSQL, Optuna on PostgreSQL, three workers, one of
     them SIGKILLed mid-trial: its trial is retried and its MLflow run does not stay RUNNING."""
 
@@ -148,27 +156,38 @@ def test_postgres_workers_survive_a_killed_worker(workdir, data_dir, postgres_da
     port = free_port()
     server = start_server(workdir, port, backend=postgres_database())
     try:
-        _three_workers_one_killed(workdir, storage, f"http://127.0.0.1:{port}")
+        _three_workers_one_killed(workdir, storage, f"http://127.0.0.1:{port}", tiny)
     finally:
         stop_server(server)
 
 
-def _three_workers_one_killed(workdir, storage: str, tracking_uri: str) -> None:
+def _three_workers_one_killed(workdir, storage: str, tracking_uri: str, tiny) -> None:
     import signal
     import time
 
     env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": tracking_uri}
     base = [sys.executable, "-m", "pipeline"]
-    init = subprocess.run([*base, "init-stores", "--storage", storage], cwd=workdir, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    init = subprocess.run(
+        [*base, "init-stores", "--storage", storage],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert init.returncode == 0, init.stderr
-    args = [*base, "tune", "--storage", storage, *SMALL, "--n-trials", "3", "--pruner", "none"]
+    args = [*base, "tune", "--storage", storage, *tiny.tune, "--n-trials", "3", "--pruner", "none"]
     args += ["--epochs-range", "25", "30", "--heartbeat", "2"]
     workers = [
-        subprocess.Popen(args, cwd=workdir, env=env, text=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            args,
+            cwd=workdir,
+            env=env,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(3)
-    ]  # fmt: skip
+    ]
     victim, killed_trial, deadline = None, None, time.time() + 300
     # One storage for the whole poll: each load_study(URL) would open (and keep) a connection
     # pool, and on a loaded machine the poll outran PostgreSQL's 100 connections.
@@ -197,9 +216,8 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str) -> None:
     states = {trial.number: trial.state.name for trial in study.trials}
     assert states[killed_trial] == "FAIL"
     retries = [
-        trial for trial in study.trials
-        if trial.system_attrs.get("failed_trial") == killed_trial
-    ]  # fmt: skip
+        trial for trial in study.trials if trial.system_attrs.get("failed_trial") == killed_trial
+    ]
     attrs = {trial.number: trial.system_attrs for trial in study.trials}
     assert [trial.state.name for trial in retries] == ["COMPLETE"], (states, attrs)
     assert retries[0].params == study.trials[killed_trial].params
@@ -215,6 +233,7 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str) -> None:
     assert linked == set(trial_runs["run_id"])  # Optuna trials and MLflow runs, one to one
 
 
+@pytest.mark.slow
 def test_a_new_study_starts_with_the_default_preset(cli, workdir, data_dir):
     from pipeline.architectures import REGISTRY
 
@@ -234,28 +253,35 @@ def test_a_new_study_starts_with_the_default_preset(cli, workdir, data_dir):
 
 CREATE = """
 import sys, time
-from pipeline.tuning import search, storage as study_storage
+from pipeline.tuning import storage as study_storage
+from pipeline.tuning.study import create_or_load
 from pipeline.config import TuneConfig
 start = float(sys.argv[2])
 tune = TuneConfig(storage=sys.argv[1])
 storage = study_storage.open_storage(tune.storage)
 time.sleep(max(0.0, start - time.time()))  # every worker reaches the study at the same moment
-study, created = search.create_or_load(tune, "mlp", storage, "race")
+study, created = create_or_load(tune, "mlp", storage, "race")
 print("created" if created else "joined")
 """
 
 
+@pytest.mark.slow
 def test_workers_creating_one_study_at_once_enqueue_the_preset_once(cli, workdir):
     import time
 
     assert cli("init-stores", "--storage", storage_url(workdir)).exit_code == 0
     start = str(time.time() + 6)
     workers = [
-        subprocess.Popen([sys.executable, "-c", CREATE, storage_url(workdir), start],
-                         cwd=workdir, env=subprocess_env(workdir), text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", CREATE, storage_url(workdir), start],
+            cwd=workdir,
+            env=subprocess_env(workdir),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(4)
-    ]  # fmt: skip
+    ]
     outputs = [worker.communicate(timeout=120) for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), outputs
     assert sorted(out.strip() for out, _ in outputs) == ["created"] + ["joined"] * 3
@@ -263,12 +289,35 @@ def test_workers_creating_one_study_at_once_enqueue_the_preset_once(cli, workdir
     assert [trial.state.name for trial in study.trials] == ["WAITING"]
 
 
-def test_a_study_name_reused_for_another_arch_is_refused(cli, workdir, data_dir):
-    tune(cli, workdir, "--arch", "mlp", "--study-name", "shared", "--n-trials", "1",
-         "--epochs-range", "1", "2")  # fmt: skip
+@pytest.mark.slow
+def test_a_study_name_reused_for_another_arch_is_refused(cli, workdir, data_dir, tiny):
+    tune(
+        cli,
+        workdir,
+        tiny,
+        "--arch",
+        "mlp",
+        "--study-name",
+        "shared",
+        "--n-trials",
+        "1",
+        "--epochs-range",
+        "1",
+        "2",
+    )
     before = len(runs())
-    result = cli("tune", "--storage", storage_url(workdir), *SMALL, "--arch", "lstm",
-                 "--study-name", "shared", "--n-trials", "1")  # fmt: skip
+    result = cli(
+        "tune",
+        "--storage",
+        storage_url(workdir),
+        *tiny.tune,
+        "--arch",
+        "lstm",
+        "--study-name",
+        "shared",
+        "--n-trials",
+        "1",
+    )
     assert result.exit_code == 1
     assert "study shared tunes mlp, not lstm" in one_line_error(result)
     assert len(runs()) == before
@@ -276,23 +325,40 @@ def test_a_study_name_reused_for_another_arch_is_refused(cli, workdir, data_dir)
     assert len(study.trials) == 1
 
 
-def test_wide_search_also_searches_batch_size_and_schedule(cli, workdir, data_dir):
+@pytest.mark.slow
+def test_wide_search_also_searches_batch_size_and_schedule(cli, workdir, data_dir, tiny):
     from pipeline.architectures import REGISTRY
     from pipeline.config import BATCH_SIZES, SCHEDULES
 
     preset = REGISTRY["mlp"].presets["default"]
-    seeded = tune(cli, workdir, "--arch", "mlp", "--search", "wide", "--study-name", "seeded",
-                  "--hidden-size-range", "8", "512", "--n-trials", "1")  # fmt: skip
+    seeded = tune(
+        cli,
+        workdir,
+        tiny,
+        "--arch",
+        "mlp",
+        "--search",
+        "wide",
+        "--study-name",
+        "seeded",
+        "--hidden-size-range",
+        "8",
+        "512",
+        "--n-trials",
+        "1",
+    )
     assert seeded.exit_code == 0
     study = optuna.load_study(study_name="seeded", storage=storage_url(workdir))
     assert study.trials[0].params == {
-        "learning_rate": preset["learning_rate"], "hidden_size": preset["hidden_size"],
-        "epochs": preset["epochs"], "batch_size": preset["batch_size"],
+        "learning_rate": preset["learning_rate"],
+        "hidden_size": preset["hidden_size"],
+        "epochs": preset["epochs"],
+        "batch_size": preset["batch_size"],
         "learning_rate_schedule": preset.get("learning_rate_schedule", "constant"),
-    }  # fmt: skip
+    }
 
     wide = ("--arch", "mlp", "--search", "wide", "--study-name", "wide", "--pruner", "none")
-    tune(cli, workdir, *wide, "--epochs-range", "1", "2", "--n-trials", "4")
+    tune(cli, workdir, tiny, *wide, "--epochs-range", "1", "2", "--n-trials", "4")
     study = optuna.load_study(study_name="wide", storage=storage_url(workdir))
     assert len(study.trials) == 4
     for trial in study.trials:
@@ -305,23 +371,50 @@ def test_wide_search_also_searches_batch_size_and_schedule(cli, workdir, data_di
         assert set(trial.intermediate_values) <= {50, 100}
 
     before = len(runs())
-    result = cli("tune", "--storage", storage_url(workdir), *SMALL, "--arch", "mlp",
-                 "--study-name", "wide", "--n-trials", "1")  # fmt: skip
+    result = cli(
+        "tune",
+        "--storage",
+        storage_url(workdir),
+        *tiny.tune,
+        "--arch",
+        "mlp",
+        "--study-name",
+        "wide",
+        "--n-trials",
+        "1",
+    )
     assert result.exit_code == 1
     assert "study wide was made with --search wide, not standard" in one_line_error(result)
     assert len(runs()) == before
     assert len(optuna.load_study(study_name="wide", storage=storage_url(workdir)).trials) == 4
 
 
-def test_a_worker_runs_its_trials_in_fresh_processes(cli, workdir, data_dir):
+@pytest.mark.slow
+def test_a_worker_runs_its_trials_in_fresh_processes(cli, workdir, data_dir, tiny):
     """Keras keeps memory of every fit: a worker's trials run --trials-per-process at a time in
     child processes, each share sampling from its own seed, every trial a child of the study's
     run."""
     import os
     import socket
 
-    tune(cli, workdir, "--arch", "mlp", "--n-trials", "4", "--trials-per-process", "2",
-         "--sampler", "random", "--pruner", "none", "--epochs-range", "1", "2")  # fmt: skip
+    tune(
+        cli,
+        workdir,
+        tiny,
+        "--arch",
+        "mlp",
+        "--n-trials",
+        "4",
+        "--trials-per-process",
+        "2",
+        "--sampler",
+        "random",
+        "--pruner",
+        "none",
+        "--epochs-range",
+        "1",
+        "2",
+    )
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     trials = study.trials
     assert [trial.state.name for trial in trials] == ["COMPLETE"] * 4
@@ -340,7 +433,8 @@ def test_a_worker_runs_its_trials_in_fresh_processes(cli, workdir, data_dir):
     assert set(trial_runs["experiment_id"]) == set(parents["experiment_id"])
 
 
-def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdir, data_dir):
+@pytest.mark.slow
+def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdir, data_dir, tiny):
     """A child killed by a signal (the OOM killer, say): one line, its trial FAIL, its run and
     the study's run ended, nothing left RUNNING."""
     import os
@@ -367,8 +461,21 @@ def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdi
 
     killer = threading.Thread(target=kill_the_running_trial, daemon=True)
     killer.start()
-    result = cli("tune", "--storage", storage_url(workdir), *SMALL, "--arch", "mlp",
-                 "--n-trials", "2", "--pruner", "none", "--epochs-range", "30", "40")  # fmt: skip
+    result = cli(
+        "tune",
+        "--storage",
+        storage_url(workdir),
+        *tiny.tune,
+        "--arch",
+        "mlp",
+        "--n-trials",
+        "2",
+        "--pruner",
+        "none",
+        "--epochs-range",
+        "30",
+        "40",
+    )
     killer.join()
     assert killed
     assert result.exit_code == 1
@@ -380,11 +487,28 @@ def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdi
     assert list(parents["status"]) == ["FAILED"]
 
 
-def test_timeout_counts_from_the_worker_start_across_its_processes(cli, workdir, data_dir):
+@pytest.mark.slow
+def test_timeout_counts_from_the_worker_start_across_its_processes(cli, workdir, data_dir, tiny):
     """--timeout: no trial starts after it, and a trial process's start-up (seconds: it
     imports MLflow) counts."""
-    result = tune(cli, workdir, "--arch", "mlp", "--n-trials", "3", "--trials-per-process", "1",
-                  "--timeout", "1", "--pruner", "none", "--epochs-range", "1", "2")  # fmt: skip
+    result = tune(
+        cli,
+        workdir,
+        tiny,
+        "--arch",
+        "mlp",
+        "--n-trials",
+        "3",
+        "--trials-per-process",
+        "1",
+        "--timeout",
+        "1",
+        "--pruner",
+        "none",
+        "--epochs-range",
+        "1",
+        "2",
+    )
     assert "0 finished trials" in result.stdout
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     assert [trial.state.name for trial in study.trials] == []
@@ -399,8 +523,11 @@ def test_the_default_pruner_judges_no_trial_before_epoch_3():
     from pipeline.config import TuneConfig
     from pipeline.tuning.pruning import pruner
 
-    for arch, search, first in (("mlp", "standard", 3), ("lstm", "standard", 15),
-                                ("mlp", "wide", 15)):  # fmt: skip
+    for arch, search, first in (
+        ("mlp", "standard", 3),
+        ("lstm", "standard", 15),
+        ("mlp", "wide", 15),
+    ):
         tune = TuneConfig(arch=arch, search=search)
         study = optuna.create_study(direction="maximize", pruner=pruner(tune, arch))
         good = study.ask()
@@ -425,16 +552,34 @@ def test_the_best_epoch_count_is_the_latest_best_within_the_range():
     assert best_epoch(curve, (2, 3)) == 3
 
 
+@pytest.mark.slow
 def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_its_best_epoch(
-    cli, workdir, data_dir
+    cli, workdir, data_dir, tiny
 ):
     """Epoch k of a long trial trains as a k-epoch trial: every trial trains the top of the
     range, its epoch count is its best validation epoch, and --retrain-best trains that."""
     from pipeline.tuning.trials import best_epoch
 
-    result = tune(cli, workdir, "--arch", "mlp", "--n-trials", "3", "--sampler", "random",
-                  "--pruner", "none", "--epochs-range", "2", "5",
-                  "--learning-rate-range", "0.2", "1.0", "--retrain-best")  # fmt: skip
+    result = tune(
+        cli,
+        workdir,
+        tiny,
+        "--arch",
+        "mlp",
+        "--n-trials",
+        "3",
+        "--sampler",
+        "random",
+        "--pruner",
+        "none",
+        "--epochs-range",
+        "2",
+        "5",
+        "--learning-rate-range",
+        "0.2",
+        "1.0",
+        "--retrain-best",
+    )
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     client = mlflow.MlflowClient()
     assert {trial.state.name for trial in study.trials} == {"COMPLETE"}
@@ -443,8 +588,10 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
         assert "epochs" not in trial.params  # the sampler learns nothing about epochs
         run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
         assert run.data.params["epochs"] == "5"
-        history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"),
-                         key=lambda metric: metric.step)  # fmt: skip
+        history = sorted(
+            client.get_metric_history(run.info.run_id, "val_accuracy"),
+            key=lambda metric: metric.step,
+        )
         curve = [metric.value for metric in history]
         assert len(curve) == 5
         chosen = trial.user_attrs["epochs"]

@@ -1,18 +1,28 @@
 """The only package that imports mlflow: a small API the stages call.
 
-store      set-up (tracking URI, experiment, short HTTP timeouts, reaping dead runs)
-runs       the run context with true end states, and a handle that logs onto a run
-heartbeat  run heartbeats and the reaper
+names         every tag, param and metric key the project writes or reads
+store         set-up (tracking URI, experiment, short HTTP timeouts, reaping dead runs)
+runs          the run context with true end states, and a handle that logs onto a run
+heartbeat     run heartbeats and the reaper
 step_metrics  per-step metrics, buffered and sent asynchronously, spooled when the store is lost
-models     logged models, resolving model URIs, the registry's champion gate
-datasets   mlflow.data inputs
-search     reading runs and metrics back
+registry      logged models, resolving model URIs, the model registry's champion gate
+datasets      mlflow.data inputs
+queries       reading runs and metrics back
 """
 
+from pipeline.tracking import names
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.heartbeat import reap
-from pipeline.tracking.models import (
-    MODEL_URI_TAG,
+from pipeline.tracking.queries import (
+    check_resumable,
+    config_hash,
+    find_finished,
+    finished_runs,
+    latest_metrics,
+    metric_history,
+    run_tags,
+)
+from pipeline.tracking.registry import (
     ModelTarget,
     Registration,
     link_metrics,
@@ -22,34 +32,37 @@ from pipeline.tracking.models import (
     resolve_model,
 )
 from pipeline.tracking.runs import (
-    ARCH_TAG,
-    CONFIG_HASH_TAG,
-    DIGEST_TAG,
-    FAILURE_TAG,
-    STAGE_TAG,
     Run,
     finish_run,
     run,
-)
-from pipeline.tracking.search import (
-    check_resumable,
-    config_hash,
-    find_finished,
-    finished_runs,
-    latest_metrics,
-    metric_history,
-    run_tags,
 )
 from pipeline.tracking.step_metrics import StepMetricSink, replay_spool
 from pipeline.tracking.store import current_experiment, record_system_metrics, setup
 
 __all__ = [
-    "ARCH_TAG", "CONFIG_HASH_TAG", "DIGEST_TAG", "FAILURE_TAG", "MODEL_URI_TAG",
-    "STAGE_TAG", "ModelTarget", "link_metrics",
-    "Registration", "Run", "StepMetricSink", "check_resumable", "config_hash",
-    "current_experiment", "find_finished", "finish_run", "finished_runs",
-    "latest_metrics", "load_model",
-    "log_dataset", "log_model", "metric_history", "reap", "record_system_metrics",
-    "register_if_better", "replay_spool",
-    "resolve_model", "run", "run_tags", "setup",
-]  # fmt: skip
+    "ModelTarget",
+    "link_metrics",
+    "names",
+    "Registration",
+    "Run",
+    "StepMetricSink",
+    "check_resumable",
+    "config_hash",
+    "current_experiment",
+    "find_finished",
+    "finish_run",
+    "finished_runs",
+    "latest_metrics",
+    "load_model",
+    "log_dataset",
+    "log_model",
+    "metric_history",
+    "reap",
+    "record_system_metrics",
+    "register_if_better",
+    "replay_spool",
+    "resolve_model",
+    "run",
+    "run_tags",
+    "setup",
+]

@@ -8,11 +8,12 @@ import warnings
 
 def log_dataset(features, targets, name: str, digest: str, source, context: str) -> None:
     """Attach arrays to the active run as an mlflow.data input carrying the house digest."""
-    import mlflow.data
+    import mlflow
+    from mlflow.data.numpy_dataset import from_numpy
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "source can be interpreted in ways"
-        dataset = mlflow.data.from_numpy(
+        dataset = from_numpy(
             features=features,
             targets=targets,
             name=name,

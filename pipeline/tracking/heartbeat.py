@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 
 import mlflow
 
-HEARTBEAT_TAG = "pipeline.heartbeat"
-INTERVAL_TAG = "pipeline.heartbeat_interval"
-HOST_TAG = "pipeline.host"  # the machine whose process beats for the run
-FAILURE_TAG = "pipeline.failure_reason"
+from pipeline.tracking import names
+
 MISSED_BEATS = 4  # a run is stale after this many of its own intervals without a beat
 
 
@@ -34,14 +32,16 @@ class Heartbeat:
     def __init__(self, run_id: str) -> None:
         self.run_id, self.stopped = run_id, threading.Event()
         self.interval = heartbeat_seconds()
-        self._beat({INTERVAL_TAG: f"{self.interval:g}", HOST_TAG: socket.gethostname()})
+        self._beat(
+            {names.HEARTBEAT_INTERVAL: f"{self.interval:g}", names.HOST: socket.gethostname()}
+        )
         self.thread = threading.Thread(target=self._loop, daemon=True, name="run-heartbeat")
         self.thread.start()
 
     def _beat(self, extra: dict[str, str] | None = None) -> None:
         from mlflow.entities import RunTag
 
-        tags = {HEARTBEAT_TAG: f"{time.time():.0f}", **(extra or {})}
+        tags = {names.HEARTBEAT: f"{time.time():.0f}", **(extra or {})}
         with contextlib.suppress(Exception):  # an unreachable store is reported by the stage
             batch = [RunTag(key, value) for key, value in tags.items()]
             mlflow.MlflowClient().log_batch(self.run_id, tags=batch)
@@ -65,20 +65,22 @@ class Reaped:
 def seconds_silent(run) -> float | None:
     """Seconds since a run's last heartbeat (None: it never beat, or the tag is garbled)."""
     try:
-        return time.time() - float(run.data.tags[HEARTBEAT_TAG])
+        return time.time() - float(run.data.tags[names.HEARTBEAT])
     except (KeyError, ValueError):
         return None
 
 
 def beats_elsewhere(run) -> bool:
     """Whether the run's process runs on another machine (its liveness is only its heartbeat)."""
-    return run.data.tags.get(HOST_TAG, "") != socket.gethostname()
+    return run.data.tags.get(names.HOST, "") != socket.gethostname()
 
 
 def lease(run) -> float:
     """How long a run may stay silent before it counts as dead: four of its own intervals."""
     try:
-        return MISSED_BEATS * float(run.data.tags.get(INTERVAL_TAG, heartbeat_seconds()))
+        return MISSED_BEATS * float(
+            run.data.tags.get(names.HEARTBEAT_INTERVAL, heartbeat_seconds())
+        )
     except ValueError:
         return MISSED_BEATS * heartbeat_seconds()
 
@@ -87,12 +89,12 @@ def _silence(run, now: float, stale_after: float | None, older_than: float | Non
     """(seconds silent, allowed) for a RUNNING run; None when it is alive or not ours to judge.
 
     Raises ValueError for tags that are not numbers."""
-    stamp = run.data.tags.get(HEARTBEAT_TAG)
+    stamp = run.data.tags.get(names.HEARTBEAT)
     if stamp is None:  # never beat: only reaped on request, by age
         if older_than is None:
             return None
         return now - run.info.start_time / 1000, older_than
-    interval = float(run.data.tags.get(INTERVAL_TAG, heartbeat_seconds()))
+    interval = float(run.data.tags.get(names.HEARTBEAT_INTERVAL, heartbeat_seconds()))
     return now - float(stamp), stale_after or MISSED_BEATS * interval
 
 
@@ -104,9 +106,10 @@ def reap(stale_after: float | None = None, unbeating_older_than: float | None = 
     given: then those started longer ago than that are reaped too. Malformed tags are skipped.
     """
     running = mlflow.search_runs(
-        filter_string="attributes.status = 'RUNNING'", output_format="list",
+        filter_string="attributes.status = 'RUNNING'",
+        output_format="list",
         search_all_experiments=True,
-    )  # fmt: skip
+    )
     result, now, client = Reaped(), time.time(), mlflow.MlflowClient()
     for run in running:
         run_id = run.info.run_id
@@ -117,8 +120,8 @@ def reap(stale_after: float | None = None, unbeating_older_than: float | None = 
             continue
         if judged is None or judged[0] < judged[1]:
             continue
-        what = "no heartbeat" if HEARTBEAT_TAG in run.data.tags else "never sent a heartbeat"
-        client.set_tag(run_id, FAILURE_TAG, f"reaped: {what} for {judged[0]:.0f} s")
+        what = "no heartbeat" if names.HEARTBEAT in run.data.tags else "never sent a heartbeat"
+        client.set_tag(run_id, names.FAILURE_REASON, f"reaped: {what} for {judged[0]:.0f} s")
         client.set_terminated(run_id, "KILLED")
         result.killed.append(run_id)
     return result

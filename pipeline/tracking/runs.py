@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import mlflow
@@ -13,13 +13,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from pipeline import interrupts, provenance
 from pipeline.errors import StageInterrupted, redact_text
-from pipeline.tracking import heartbeat
-
-STAGE_TAG = "pipeline.stage"
-ARCH_TAG = "pipeline.arch"
-DIGEST_TAG = "pipeline.data_digest"
-CONFIG_HASH_TAG = "pipeline.config_hash"
-FAILURE_TAG = heartbeat.FAILURE_TAG
+from pipeline.tracking import heartbeat, names
 
 
 @dataclass(frozen=True)
@@ -36,15 +30,16 @@ class Run:
 
     def describe(self, text: str) -> None:
         """The run's description in the MLflow UI: what it did and its headline numbers."""
-        self.set_tags({"mlflow.note.content": text})
+        self.set_tags({names.NOTE: text})
 
-    def log_params(self, params: dict[str, object]) -> None:
-        self._client.log_batch(
-            self.run_id, params=[Param(k, str(v)) for k, v in params.items()]
-        )
+    def log_params(self, params: Mapping[str, object]) -> None:
+        self._client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
     def log_metrics(
-        self, metrics: dict[str, float], step: int = 0, model_id: str | None = None,
+        self,
+        metrics: dict[str, float],
+        step: int = 0,
+        model_id: str | None = None,
         dataset: tuple[str, str] | None = None,
     ) -> None:
         """Log metrics; with model_id they also show on that logged model, measured on
@@ -52,13 +47,21 @@ class Run:
         stamp = int(time.time() * 1000)
         name, digest = dataset or (None, None)
         batch = [
-            Metric(key, float(value), stamp, step, model_id=model_id, dataset_name=name,
-                   dataset_digest=digest, run_id=self.run_id if model_id else None)
+            Metric(
+                key,
+                float(value),
+                stamp,
+                step,
+                model_id=model_id,
+                dataset_name=name,
+                dataset_digest=digest,
+                run_id=self.run_id if model_id else None,
+            )
             for key, value in metrics.items()
-        ]  # fmt: skip
+        ]
         self._client.log_batch(self.run_id, metrics=batch)
 
-    def set_tags(self, tags: dict[str, object]) -> None:
+    def set_tags(self, tags: Mapping[str, object]) -> None:
         batch = [RunTag(key, str(value)) for key, value in tags.items()]
         self._client.log_batch(self.run_id, tags=batch)
 
@@ -98,17 +101,17 @@ def run(
         )
         handle = Run(active.info.run_id, active.info.experiment_id, active.info.run_name or "")
         beat = heartbeat.Heartbeat(handle.run_id)
-        parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id and not nested else {}
+        parent = {names.PARENT_RUN: parent_run_id} if parent_run_id and not nested else {}
         # `mlflow run` records the commit of the project it ran: that one stays.
-        code = {k: v for k, v in provenance.tags().items() if k not in active.data.tags}
+        code = {k: v for k, v in code_tags().items() if k not in active.data.tags}
         try:
-            handle.set_tags({STAGE_TAG: stage, **parent, **code, **(tags or {})})
+            handle.set_tags({names.STAGE: stage, **parent, **code, **(tags or {})})
             yield handle
         except KeyboardInterrupt as error:
             _end(RunStatus.KILLED, str(error) or "interrupted by SIGINT")
             number = getattr(error, "signal_number", signal.SIGINT)
             raise StageInterrupted(handle.run_id, number) from None
-        except (StageInterrupted, *killed_on) as error:  # a child was interrupted, or pruned
+        except (StageInterrupted, *killed_on) as error:  # type: ignore[misc]  # interrupted, or pruned
             _end(RunStatus.KILLED, str(error) or type(error).__name__)
             raise
         except BaseException as error:
@@ -117,17 +120,29 @@ def run(
         else:
             if run_id is not None:  # a resumed run that finishes has failed no more
                 with contextlib.suppress(Exception):  # no such tag
-                    mlflow.MlflowClient().delete_tag(handle.run_id, FAILURE_TAG)
+                    mlflow.MlflowClient().delete_tag(handle.run_id, names.FAILURE_REASON)
             _end(RunStatus.FINISHED, None)
         finally:
             beat.stop()
+
+
+def code_tags() -> dict[str, str]:
+    """The tags saying which code a run ran: its source hash and, in a git checkout, the
+    commit and whether tracked files differed from it."""
+    code = provenance.provenance()
+    tags = {names.CODE_HASH: code.code_hash}
+    if code.git_commit is not None:
+        tags[names.GIT_COMMIT] = code.git_commit
+    if code.git_dirty is not None:
+        tags[names.GIT_DIRTY] = str(code.git_dirty).lower()
+    return tags
 
 
 def finish_run(run_id: str, status: str, reason: str | None = None) -> None:
     """Set another run's end state (FINISHED, FAILED or KILLED), with the reason for it."""
     client = mlflow.MlflowClient()
     if reason:
-        client.set_tag(run_id, FAILURE_TAG, redact_text(reason)[:500])
+        client.set_tag(run_id, names.FAILURE_REASON, redact_text(reason)[:500])
     client.set_terminated(run_id, status)
 
 
@@ -135,6 +150,6 @@ def _end(status: int, reason: str | None) -> None:
     # With the store gone the run stays RUNNING there until `pipeline reap` (no heartbeat).
     with contextlib.suppress(Exception):
         if reason:
-            mlflow.set_tag(FAILURE_TAG, redact_text(reason)[:500])
+            mlflow.set_tag(names.FAILURE_REASON, redact_text(reason)[:500])
     with contextlib.suppress(Exception):
         mlflow.end_run(RunStatus.to_string(status))

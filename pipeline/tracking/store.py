@@ -6,18 +6,18 @@ import contextlib
 import logging
 import os
 import sys
+from typing import Any
 
 import mlflow
 
 from pipeline import config as cfg
 from pipeline import locks
 from pipeline.errors import PipelineError, first_line, redact
-from pipeline.tracking import heartbeat
+from pipeline.tracking import heartbeat, names
 
 # Database servers MLflow reaches through SQLAlchemy (retrying for minutes when they fail).
 SERVER_DATABASES = ("postgresql", "mysql", "mssql")
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's own "Default" experiment
-NOTE = "mlflow.note.content"  # what the MLflow UI shows as a description
 DESCRIPTION = (
     "MNIST runs of the `pipeline` project: two architectures from the "
     "classic TensorFlow notebooks, an LSTM reading 28 rows of 28 pixels and a 256-256 ReLU MLP. "
@@ -52,8 +52,8 @@ def setup(experiment: str | None = None, reap: bool = True, step_of: str | None 
             _check_database(uri)
             chosen = mlflow.set_experiment(**_experiment(experiment, step_of))
         # A description the user wrote stays; MLflow's shared Default experiment is not ours.
-        if NOTE not in chosen.tags and chosen.experiment_id != DEFAULT_EXPERIMENT_ID:
-            mlflow.MlflowClient().set_experiment_tag(chosen.experiment_id, NOTE, DESCRIPTION)
+        if names.NOTE not in chosen.tags and chosen.experiment_id != DEFAULT_EXPERIMENT_ID:
+            mlflow.MlflowClient().set_experiment_tag(chosen.experiment_id, names.NOTE, DESCRIPTION)
     except PipelineError:
         raise
     except Exception as error:  # any store failure becomes one line for the user
@@ -101,7 +101,7 @@ def _check_database(uri: str) -> None:
             engine.dispose()
 
 
-def _experiment(name: str | None, step_of: str | None = None) -> dict[str, str]:
+def _experiment(name: str | None, step_of: str | None = None) -> dict[str, Any]:
     """Where this stage's runs go: the given experiment; else that of the run it is a step of
     (the main job, a study: active here, or step_of); else the run `mlflow run` made
     (MLFLOW_RUN_ID, which MLflow drops once adopted); else MLFLOW_EXPERIMENT_NAME,

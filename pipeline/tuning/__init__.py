@@ -1,10 +1,11 @@
 """The only package that imports optuna.
 
-search   the study (created seeded with the preset, or joined), a worker's trials, the summary
+study    the study (created seeded with the preset, or joined), a worker's trials, the summary
          on the study's parent run and retraining the best
 trials   what a trial process runs: the search space (holding the default preset), the
          objective (one MLflow run per trial) and a worker's share of trials
 pruning  what a trial reports after each epoch, and the pruners that judge it
 storage  opening a study storage, creating its schema, reaping a dead worker's trial
 workers  running a worker's trials in fresh child processes, a few at a time
+plots    Optuna's own plots of a study, for its MLflow run
 """

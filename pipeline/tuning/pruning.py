@@ -6,6 +6,7 @@ import optuna
 
 from pipeline import tracking
 from pipeline.config import TrainConfig, TuneConfig, train_config
+from pipeline.tracking import names
 
 PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
 # The default pruner (successive halving) gives no verdict before epoch 3, or 15 % of a schedule
@@ -35,7 +36,11 @@ class PruneOnValidation:
     """
 
     def __init__(
-        self, trial: optuna.Trial, run: tracking.Run, config: TrainConfig, percent: bool,
+        self,
+        trial: optuna.Trial,
+        run: tracking.Run,
+        config: TrainConfig,
+        percent: bool,
         best_so_far: bool = False,
     ) -> None:
         self.trial, self.run, self.config, self.last = trial, run, config, 0.0
@@ -52,10 +57,13 @@ class PruneOnValidation:
         self.trial.report(max(self.curve) if self.best_so_far else self.last, step)
         if self.trial.should_prune():
             self.trial.set_user_attr("pruned_at_epoch", epochs_done)
-            self.run.set_tags({
-                "pipeline.pruned": "true", "pipeline.pruned_at_epoch": epochs_done,
-                "optuna.trial_state": "PRUNED",
-            })  # fmt: skip
+            self.run.set_tags(
+                {
+                    names.PRUNED: "true",
+                    names.PRUNED_AT_EPOCH: epochs_done,
+                    names.OPTUNA_TRIAL_STATE: "PRUNED",
+                }
+            )
             raise optuna.TrialPruned(
                 f"pruned at epoch {epochs_done} of {self.config.epochs} "
                 f"(val_accuracy {self.last:.4f})"

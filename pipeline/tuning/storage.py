@@ -26,7 +26,7 @@ class ReapAndRetry:
         if run_id:
             try:  # the retry matters more than the MLflow record
                 tracking.finish_run(run_id, "KILLED", "worker died")
-            except Exception:  # noqa: S110
+            except Exception:
                 pass
         self.retry(study, trial)
 

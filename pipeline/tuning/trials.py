@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from numpy.random import SeedSequence
 
-from pipeline import data, records, tracking, training
+from pipeline import data, fitting, tracking, train_records
 from pipeline.config import (
     BATCH_SIZES,
     SCHEDULES,
@@ -23,11 +23,11 @@ from pipeline.config import (
     train_config,
 )
 from pipeline.errors import PipelineError
+from pipeline.tracking import names
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
 from pipeline.tuning.storage import RUN_ATTR, open_storage
 
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
-STUDY_TAG = "pipeline.study"
 WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
 PROCESS_ATTR = "process"  # pid of its child that ran the trial (see workers)
 EPOCHS_ATTR = "epochs"  # the epoch count a trial's learning curve chose (see epochs_from_curve)
@@ -142,27 +142,30 @@ def _objective(worker: Worker, splits):
 
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, tune, arch)
-        training.clear_state()  # no model or graph growth over a long study
+        fitting.clear_state()  # no model or graph growth over a long study
         tags = {
-            tracking.ARCH_TAG: arch,
-            tracking.DIGEST_TAG: splits.digest,
-            tracking.CONFIG_HASH_TAG: tracking.config_hash(config.params()),
-            STUDY_TAG: study_name,
-            "optuna.trial_number": str(trial.number),
+            names.ARCH: arch,
+            names.DATA_DIGEST: splits.digest,
+            names.CONFIG_HASH: tracking.config_hash(config.params()),
+            names.STUDY: study_name,
+            names.OPTUNA_TRIAL_NUMBER: str(trial.number),
         }
         name = "-".join([study_name, f"trial-{trial.number}", *config.differences()])
         with tracking.run(
-            "trial", name, tags, killed_on=(optuna.TrialPruned,),
+            "trial",
+            name,
+            tags,
+            killed_on=(optuna.TrialPruned,),
             parent_run_id=worker.parent_run_id,
-        ) as run:  # fmt: skip
+        ) as run:
             trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr(WORKER_ATTR, worker.name)
             trial.set_user_attr(PROCESS_ATTR, os.getpid())
             run.log_params(config.params())
-            records.log_inputs(splits, data_dir)
+            train_records.log_inputs(splits, data_dir)
             from_curve = epochs_from_curve(tune, arch)
             pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)
-            fitted = training.fit(config, splits, run.run_id, on_epoch=pruning)
+            fitted = fitting.fit(config, splits, run.run_id, on_epoch=pruning)
             if fitted.metrics.non_finite_step is not None:
                 raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
             # The objective is a model --retrain-best reproduces: the one the trial ends with,
@@ -172,9 +175,9 @@ def _objective(worker: Worker, splits):
                 epochs = best_epoch(pruning.curve, tune.epochs_for(arch))
                 value = pruning.curve[epochs - 1]
                 trial.set_user_attr(EPOCHS_ATTR, epochs)
-                run.set_tags({"pipeline.best_epoch": str(epochs)})
+                run.set_tags({names.BEST_EPOCH: str(epochs)})
                 outcome = f"best epoch count {epochs} of {config.epochs}; validation accuracy"
-            run.set_tags({"optuna.trial_state": "COMPLETE", "pipeline.pruned": "false"})
+            run.set_tags({names.OPTUNA_TRIAL_STATE: "COMPLETE", names.PRUNED: "false"})
             run.describe(
                 f"Trial {trial.number} of study {study_name}: {arch} with learning rate "
                 f"{config.learning_rate:.3g}, hidden size {config.hidden_size}, "
@@ -224,12 +227,14 @@ class Worker:
         splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
         tracking.setup(step_of=self.parent_run_id, reap=False)
         study = optuna.load_study(
-            study_name=tune.study_for(self.arch), storage=storage,
-            sampler=sampler(tune, share, self.joined), pruner=pruner(tune, self.arch),
-        )  # fmt: skip
+            study_name=tune.study_for(self.arch),
+            storage=storage,
+            sampler=sampler(tune, share, self.joined),
+            pruner=pruner(tune, self.arch),
+        )
         # TensorFlow's import holds the GIL for seconds: done before any trial's heartbeat
         # thread starts, lest a starved heartbeat read as a dead worker to the others.
-        training.clear_state()
+        fitting.clear_state()
         # From now, after this process's start-up; past the deadline, Optuna starts no trial.
         timeout = None if deadline is None else deadline - time.time()
         ran = []
@@ -242,7 +247,10 @@ class Worker:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.optimize(
-                _objective(self, splits), n_trials=n_trials, timeout=timeout,
-                catch=(PipelineError,), callbacks=[done],
-            )  # fmt: skip
+                _objective(self, splits),
+                n_trials=n_trials,
+                timeout=timeout,
+                catch=(PipelineError,),
+                callbacks=[done],
+            )
         return len(ran)

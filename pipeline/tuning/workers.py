@@ -21,8 +21,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
-from pipeline import interrupts, process
+from pipeline import fast_exit, interrupts
 from pipeline.errors import PipelineError, StageInterrupted, environment_failure
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -41,7 +42,7 @@ def run_shares(
     n_trials: int,
     timeout: float | None,
     per_process: int,
-    on_message: Callable[[object], None],
+    on_message: Callable[[Any], None],
 ) -> int:
     """Run n_trials as share(trials, deadline, index, tell) calls, each in a new process, each
     of at most per_process trials, none started after the deadline (time.time() + timeout). Each
@@ -57,7 +58,7 @@ def run_shares(
     return done
 
 
-def in_child(function: Callable, args: tuple, on_message: Callable[[object], None]):
+def in_child(function: Callable, args: tuple, on_message: Callable[[Any], None]) -> Any:
     """function(*args, tell) in a fresh (spawned) process: its result, or its error raised here;
     each tell(message) there is on_message(message) here."""
     context = multiprocessing.get_context("spawn")
@@ -66,6 +67,7 @@ def in_child(function: Callable, args: tuple, on_message: Callable[[object], Non
         target=_child, args=(send, os.getpid(), function, args), name="pipeline-trials"
     )
     child.start()
+    pid = child.pid or 0  # set once started
     send.close()
     try:
         try:
@@ -75,11 +77,11 @@ def in_child(function: Callable, args: tuple, on_message: Callable[[object], Non
                 kind, value = receive.recv()
         except EOFError:  # it died without a word: a signal (the OOM killer, say)
             child.join()
-            message = f"trial process {child.pid} died ({_death(child)})"
-            raise ProcessDied(message, child.pid) from None
+            message = f"trial process {pid} died ({_death(child)})"
+            raise ProcessDied(message, pid) from None
     except BaseException:
         if child.is_alive():  # this process was stopped: the child ends its trial, then exits
-            os.kill(child.pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
         raise
     finally:
         child.join()
@@ -112,7 +114,7 @@ def _child(send, parent: int, function: Callable, args: tuple) -> None:
         outcome = ("interrupted", getattr(error, "signal_number", signal.SIGINT))
     except PipelineError as error:
         outcome = ("error", str(error))
-    except Exception as error:  # noqa: BLE001 - every failure goes back to the worker
+    except Exception as error:  # every failure goes back to the worker
         message = environment_failure(error)
         if message is None:  # a bug: its traceback is the useful output
             traceback.print_exc()
@@ -121,7 +123,7 @@ def _child(send, parent: int, function: Callable, args: tuple) -> None:
     sys.stdout.flush()
     send.send(outcome)
     send.close()
-    process.leave(0)  # as the CLI does: no 2 s teardown of TensorFlow while the worker waits
+    fast_exit.leave(0)  # as the CLI does: no 2 s teardown of TensorFlow while the worker waits
 
 
 def _die_with(parent: int) -> None:

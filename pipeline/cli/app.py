@@ -11,17 +11,10 @@ from pathlib import Path
 
 import typer
 
-from pipeline import __version__, console
+from pipeline import __version__
 from pipeline import config as cfg
-from pipeline.config import DataConfig, TrainConfig, TuneConfig
-from pipeline.errors import (
-    PipelineError,
-    StageInterrupted,
-    environment_failure,
-    redact,
-    redact_text,
-)
-from pipeline.options import (
+from pipeline.cli import console
+from pipeline.cli.options import (
     MAIN_ARCH_HELP,
     TRAIN_ARCH_HELP,
     TUNE_ARCH_HELP,
@@ -33,7 +26,15 @@ from pipeline.options import (
     checkpoint_dir_of,
     data_dir_of,
     given,
-)  # fmt: skip
+)
+from pipeline.config import DataConfig, TrainConfig, TuneConfig
+from pipeline.errors import (
+    PipelineError,
+    StageInterrupted,
+    environment_failure,
+    redact,
+    redact_text,
+)
 
 app = typer.Typer(
     help="MNIST experiments from two classic TensorFlow notebooks, tracked in MLflow.",
@@ -41,6 +42,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
 
 def _version(value: bool) -> None:
     if value:
@@ -70,7 +72,7 @@ def download(
 ) -> None:
     """Fetch, verify and cache the MNIST files, and log a download run."""
     from pipeline import downloading, interrupts
-    from pipeline.console import byte_progress
+    from pipeline.cli.console import byte_progress
 
     data_config = DataConfig(
         **given(data_dir=data_dir, source=source, mirrors=tuple(mirror) if mirror else None)
@@ -83,7 +85,6 @@ def download(
     console.print_download_summary(result, run_id)
 
 
-
 @app.command()
 def train(
     arch: str = typer.Option(None, "--arch", help=TRAIN_ARCH_HELP),
@@ -94,9 +95,10 @@ def train(
     batch_size: int = typer.Option(None, "--batch-size", help="Images per step."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
     learning_rate_schedule: str = typer.Option(
-        None, "--learning-rate-schedule",
+        None,
+        "--learning-rate-schedule",
         help=f"One of {', '.join(cfg.SCHEDULES)} (cosine decays to 0 over the run).",
-    ),  # fmt: skip
+    ),
     seed: int = typer.Option(None, "--seed", help="Seed for split, initialisation, shuffling."),
     validation_fraction: float = typer.Option(
         None, "--validation-fraction", help="Share of the training set held out for validation."
@@ -106,19 +108,31 @@ def train(
     ),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show live bars."),
+    progress: bool = typer.Option(
+        True,
+        "--progress/--no-progress",
+        help="Show progress: live bars on a terminal, a line per epoch otherwise.",
+    ),
     log_checkpoints: bool = typer.Option(
-        False, "--log-checkpoints/--no-log-checkpoints",
+        False,
+        "--log-checkpoints/--no-log-checkpoints",
         help="Also log each epoch's model as an MLflow logged model.",
-    ),  # fmt: skip
+    ),
     system_metrics: bool = SystemMetrics,
 ) -> None:
     """Train one architecture and track params, per-step metrics and the model in MLflow."""
     options = given(
-        arch=arch, preset=preset, learning_rate=learning_rate, hidden_size=hidden_size,
-        epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed,
-        learning_rate_schedule=learning_rate_schedule, validation_fraction=validation_fraction,
-    )  # fmt: skip
+        arch=arch,
+        preset=preset,
+        learning_rate=learning_rate,
+        hidden_size=hidden_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        seed=seed,
+        learning_rate_schedule=learning_rate_schedule,
+        validation_fraction=validation_fraction,
+    )
     if resume and options:
         names = ", ".join("--" + name.replace("_", "-") for name in options)
         raise PipelineError(
@@ -129,18 +143,20 @@ def train(
 
     _system_metrics(system_metrics)
     result = training.train(
-        config, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir), resume, progress,
+        config,
+        data_dir_of(data_dir),
+        checkpoint_dir_of(checkpoint_dir),
+        resume,
+        console.training_progress(progress),
         log_checkpoints=log_checkpoints,
-    )  # fmt: skip
+    )
     console.print_train_summary(result)
 
 
 @app.command()
 def evaluate(
     run_id: str = typer.Option(None, "--run-id", help="A finished train run."),
-    model_uri: str = typer.Option(
-        None, "--model-uri", help=f"{cfg.MODEL_URI_FORMS}."
-    ),
+    model_uri: str = typer.Option(None, "--model-uri", help=f"{cfg.MODEL_URI_FORMS}."),
     register: bool = typer.Option(
         True, "--register/--no-register", help="Register the model; champion gate applies."
     ),
@@ -168,20 +184,24 @@ def tune(
     pruner: str = typer.Option(None, "--pruner", help=f"One of {', '.join(cfg.PRUNERS)}."),
     seed: int = typer.Option(None, "--seed", help="Sampler seed, split and initialisation."),
     learning_rate_range: tuple[float, float] = typer.Option(
-        None, "--learning-rate-range",
+        None,
+        "--learning-rate-range",
         help=f"LOW HIGH, searched log-uniformly (default: {cfg.LEARNING_RATE_RANGE}).",
-    ),  # fmt: skip
+    ),
     hidden_size_range: tuple[int, int] = typer.Option(
-        None, "--hidden-size-range",
+        None,
+        "--hidden-size-range",
         help=f"LOW HIGH hidden units, log-uniform integers (default: {cfg.HIDDEN_SIZE_RANGE}).",
-    ),  # fmt: skip
+    ),
     epochs_range: tuple[int, int] = typer.Option(
         None, "--epochs-range", help="LOW HIGH epochs (default: 2 to the default preset's)."
     ),
     search: str = typer.Option(
-        None, "--search", help="standard (learning rate, hidden size, epochs) or wide (also "
+        None,
+        "--search",
+        help="standard (learning rate, hidden size, epochs) or wide (also "
         f"batch size {'/'.join(map(str, cfg.BATCH_SIZES))} and learning-rate schedule).",
-    ),  # fmt: skip
+    ),
     validation_fraction: float = typer.Option(None, "--validation-fraction"),
     retrain_best: bool = typer.Option(
         False, "--retrain-best", help="Train, evaluate and register the best configuration."
@@ -190,30 +210,47 @@ def tune(
         None, "--heartbeat", help="Seconds between trial heartbeats; 3 missed = worker dead."
     ),
     trials_per_process: int = typer.Option(
-        None, "--trials-per-process", help="Trials one process runs before a fresh one takes "
+        None,
+        "--trials-per-process",
+        help="Trials one process runs before a fresh one takes "
         f"over (Keras keeps ~10 MB of every fit; default: {cfg.TRIALS_PER_PROCESS}).",
-    ),  # fmt: skip
+    ),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
     system_metrics: bool = SystemMetrics,
 ) -> None:
     """Search learning rate, hidden size and epochs with Optuna; one MLflow run per trial."""
-    config = TuneConfig(**given(
-        arch=arch, n_trials=n_trials, timeout_seconds=timeout, study_name=study_name,
-        storage=storage, sampler=sampler, pruner=pruner, seed=seed,
-        learning_rate_range=learning_rate_range, hidden_size_range=hidden_size_range,
-        epochs_range=epochs_range, search=search, validation_fraction=validation_fraction,
-        retrain_best=retrain_best, heartbeat_seconds=heartbeat,
-        trials_per_process=trials_per_process,
-    ))  # fmt: skip
-    from pipeline.tuning import search
+    config = TuneConfig(
+        **given(
+            arch=arch,
+            n_trials=n_trials,
+            timeout_seconds=timeout,
+            study_name=study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            seed=seed,
+            learning_rate_range=learning_rate_range,
+            hidden_size_range=hidden_size_range,
+            epochs_range=epochs_range,
+            search=search,
+            validation_fraction=validation_fraction,
+            retrain_best=retrain_best,
+            heartbeat_seconds=heartbeat,
+            trials_per_process=trials_per_process,
+        )
+    )
+    from pipeline.tuning import study
 
     _system_metrics(system_metrics)
     for each in config.arches():
-        result = search.tune_arch(
-            config, each, data_dir_of(data_dir), checkpoint_dir_of(checkpoint_dir),
+        result = study.tune_arch(
+            config,
+            each,
+            data_dir_of(data_dir),
+            checkpoint_dir_of(checkpoint_dir),
             console.print_trial,
-        )  # fmt: skip
+        )
         console.print_study_summary(result)
 
 
@@ -241,15 +278,24 @@ def main_job(
     system_metrics: bool = SystemMetrics,
 ) -> None:
     """Download, (tune,) train and evaluate each arch, then report: one parent run."""
-    config = cfg.MainConfig(**given(
-        data=DataConfig(**given(data_dir=data_dir, source=source)), preset=preset, arch=arch,
-        tune=tune, n_trials=n_trials, storage=storage, checkpoint_dir=checkpoint_dir,
-        report_dir=report_dir,
-    ))  # fmt: skip
+    config = cfg.MainConfig(
+        **given(
+            data=DataConfig(**given(data_dir=data_dir, source=source)),
+            preset=preset,
+            arch=arch,
+            tune=tune,
+            n_trials=n_trials,
+            storage=storage,
+            checkpoint_dir=checkpoint_dir,
+            report_dir=report_dir,
+        )
+    )
     from pipeline import workflow
 
     _system_metrics(system_metrics)
-    result = workflow.run_main(config, say=typer.echo)
+    result = workflow.run_main(
+        config, say=typer.echo, progress=lambda label: console.training_progress(True, label)
+    )
     reused = sum(1 for _, _, was_reused in result.steps if was_reused)
     typer.echo(f"main run {result.run_id}: {len(result.steps)} steps, {reused} reused")
 
@@ -275,16 +321,16 @@ def report(
 
 @app.command()
 def ui(
-    port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
+    port: int = typer.Option(cfg.DEFAULT_UI_PORT, "--port", help="Port to listen on."),
     host: str = typer.Option(
-        "127.0.0.1", "--host", help="Interface; loopback unless you mean it."
+        cfg.DEFAULT_UI_HOST, "--host", help="Interface; loopback unless you mean it."
     ),
     storage: str = Storage,
 ) -> None:
     """Start the MLflow UI on the project's store (and say how to open optuna-dashboard)."""
-    from pipeline import ui as mlflow_ui
+    from pipeline.cli import ui_server
 
-    code = mlflow_ui.serve(host, port, storage or cfg.DEFAULT_OPTUNA_STORAGE, typer.echo)
+    code = ui_server.serve(host, port, storage or cfg.DEFAULT_OPTUNA_STORAGE, typer.echo)
     raise typer.Exit(code)
 
 
@@ -294,24 +340,22 @@ def reap(
         None, "--stale-after", help="Seconds without a heartbeat (default: 4 of the run's own)."
     ),
     include_unbeating: bool = typer.Option(
-        False, "--include-unbeating",
+        False,
+        "--include-unbeating",
         help="Also reap RUNNING runs that never sent a heartbeat (needs --older-than).",
-    ),  # fmt: skip
+    ),
     older_than: str = typer.Option(
-        None, "--older-than", help="With --include-unbeating: started more than DURATION ago "
-        "(90s, 30m, 2h, 1d).",
-    ),  # fmt: skip
+        None,
+        "--older-than",
+        help="With --include-unbeating: started more than DURATION ago (90s, 30m, 2h, 1d).",
+    ),
 ) -> None:
     """Mark runs whose process died (no heartbeat) KILLED; live runs elsewhere are left alone."""
-    if stale_after is not None and not stale_after > 0:
-        raise PipelineError(f"--stale-after must be > 0 seconds (got {stale_after})")
-    if include_unbeating != (older_than is not None):
-        raise PipelineError("--include-unbeating and --older-than DURATION go together")
-    age = cfg.parse_duration("--older-than", older_than) if older_than else None
+    config = cfg.ReapConfig(stale_after, include_unbeating, older_than)
     from pipeline import tracking
 
     tracking.setup(reap=False)
-    reaped = tracking.reap(stale_after, age)
+    reaped = tracking.reap(config.stale_after, config.unbeating_age())
     console.print_reap_summary(reaped)
 
 
@@ -354,11 +398,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> None:
     """The console script (and `python -m pipeline`): main(), then a quick exit."""
-    from pipeline import process
+    from pipeline import fast_exit
 
     try:
         main(argv)
         code = 0
     except SystemExit as stop:
-        code = process.exit_code(stop.code)
-    process.leave(code)
+        code = fast_exit.exit_code(stop.code)
+    fast_exit.leave(code)

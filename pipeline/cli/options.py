@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from pipeline import architectures
 from pipeline import config as cfg
 from pipeline.config import DataConfig
 
-ARCHES = f"{', '.join(cfg.ARCHITECTURES)} or {cfg.ALL_ARCHITECTURES} (every architecture)"
-TRAIN_ARCH_HELP = f"One of {', '.join(cfg.ARCHITECTURES)} (default: {cfg.DEFAULT_TRAIN_ARCH})."
+ARCHES = f"{', '.join(architectures.names())} or {cfg.ALL_ARCHITECTURES} (every architecture)"
+TRAIN_ARCH_HELP = f"One of {', '.join(architectures.names())} (default: {cfg.DEFAULT_TRAIN_ARCH})."
 TUNE_ARCH_HELP = f"{ARCHES} (default: {cfg.DEFAULT_TUNE_ARCH})."
 MAIN_ARCH_HELP = f"{ARCHES} (default: {cfg.ALL_ARCHITECTURES})."
 PRESET_HELP = "default (modern choices) or seed (the notebook exactly)"
@@ -19,21 +21,23 @@ DataDir = typer.Option(
     None, "--data-dir", help=f"Where the MNIST cache lives (default: {cfg.DEFAULT_DATA_DIR})."
 )
 CheckpointDir = typer.Option(
-    None, "--checkpoint-dir",
+    None,
+    "--checkpoint-dir",
     help=f"Where per-run checkpoints are kept (default: {cfg.DEFAULT_CHECKPOINT_DIR}).",
-)  # fmt: skip
+)
 Storage = typer.Option(
     None, "--storage", help=f"Optuna storage URL (default: {cfg.DEFAULT_OPTUNA_STORAGE})."
 )
 
 SystemMetrics = typer.Option(
-    None, "--system-metrics/--no-system-metrics",
+    None,
+    "--system-metrics/--no-system-metrics",
     help="Record CPU and memory use on each run (MLflow system metrics; default: "
     "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING, else off).",
-)  # fmt: skip
+)
 
 
-def given(**options: object) -> dict[str, object]:
+def given(**options: Any) -> dict[str, Any]:
     """The options the user gave (not None), for a config dataclass to take."""
     return {name: value for name, value in options.items() if value is not None}
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import mlflow
 
+from pipeline import architectures
 from pipeline import config as cfg
 from pipeline.errors import PipelineError, first_line, redact
+from pipeline.tracking import names
 
 CHAMPION = "champion"
-MODEL_URI_TAG = "pipeline.model_uri"  # on a train run: its final model, models:/MODEL_ID
-
-ACCURACY_TAG = "test_accuracy"
 
 
 SERVING_CODE = Path(__file__).resolve().parents[1] / "serving.py"  # logged with each model
@@ -51,7 +50,7 @@ def log_model(model, name: str, step: int, description: str) -> str:
             artifacts={"keras_model": str(path)},  # serving.py loads its one artifact
             step=step,
             pip_requirements=requirements,
-            tags={"mlflow.note.content": description},
+            tags={names.NOTE: description},
         )
     return info.model_id
 
@@ -88,11 +87,18 @@ def link_metrics(run_id: str, model_id: str, metrics, datasets: dict[str, tuple[
     for metric in metrics:
         for prefix, (dataset, digest) in datasets.items():
             if metric.key.startswith(prefix):
-                linked.append(Metric(
-                    metric.key, metric.value, metric.timestamp, metric.step,
-                    model_id=model_id, dataset_name=dataset, dataset_digest=digest,
-                    run_id=run_id,
-                ))  # fmt: skip
+                linked.append(
+                    Metric(
+                        metric.key,
+                        metric.value,
+                        metric.timestamp,
+                        metric.step,
+                        model_id=model_id,
+                        dataset_name=dataset,
+                        dataset_digest=digest,
+                        run_id=run_id,
+                    )
+                )
     if linked:
         mlflow.MlflowClient().log_batch(run_id, metrics=linked)
 
@@ -129,10 +135,10 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
     if model_uri and not model_uri.startswith(("runs:/", "models:/")):
         raise PipelineError(f"--model-uri {model_uri}: expected {cfg.MODEL_URI_FORMS}")
     store = redact(cfg.tracking_uri())
-    uri = model_uri
+    uri = model_uri or ""
     if run_id:
         try:
-            uri = mlflow.get_run(run_id).data.tags.get(MODEL_URI_TAG, "none")
+            uri = mlflow.get_run(run_id).data.tags.get(names.MODEL_URI, "none")
         except Exception:
             raise PipelineError(f"no run {run_id} in {store}") from None
     try:
@@ -150,7 +156,7 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
             f"--model-uri {uri} does not resolve in {store}: {first_line(error)}"
         ) from None
     arch = run.data.params.get("arch")
-    if arch not in cfg.ARCHITECTURES:
+    if arch not in architectures.names():
         raise PipelineError(f"run {source_run} is not a train run (no arch param)")
     registered = uri.startswith("models:/") and ("@" in uri or uri.count("/") > 1)
     return ModelTarget(
@@ -199,7 +205,7 @@ def register_if_better(target: ModelTarget, accuracy: float, description: str) -
     # Register the logged model itself (MLflow 3 keeps it outside the run's artifacts).
     model_id = target.model_id
     source = f"models:/{model_id}" if model_id else target.model_uri
-    tags = {ACCURACY_TAG: f"{accuracy:.6f}"}
+    tags = {names.VERSION_TEST_ACCURACY: f"{accuracy:.6f}"}
     version = str(mlflow.register_model(source, name, tags=tags).version)
     client.update_model_version(name, version, description=description)
     if not client.get_registered_model(name).description:  # a description the user wrote stays
@@ -209,9 +215,13 @@ def register_if_better(target: ModelTarget, accuracy: float, description: str) -
         client.set_registered_model_alias(name, CHAMPION, best)
     previous = _accuracy(champion) if champion else None
     return Registration(
-        name, version, best == version, champion.version if champion else None, previous,
+        name,
+        version,
+        best == version,
+        champion.version if champion else None,
+        previous,
         accuracy,
-    )  # fmt: skip
+    )
 
 
 def _registered_description(arch: str) -> str:
@@ -226,7 +236,7 @@ def _registered_description(arch: str) -> str:
 
 def _accuracy(version) -> float | None:
     try:
-        return float(version.tags[ACCURACY_TAG])
+        return float(version.tags[names.VERSION_TEST_ACCURACY])
     except (KeyError, ValueError):  # a version registered by hand: never the champion
         return None
 

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import optuna
 
-from pipeline import data, evaluation, figures, tracking, training
+from pipeline import data, evaluation, tracking, training
 from pipeline.config import TuneConfig, train_config
 from pipeline.errors import PipelineError, redact
-from pipeline.tuning import workers
+from pipeline.tracking import names
+from pipeline.tuning import plots, workers
 from pipeline.tuning.pruning import pruner
 from pipeline.tuning.storage import RUN_ATTR, open_storage
 from pipeline.tuning.trials import (
     PROCESS_ATTR,
-    STUDY_TAG,
     TrialDone,
     Worker,
     preset_params,
@@ -33,7 +33,6 @@ from pipeline.tuning.trials import (
 PARENT_ATTR = "mlflow_parent_run_id"
 ARCH_ATTR = "arch"
 SEARCH_ATTR = "search"
-TUNED_FROM_TAG = "pipeline.tuned_from"
 OBJECTIVE = "val_accuracy"
 
 
@@ -64,7 +63,7 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
     study.set_user_attr(SEARCH_ATTR, tune.search)
     params = preset_params(tune, arch)
     if params is not None:
-        study.enqueue_trial(params, user_attrs={"pipeline.preset": "default"})
+        study.enqueue_trial(params, user_attrs={names.PRESET: "default"})
     return study
 
 
@@ -109,22 +108,25 @@ def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> tupl
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
-        figures.optuna_plots(study, folder)
+        plots.write_plots(study, folder)
         run.log_artifacts(folder, "study")
-    run.set_tags({
-        "optuna.storage": redact(tune.storage), "optuna.sampler": tune.sampler,
-        "optuna.pruner": tune.pruner, "optuna.trials": str(len(finished)),
-        "optuna.pruned": str(len(pruned)),
-    })  # fmt: skip
+    run.set_tags(
+        {
+            names.OPTUNA_STORAGE: redact(tune.storage),
+            names.OPTUNA_SAMPLER: tune.sampler,
+            names.OPTUNA_PRUNER: tune.pruner,
+            names.OPTUNA_TRIALS: str(len(finished)),
+            names.OPTUNA_PRUNED: str(len(pruned)),
+        }
+    )
     best = "no trial completed"
     if complete:
-        run.log_metrics({"best_val_accuracy": study.best_value})
+        run.log_metrics({names.BEST_VAL_ACCURACY: study.best_value})
         best_params = trial_params(study.best_trial)
-        run.set_tags({f"best.{k}": str(v) for k, v in best_params.items()})
-        run.set_tags({"best.trial_number": str(study.best_trial.number)})
+        run.set_tags({names.best(k): str(v) for k, v in best_params.items()})
+        run.set_tags({names.BEST_TRIAL_NUMBER: str(study.best_trial.number)})
         params = ", ".join(
-            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in best_params.items()
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in best_params.items()
         )
         best = (
             f"best validation accuracy {study.best_value:.4f} (trial "
@@ -145,10 +147,8 @@ def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoin
     config = train_config(
         arch, "default", **params, seed=tune.seed, validation_fraction=tune.validation_fraction
     )
-    tags = {TUNED_FROM_TAG: tune.study_for(arch)}
-    result = training.train(
-        config, data_dir, checkpoint_dir, show_progress=False, tags=tags, label="tuned"
-    )
+    tags = {names.TUNED_FROM: tune.study_for(arch)}
+    result = training.train(config, data_dir, checkpoint_dir, tags=tags, label="tuned")
     return evaluation.evaluate_run(data_dir, run_id=result.run_id)
 
 
@@ -180,21 +180,30 @@ def tune_arch(
     study, created = create_or_load(tune, arch, storage, study_name)
     parent = _parent_run(study, created)
     tags = {
-        tracking.ARCH_TAG: arch, STUDY_TAG: study_name, tracking.DIGEST_TAG: dataset.digest,
+        names.ARCH: arch,
+        names.STUDY: study_name,
+        names.DATA_DIGEST: dataset.digest,
         **(tags or {}),
-    }  # fmt: skip
+    }
     with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as run:
         if parent is None:
             study.set_user_attr(PARENT_ATTR, run.run_id)
         worker = Worker(
-            tune, arch, data_dir, run.run_id, f"{socket.gethostname()}:{os.getpid()}",
+            tune,
+            arch,
+            data_dir,
+            run.run_id,
+            f"{socket.gethostname()}:{os.getpid()}",
             joined=None if created else os.getpid(),  # a worker joining others samples apart
-        )  # fmt: skip
+        )
         try:
             workers.run_shares(
-                worker.run_share, tune.n_trials, tune.timeout_seconds, tune.trials_per_process,
+                worker.run_share,
+                tune.n_trials,
+                tune.timeout_seconds,
+                tune.trials_per_process,
                 on_trial,
-            )  # fmt: skip
+            )
         except workers.ProcessDied as died:
             _fail_trials_of(study, died)
             raise
@@ -204,6 +213,12 @@ def tune_arch(
         if tune.retrain_best and best is not None:
             retrained = retrain(tune, arch, trial_params(best), data_dir, checkpoint_dir)
     return StudyResult(
-        arch, study_name, run.run_id, trials, pruned,
-        best.value if best else None, trial_params(best) if best else {}, retrained,
-    )  # fmt: skip
+        arch,
+        study_name,
+        run.run_id,
+        trials,
+        pruned,
+        best.value if best else None,
+        trial_params(best) if best else {},
+        retrained,
+    )

@@ -29,8 +29,8 @@ def leave(code: int) -> None:
     """End the process with code after everything a normal exit would flush or wait for."""
     # The interpreter's own exit path, in its order: thread pools told to stop and non-daemon
     # threads joined, then the atexit handlers.
-    threading._shutdown()  # noqa: SLF001
-    atexit._run_exitfuncs()  # noqa: SLF001
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

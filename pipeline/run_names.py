@@ -4,9 +4,15 @@ from __future__ import annotations
 
 # How a run name shows a value that differs from its preset.
 ABBREVIATIONS = {
-    "learning_rate": "lr", "hidden_size": "h", "epochs": "ep", "batch_size": "b", "seed": "seed",
-    "validation_fraction": "val", "learning_rate_schedule": "", "max_steps": "steps",
-}  # fmt: skip
+    "learning_rate": "lr",
+    "hidden_size": "h",
+    "epochs": "ep",
+    "batch_size": "b",
+    "seed": "seed",
+    "validation_fraction": "val",
+    "learning_rate_schedule": "",
+    "max_steps": "steps",
+}
 
 
 def compact(value: object) -> str:

@@ -58,9 +58,11 @@ def check_resumable(run_id: str) -> None:
     # a process on another machine is alive while its heartbeat is fresh.
     silent = heartbeat.seconds_silent(found)
     if (
-        found.info.status == "RUNNING" and heartbeat.beats_elsewhere(found)
-        and silent is not None and silent < heartbeat.lease(found)
-    ):  # fmt: skip
+        found.info.status == "RUNNING"
+        and heartbeat.beats_elsewhere(found)
+        and silent is not None
+        and silent < heartbeat.lease(found)
+    ):
         raise PipelineError(
             f"--resume {run_id}: the run is alive (its heartbeat came {silent:.0f} s ago); "
             f"if its process is gone, wait for the heartbeat to go stale or `pipeline reap`"

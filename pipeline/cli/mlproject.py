@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 import typer.main
+from typer.core import TyperGroup
 
 from pipeline import config as cfg
-from pipeline.cli import app, run
+from pipeline.cli.app import app, run
 
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
@@ -28,7 +29,9 @@ FALSE = {"false", "0", "no", "off"}
 
 def options_of(command_name: str) -> dict:
     """The command's options, keyed by their MLproject parameter name (the option minus --)."""
-    command = typer.main.get_command(app).commands[command_name]
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)  # an app of several commands
+    command = group.commands[command_name]
     return {param.opts[0].lstrip("-"): param for param in command.params}
 
 
@@ -72,9 +75,11 @@ def cli_args(command_name: str, words: list[str]) -> list[str]:
 
 # Folder options and their defaults, relative to the workspace under `mlflow run`.
 FOLDERS = {
-    "--data-dir": cfg.DEFAULT_DATA_DIR, "--checkpoint-dir": cfg.DEFAULT_CHECKPOINT_DIR,
-    "--report-dir": cfg.DEFAULT_REPORT_DIR, "--output-dir": cfg.DEFAULT_REPORT_DIR,
-}  # fmt: skip
+    "--data-dir": cfg.DEFAULT_DATA_DIR,
+    "--checkpoint-dir": cfg.DEFAULT_CHECKPOINT_DIR,
+    "--report-dir": cfg.DEFAULT_REPORT_DIR,
+    "--output-dir": cfg.DEFAULT_REPORT_DIR,
+}
 
 
 def workspace(tracking_uri: str) -> Path:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from pipeline.config import tracking_uri
+from pipeline.config import DEFAULT_UI_HOST, DEFAULT_UI_PORT, tracking_uri
 from pipeline.errors import redact
 
 stderr = Console(stderr=True)
@@ -27,7 +28,7 @@ def byte_progress() -> Iterator:
         console=stderr,
         transient=False,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(label: str, done: int, total: int | None, unit: str = "bytes") -> None:
         if unit == "bytes":
@@ -42,49 +43,90 @@ def byte_progress() -> Iterator:
         yield update
 
 
-class _EpochBars:
-    """Keras callback (async-safe) drawing a live bar for the current epoch."""
+class LiveBars:
+    """fitting.Progress as a live bar per epoch on stderr, and a line when each epoch ends."""
 
-    def __new__(cls, bars: Progress, steps: int, epochs: int):
-        from pipeline.backend import keras
+    def __init__(self, label: str = "") -> None:
+        self.label = f"{label} " if label else ""
+        self.bars = Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            TextColumn("{task.fields[amount]}"),
+            TimeRemainingColumn(),
+            console=stderr,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+        self.epochs = self.steps = 0
 
-        class EpochBars(keras.callbacks.Callback):
-            async_safe = True
+    def start(self, epochs: int, steps: int, first_epoch: int) -> None:
+        self.epochs, self.steps = epochs, steps
+        self.bars.start()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.task = bars.add_task(
-                    f"epoch {epoch + 1}/{epochs}", total=steps, amount="", visible=True
-                )
+    def batch(self, epoch: int, batch: int, logs: dict[str, float]) -> None:
+        if self.task is None:
+            description = f"{self.label}epoch {epoch}/{self.epochs}"
+            self.task = self.bars.add_task(description, total=self.steps, amount="")
+        if batch % 10 == 0 or batch == self.steps:
+            amount = f"loss {logs['loss']:.4f} acc {logs['accuracy']:.4f}"
+            self.bars.update(self.task, completed=batch, amount=amount)
 
-            def on_train_batch_end(self, batch, logs=None):
-                if batch % 10 == 0 or batch + 1 == steps:
-                    amount = f"loss {logs['loss']:.4f} acc {float(logs['accuracy']):.4f}"
-                    bars.update(self.task, completed=batch + 1, amount=amount)
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.task is not None:
+            self.bars.remove_task(self.task)
+            self.task = None
+        values = "  ".join(f"{key} {value:.4f}" for key, value in logs.items())
+        self.bars.console.print(f"{self.label}epoch {epoch}/{self.epochs}  {values}")
 
-            def on_epoch_end(self, epoch, logs=None):
-                bars.remove_task(self.task)
-                values = "  ".join(f"{key} {float(value):.4f}" for key, value in logs.items())
-                bars.console.print(f"epoch {epoch + 1}/{epochs}  {values}")
-
-        return EpochBars()
+    def end(self) -> None:
+        self.bars.stop()
 
 
-@contextlib.contextmanager
-def epoch_progress(enabled: bool, steps: int, epochs: int) -> Iterator[list]:
-    """A list holding the epoch-bar callback (empty when disabled), live while the block runs."""
+class EpochLines:
+    """fitting.Progress as one plain line per epoch on stderr (validation accuracy, time
+    spent and left): for logs and pipes, where live bars would be noise."""
+
+    def __init__(self, label: str = "") -> None:
+        self.label = f"{label} " if label else ""
+        self.started = time.monotonic()
+        self.epochs = self.first_epoch = 0
+
+    def start(self, epochs: int, steps: int, first_epoch: int) -> None:
+        self.epochs, self.first_epoch, self.started = epochs, first_epoch, time.monotonic()
+
+    def batch(self, epoch: int, batch: int, logs: dict[str, float]) -> None:
+        pass
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        elapsed = time.monotonic() - self.started
+        left = elapsed / max(epoch - self.first_epoch, 1) * (self.epochs - epoch)
+        accuracy = logs.get("val_accuracy", logs.get("accuracy", float("nan")))
+        print(
+            f"{self.label}epoch {epoch}/{self.epochs}: val_accuracy {accuracy:.4f}, "
+            f"{_duration(elapsed)} elapsed, about {_duration(left)} left",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def end(self) -> None:
+        pass
+
+
+def _duration(seconds: float) -> str:
+    """90 -> 1m30s, 42.4 -> 42s."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def training_progress(enabled: bool = True, label: str = "") -> LiveBars | EpochLines | None:
+    """Live bars on a terminal, a line per epoch otherwise (a log, a pipe); None: quiet."""
     if not enabled:
-        yield []
-        return
-    bars = Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TextColumn("{task.fields[amount]}"),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-    )
-    with bars:
-        yield [_EpochBars(bars, steps, epochs)]
+        return None
+    return LiveBars(label) if stderr.is_terminal else EpochLines(label)
+
+
+def _ui_url() -> str:
+    return f"http://{DEFAULT_UI_HOST}:{DEFAULT_UI_PORT}"
 
 
 def print_train_summary(result) -> None:
@@ -98,7 +140,7 @@ def print_train_summary(result) -> None:
         f"  run   {result.run_id}\n"
         f"  model {result.model_uri}\n"
         f"  UI    mlflow ui --backend-store-uri {redact(tracking_uri())}  then open\n"
-        f"        http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+        f"        {_ui_url()}/#/experiments/{result.experiment_id}/runs/{result.run_id}"
     )
 
 
@@ -115,7 +157,7 @@ def print_eval_summary(result) -> None:
         lines.append(f"  registry: {result.registration.describe()}")
     lines.append(
         f"  UI: mlflow ui --backend-store-uri {redact(tracking_uri())}  then open "
-        f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+        f"{_ui_url()}/#/experiments/{result.experiment_id}/runs/{result.run_id}"
     )
     print("\n".join(lines))
 

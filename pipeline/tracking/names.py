@@ -1,0 +1,93 @@
+"""Every tag, param and metric key the project writes to MLflow or reads back, defined once.
+
+The MLflow UI compares runs column by column, so a key spelled twice risks a silent new column:
+no other module spells a `pipeline.`, `optuna.` or `best.` key (tests/test_house_rules.py).
+A new tracked key is one line here.
+"""
+
+from __future__ import annotations
+
+# MLflow's own tags that the project sets or reads.
+NOTE = "mlflow.note.content"  # the run's (or experiment's, model's) description in the UI
+PARENT_RUN = "mlflow.parentRunId"
+GIT_COMMIT = "mlflow.source.git.commit"
+GIT_DIRTY = "mlflow.source.git.dirty"
+
+# Tags on every run.
+STAGE = "pipeline.stage"  # download | train | evaluate | tune | trial | report | main
+ARCH = "pipeline.arch"
+DATA_DIGEST = "pipeline.data_digest"
+CONFIG_HASH = "pipeline.config_hash"
+CODE_HASH = "pipeline.code_hash"
+FAILURE_REASON = "pipeline.failure_reason"
+HEARTBEAT = "pipeline.heartbeat"  # seconds since the epoch of the run's last beat
+HEARTBEAT_INTERVAL = "pipeline.heartbeat_interval"
+HOST = "pipeline.host"  # the machine whose process beats for the run
+
+# download
+OFFICIAL_DATA = "pipeline.official_data"
+
+# train
+MODEL_URI = "pipeline.model_uri"  # the run's final model, models:/MODEL_ID
+TUNED_FROM = "pipeline.tuned_from"  # the study whose best configuration the run trained
+
+# evaluate (some also on the train run it scored)
+EVALUATED_RUN = "pipeline.evaluated_run"
+EVALUATED_MODEL = "pipeline.evaluated_model"
+EVALUATED_ON = "pipeline.evaluated_on"  # the digest of the data it was tested on
+TEST_SET = "pipeline.test_set"
+CHAMPION_DECISION = "pipeline.champion_decision"
+VERSION_TEST_ACCURACY = "test_accuracy"  # a registered version's tag
+
+# tune (the study's parent run) and trial runs
+STUDY = "pipeline.study"
+PRUNED = "pipeline.pruned"
+PRUNED_AT_EPOCH = "pipeline.pruned_at_epoch"
+BEST_EPOCH = "pipeline.best_epoch"
+OPTUNA_STORAGE = "optuna.storage"
+OPTUNA_SAMPLER = "optuna.sampler"
+OPTUNA_PRUNER = "optuna.pruner"
+OPTUNA_TRIALS = "optuna.trials"
+OPTUNA_PRUNED = "optuna.pruned"
+OPTUNA_TRIAL_NUMBER = "optuna.trial_number"
+OPTUNA_TRIAL_STATE = "optuna.trial_state"
+BEST_PREFIX = "best."  # best.learning_rate, ...: the study's best configuration
+BEST_TRIAL_NUMBER = "best.trial_number"
+
+# main
+PRESET = "pipeline.preset"  # also the user attribute of a study's preset trial
+TUNE = "pipeline.tune"
+CACHE_KEY = "pipeline.cache_key"
+STEP_PREFIX = "pipeline.step."  # pipeline.step.train_mlp: the run a main job's step used
+
+# Metrics.
+TRAIN_LOSS = "train_loss"  # per step (step = global batch index): the batch's own value
+TRAIN_ACCURACY = "train_accuracy"
+VAL_LOSS = "val_loss"  # per epoch, at the epoch's last step
+VAL_ACCURACY = "val_accuracy"
+EPOCH_SECONDS = "epoch_seconds"
+SAMPLES_PER_SECOND = "samples_per_second"
+TRAIN_SECONDS = "train_seconds"
+TEST_LOSS = "test_loss"
+TEST_ACCURACY = "test_accuracy"
+BEST_VAL_ACCURACY = "best_val_accuracy"
+
+# Params besides a TrainConfig's fields (see config.TrainConfig.params).
+MODEL_URI_PARAM = "model_uri"  # evaluate
+SOURCE_PARAM = "source"  # download
+OFFICIAL_PARAM = "official"
+
+
+def best(param: str) -> str:
+    """The study run's tag holding its best configuration's value of param."""
+    return BEST_PREFIX + param
+
+
+def step(name: str) -> str:
+    """The main run's tag naming the run its step (say "train mlp") used."""
+    return STEP_PREFIX + name.replace(" ", "_")
+
+
+def column(kind: str, key: str) -> str:
+    """The column of mlflow.search_runs' DataFrame holding key: column("tags", ARCH)."""
+    return f"{kind}.{key}"

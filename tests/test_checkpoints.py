@@ -1,0 +1,111 @@
+"""Checkpoints and resuming: damaged checkpoints, a run resumed twice, a run alive elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import one_line_error, run_status, runs
+
+
+def killed_run_with_checkpoint(workdir) -> str:
+    """A train run ended by SIGTERM after at least one checkpoint, as a user leaves it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env, wait_for
+
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "train",
+        "--arch",
+        "mlp",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "8",
+        "--hidden-size",
+        "16",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        args, cwd=workdir, env=subprocess_env(workdir), stderr=subprocess.PIPE, text=True
+    )
+    wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 120, "a checkpoint")
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    run_id = runs().iloc[0]["run_id"]
+    assert run_status(run_id) == "KILLED"
+    return run_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damaged", ["state.json", "weights.npz"])
+def test_a_damaged_checkpoint_is_one_line_and_the_run_stays_killed(
+    cli, workdir, data_dir, damaged
+):
+    run_id = killed_run_with_checkpoint(workdir)
+    path = workdir / "checkpoints" / run_id / damaged
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    result = cli("train", "--resume", run_id, "--no-progress")
+    assert result.exit_code == 1
+    assert "the checkpoint" in one_line_error(result) and "damaged" in one_line_error(result)
+    assert run_status(run_id) == "KILLED"
+
+
+@pytest.mark.slow
+def test_a_run_resuming_in_one_process_cannot_be_resumed_by_another(workdir, data_dir):
+    import subprocess
+    import sys
+
+    import mlflow
+    from conftest import subprocess_env, wait_for
+
+    run_id = killed_run_with_checkpoint(workdir)
+    (workdir / "checkpoints" / run_id / ".weights.npz.x.part").write_bytes(b"left by SIGKILL")
+    resume = [sys.executable, "-m", "pipeline", "train", "--resume", run_id, "--no-progress"]
+    first = subprocess.Popen(
+        resume,
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for(lambda: run_status(run_id) == "RUNNING", 120, "the first resume to start")
+    second = subprocess.run(
+        resume,
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert second.returncode == 1
+    last = second.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: --resume") and "another process" in last, second.stderr
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr
+    assert run_status(run_id) == "FINISHED"
+    assert "pipeline.failure_reason" not in mlflow.get_run(run_id).data.tags
+    assert not list((workdir / "checkpoints" / run_id).glob(".*.part"))
+
+
+@pytest.mark.slow
+def test_a_run_beating_on_another_machine_cannot_be_resumed(cli, workdir, data_dir):
+    import time
+
+    import mlflow
+
+    run_id = killed_run_with_checkpoint(workdir)
+    client = mlflow.MlflowClient()
+    client.update_run(run_id, status="RUNNING")  # as a live run elsewhere shows in the store
+    client.set_tag(run_id, "pipeline.host", "another-machine")
+    client.set_tag(run_id, "pipeline.heartbeat", f"{time.time():.0f}")
+    result = cli("train", "--resume", run_id, "--no-progress")
+    assert result.exit_code == 1
+    assert "the run is alive" in one_line_error(result)
+    assert run_status(run_id) == "RUNNING"

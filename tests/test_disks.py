@@ -1,0 +1,158 @@
+"""Resources running out: full and read-only disks and stores, a fresh store opened by several
+processes at once, a model too big for memory. Each is one line, and what was there stays."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import one_line_error, runs
+
+
+def mount_small_disk(folder, options: str = "size=1m"):
+    """A 1 MB tmpfs at folder: a real disk that fills up. Needs root (CI runs as root)."""
+    import os
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a tmpfs mount for the full-disk test: {mounted.stderr}")
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(workdir):
+    """A full-able disk where the store keeps its artifacts (workdir/mlruns)."""
+    import subprocess
+
+    folder = workdir / "mlruns"
+    mount_small_disk(folder)
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_disk_full_while_logging_the_model(cli, workdir, data_dir, small_disk):
+    import mlflow
+
+    result = cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--hidden-size",
+        "512",
+        "--no-progress",
+    )
+    assert result.exit_code == 1
+    message = one_line_error(result)
+    assert "No space left on device" in message and str(small_disk) in message, message
+    run = runs().iloc[0]
+    assert run["status"] == "FAILED"
+    assert "No space left" in run["tags.pipeline.failure_reason"]
+    models = mlflow.search_logged_models(
+        experiment_ids=[run["experiment_id"]], output_format="list"
+    )
+    assert models and {model.status for model in models} == {"FAILED"}, models
+    evaluated = cli("evaluate", "--run-id", run["run_id"])
+    assert evaluated.exit_code == 1 and "has no logged model" in one_line_error(evaluated)
+
+
+def test_disk_full_while_writing_a_report_keeps_the_previous_one(cli, workdir, data_dir):
+    import subprocess
+
+    out = workdir / "out"
+    mount_small_disk(out)
+    try:
+        assert cli("report", "--output-dir", out).exit_code == 0
+        before = {path.name: path.read_bytes() for path in out.iterdir()}
+        (out / "filler").write_bytes(b"x" * (1024 * 1024 - 24 * 1024))  # leaves < 24 KB
+        result = cli("report", "--output-dir", out)
+        assert result.exit_code == 1
+        message = one_line_error(result)
+        assert "No space left on device" in message and str(out) in message, message
+        after = {path.name: path.read_bytes() for path in out.iterdir() if path.name != "filler"}
+        assert after == before  # nothing truncated, no partial file left
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)
+
+
+def test_a_full_or_read_only_store_is_one_line(cli, workdir, data_dir, monkeypatch, tiny):
+    import subprocess
+
+    disk = workdir / "store"
+    mount_small_disk(disk)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{disk / 'mlflow.db'}")
+        assert cli("reap").exit_code == 0  # a healthy store (about 0.9 MB) on a 1 MB disk
+        free = subprocess.run(
+            ["df", "-k", "--output=avail", str(disk)], capture_output=True, text=True
+        ).stdout.split()[-1]
+        (disk / "filler").write_bytes(b"x" * max(0, (int(free) - 4) * 1024))
+        result = cli(*tiny.train)
+        assert result.exit_code == 1
+        assert "database or disk is full" in one_line_error(result)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    read_only = workdir / "read-only"
+    mount_small_disk(read_only, "ro,size=1m")
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{read_only / 'mlflow.db'}")
+        result = cli(*tiny.train)
+        assert result.exit_code == 1
+        message = one_line_error(result)
+        assert str(read_only / "mlflow.db") in message and "unable to open database" in message
+    finally:
+        subprocess.run(["umount", "-l", str(read_only)], check=False)
+
+
+@pytest.mark.slow
+def test_stages_started_at_once_on_a_fresh_store_leave_it_healthy(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    for attempt in range(3):  # unserialised, 2 of 3 such starts broke the store for good
+        work = tmp_path / f"fresh-{attempt}"
+        work.mkdir()
+        env = subprocess_env(work)  # sqlite:///<work>/mlflow.db, not created yet
+        stages = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "reap"],
+                cwd=work,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        for stage in stages:
+            _, stderr = stage.communicate(timeout=300)
+            assert stage.returncode == 0, stderr
+        again = subprocess.run(
+            [sys.executable, "-m", "pipeline", "reap"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert again.returncode == 0 and "No stale runs." in again.stdout, again.stderr
+
+
+def test_a_model_too_big_for_memory_is_one_line(cli, data_dir):
+    result = cli(
+        "train", "--arch", "mlp", "--hidden-size", "200000", "--epochs", "1", "--no-progress"
+    )
+    assert result.exit_code == 1
+    assert "not enough memory for this model" in one_line_error(result)
+    assert runs().iloc[0]["status"] == "FAILED"

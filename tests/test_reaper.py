@@ -1,0 +1,48 @@
+"""The reaper: a run whose process died ends KILLED, a live run elsewhere is left alone."""
+
+from __future__ import annotations
+
+from conftest import run_status
+
+
+def running_run(tags: dict[str, str]) -> str:
+    """A RUNNING run in the store with the given tags (as a live or dead stage leaves it)."""
+    import os
+
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = mlflow.set_experiment("mnist").experiment_id
+    run = mlflow.MlflowClient().create_run(experiment, tags=tags)
+    return run.info.run_id
+
+
+def test_the_reaper_judges_each_run_by_its_own_heartbeat(cli, workdir, monkeypatch):
+    import time
+
+    now = time.time()
+    slow_live = running_run(
+        {"pipeline.heartbeat": f"{now - 20:.0f}", "pipeline.heartbeat_interval": "30"}
+    )
+    dead = running_run(
+        {"pipeline.heartbeat": f"{now - 200:.0f}", "pipeline.heartbeat_interval": "30"}
+    )
+    garbled = running_run({"pipeline.heartbeat": "yesterday"})
+    never = running_run({})
+    monkeypatch.setenv("PIPELINE_RUN_HEARTBEAT_SECONDS", "2")  # this stage beats fast
+    result = cli("reap")
+    assert result.exit_code == 0, result.stderr
+    assert run_status(slow_live) == "RUNNING" and run_status(dead) == "KILLED"
+    assert run_status(garbled) == "RUNNING" and run_status(never) == "RUNNING"
+    assert "1 stale run(s) marked KILLED" in result.stdout and dead in result.stdout
+    assert f"left run {garbled} RUNNING" in result.stderr
+
+    assert cli("reap", "--include-unbeating", "--older-than", "1h").exit_code == 0
+    assert run_status(never) == "RUNNING"
+    time.sleep(2)
+    result = cli("reap", "--include-unbeating", "--older-than", "1s")
+    assert result.exit_code == 0 and run_status(never) == "KILLED"
+    import mlflow
+
+    assert "never sent a heartbeat" in mlflow.get_run(never).data.tags["pipeline.failure_reason"]
+    assert run_status(slow_live) == "RUNNING"

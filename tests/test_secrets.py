@@ -1,0 +1,100 @@
+"""No password from any URL the user gives is printed, logged as a param or tag, or stored."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import one_line_error, runs
+
+SECRET = "s3cr3t-pw"
+
+
+def no_secret_in_store(workdir) -> None:
+    """No param, tag, metric key or artifact of any run holds the password."""
+    import mlflow
+
+    frame = runs()
+    assert SECRET not in frame.to_csv()
+    for run_id in frame["run_id"]:
+        root = mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(workdir / "dl"))
+        for path in __import__("pathlib").Path(root).rglob("*"):
+            if path.is_file():
+                assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_no_password_from_a_source_url_is_printed_or_stored(cli, workdir, source, http_folder):
+    url = http_folder(source).replace("http://", f"http://reader:{SECRET}@")
+    result = cli("download", "--source", url, "--data-dir", workdir / "fresh")
+    assert result.exit_code == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    for path in (workdir / "fresh").rglob("*.json"):
+        assert SECRET not in path.read_text(), path
+    no_secret_in_store(workdir)
+    failed = cli("download", "--source", url + "nowhere/", "--data-dir", workdir / "other")
+    assert failed.exit_code == 1 and SECRET not in failed.stdout + failed.stderr
+    failed = cli("download", "--mirror", url + "nowhere/", "--data-dir", workdir / "third")
+    assert failed.exit_code == 1 and SECRET not in failed.stdout + failed.stderr
+
+
+def test_no_password_from_the_tracking_uri_is_printed(cli, workdir, data_dir, monkeypatch, tiny):
+    from conftest import closed_port_url
+
+    monkeypatch.setenv(
+        "MLFLOW_TRACKING_URI",
+        closed_port_url().replace("http://", f"http://u:{SECRET}@").rstrip("/"),
+    )
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    for args in (tiny.train, ("reap",), ("report",), ("evaluate", "--run-id", "0" * 32)):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert SECRET not in result.stdout + result.stderr, args
+        assert "u:***@127.0.0.1" in one_line_error(result), args
+
+
+@pytest.mark.slow
+def test_no_password_from_a_live_tracking_server_url_is_printed_or_stored(workdir, data_dir, tiny):
+    import subprocess
+    import sys
+
+    import mlflow
+    from conftest import free_port, start_server, stop_server, subprocess_env
+
+    port = free_port()
+    server = start_server(workdir, port)
+    try:
+        env = {
+            **subprocess_env(workdir),
+            "MLFLOW_TRACKING_URI": f"http://user:{SECRET}@127.0.0.1:{port}",
+        }
+
+        def pipeline(*args) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "pipeline", *map(str, args)],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+
+        trained = pipeline(*tiny.train)
+        assert trained.returncode == 0, trained.stderr
+        run_id = next(
+            line.split()[-1]
+            for line in trained.stdout.splitlines()
+            if line.strip().startswith("run ")
+        )
+        outputs = [
+            trained,
+            pipeline("evaluate", "--run-id", run_id),
+            pipeline("report", "--output-dir", workdir / "out"),
+            pipeline("report", "--experiment", "nope"),
+        ]
+        for done in outputs:
+            assert SECRET not in done.stdout + done.stderr, done.args
+        assert "user:***@127.0.0.1" in trained.stdout
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
+        frame = mlflow.search_runs(search_all_experiments=True)
+        assert len(frame) >= 3 and SECRET not in frame.to_csv()
+        assert SECRET not in (workdir / "out" / "report.md").read_text()
+    finally:
+        stop_server(server)

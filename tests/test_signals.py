@@ -1,0 +1,119 @@
+"""Stop signals: Ctrl-C and SIGTERM end runs KILLED in one line, however many arrive and when."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import runs
+
+
+@pytest.mark.slow
+def test_repeated_ctrl_c_in_tune_is_one_line(cli, workdir, data_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env, wait_for
+
+    assert cli("init-stores", "--storage", f"sqlite:///{workdir / 'optuna.db'}").exit_code == 0
+    tune = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "tune",
+            "--arch",
+            "mlp",
+            "--n-trials",
+            "3",
+            "--epochs-range",
+            "200",
+            "300",
+            "--hidden-size-range",
+            "8",
+            "16",
+            "--storage",
+            f"sqlite:///{workdir / 'optuna.db'}",
+        ],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(
+        lambda: len(runs()) and (runs()["tags.pipeline.stage"] == "trial").any(),
+        180,
+        "a trial run",
+    )
+    time.sleep(1)
+    tune.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    tune.send_signal(signal.SIGINT)
+    _, stderr = tune.communicate(timeout=120)
+    assert tune.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted by SIGINT"), stderr
+    assert "RUNNING" not in set(runs()["status"])
+
+
+def test_after_the_first_stop_signal_repeats_are_ignored_until_the_process_ends():
+    """A second Ctrl-C while a trial's run and then its study's run are being closed must not
+    interrupt the closing (a run was left RUNNING that way)."""
+    import signal
+
+    from pipeline import interrupts
+
+    saved = {number: signal.getsignal(number) for number in interrupts.SIGNALS}
+    try:
+        with interrupts.raising():  # the study's run
+            with pytest.raises(interrupts.Interrupted):
+                with interrupts.raising():  # the trial's run
+                    signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # while the study's run closes: ignored
+            signal.raise_signal(signal.SIGTERM)
+        stop = interrupts.GracefulStop(lambda: None)
+        for number in interrupts.SIGNALS:
+            signal.signal(number, signal.default_int_handler)
+        with stop.active():
+            signal.raise_signal(signal.SIGTERM)
+        assert stop.pending == signal.SIGTERM
+        signal.raise_signal(signal.SIGINT)  # after a graceful stop too: ignored
+    finally:
+        for number, action in saved.items():
+            signal.signal(number, action)
+
+
+def test_a_signal_just_before_keras_starts_still_stops_training(data_dir):
+    """fit() clears stop_training as it starts; a stop requested a moment earlier still counts."""
+
+    from pipeline import fitting, interrupts, tracking
+    from pipeline.callbacks import StepMetrics
+    from pipeline.config import train_config
+    from pipeline.keras_runtime import keras
+
+    config = train_config("mlp", epochs=3, batch_size=32, hidden_size=8)
+    model = fitting.new_model(config, 270)
+    stop = interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
+    stop.pending = 2  # the signal came while fit() was being set up
+
+    class Sink(tracking.StepMetricSink):
+        def _send(self, metrics) -> None:  # no store in this test
+            pass
+
+    batches = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.append(batch)
+    )
+    seen: list[int] = []
+    images = np.random.default_rng(0).random((270, 28, 28), dtype=np.float32) * 255
+    labels = np.arange(270) % 10
+    model.fit(
+        images,
+        labels,
+        batch_size=32,
+        epochs=3,
+        verbose=0,
+        callbacks=[StepMetrics(Sink("run", 0, 32, 270, None), stop), batches],
+    )
+    assert seen == [0]  # one batch, then it stopped (9 batches an epoch otherwise)
