@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml conda.yaml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/pipeline main $(SOURCE_OPTION)
+	$(BIN)/pipeline main --arch both $(SOURCE_OPTION)
 
 test: lint
 	$(BIN)/pytest

@@ -1,10 +1,10 @@
-"""Produce the committed reports/ on real MNIST: seed and default presets, a small tuned search.
+"""Produce the committed docs/reference-report/ on real MNIST: seed and default presets, a small tuned search.
 
     python bench/make_report.py [--source ../shared/data/mnist] [--n-trials 6]
 
 Runs, in a temporary working directory with its own stores: `pipeline main --preset seed`,
 `pipeline main` (default preset) and `pipeline main --tune`, then `pipeline report` into the
-repository's reports/ folder.
+repository's docs/reference-report/ folder.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ def main() -> None:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
         env.pop("MLFLOW_RUN_ID", None)
         jobs = [
-            ["main", "--preset", "seed", "--source", options.source],
-            ["main", "--source", options.source],
-            ["main", "--tune", "--n-trials", str(options.n_trials), "--source", options.source],
+            ["main", "--arch", "both", "--preset", "seed", "--source", options.source],
+            ["main", "--arch", "both", "--source", options.source],
+            ["main", "--arch", "both", "--tune", "--n-trials", str(options.n_trials)]
+            + ["--source", options.source],
             ["report", "--output-dir", str(workdir / "reports")],
         ]
         for job in jobs:
@@ -62,7 +63,7 @@ def main() -> None:
             )
             print(f"# {' '.join(job)}: {time.perf_counter() - started:.0f} s", flush=True)
         studies(env["MLFLOW_TRACKING_URI"])
-        target = REPO / "reports"
+        target = REPO / "docs" / "reference-report"
         target.mkdir(exist_ok=True)
         for name in ("report.md", "learning_curves.png"):
             shutil.copy(workdir / "reports" / name, target / name)

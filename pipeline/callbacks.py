@@ -1,4 +1,4 @@
-"""The Keras callbacks training uses: step metrics, a step limit, checkpoints, an epoch hook."""
+"""The Keras callbacks a fit uses: step metrics, step limit, checkpoints, epoch hooks, progress."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from pipeline import checkpoints, interrupts, tracking
 from pipeline.keras_runtime import keras
+from pipeline.tracking import names
 
 
 class StepMetrics(keras.callbacks.Callback):
@@ -48,10 +49,12 @@ class StepMetrics(keras.callbacks.Callback):
         trained = min(self.sink.batches_recorded() * self.sink.batch_size, self.sink.train_size)
         self.sink.end_epoch(
             {
-                "val_loss": logs.get("val_loss"),
-                "val_accuracy": logs.get("val_accuracy"),
-                "epoch_seconds": seconds,
-                "samples_per_second": trained / seconds if seconds > 0 else None,
+                names.TRAIN_LOSS: logs.get("loss"),  # Keras' mean over the epoch's batches
+                names.TRAIN_ACCURACY: logs.get("accuracy"),
+                names.VAL_LOSS: logs.get("val_loss"),
+                names.VAL_ACCURACY: logs.get("val_accuracy"),
+                names.EPOCH_SECONDS: seconds,
+                names.SAMPLES_PER_SECOND: trained / seconds if seconds > 0 else None,
             }
         )
         if self.sink.failure is not None:

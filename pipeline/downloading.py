@@ -54,7 +54,7 @@ def record(result: fetch.DownloadResult, tags: dict[str, str] | None = None) -> 
             tracking.log_dataset(
                 arrays["train_images"],
                 arrays["train_labels"],
-                "mnist-train",
+                names.DATASET_DOWNLOAD,
                 result.digest,
                 result.data_dir,
                 context="download",

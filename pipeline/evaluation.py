@@ -121,7 +121,7 @@ def _write_artifacts(folder: Path, matrix, report, probabilities, dataset, summa
 
 def _test_set(digest: str) -> tuple[str, str]:
     """Name and digest of the test set: the evaluate run's input, its metrics' dataset."""
-    return "mnist-test", data.part_digest(digest, "test")
+    return names.DATASET_TEST, data.part_digest(digest, "test")
 
 
 def _record(
@@ -132,7 +132,7 @@ def _record(
     evaluation_run.log_params({"model_uri": target.model_uri})
     # On the logged model's page too, measured on the test set.
     evaluation_run.log_metrics(test_metrics, model_id=target.model_id, dataset=_test_set(digest))
-    evaluation_run.log_text((folder / "summary.md").read_text(), "summary.md")
+    evaluation_run.log_artifacts(folder)
     # The train run gets the numbers and figures too, so the UI shows val and test together.
     trained = tracking.Run(target.run_id)
     trained.log_metrics(test_metrics)
@@ -143,6 +143,11 @@ def _record(
         f"{numbers['test_set']}: test accuracy {numbers['test_accuracy']:.4f}, test loss "
         f"{numbers['test_loss']:.4f}."
     )
+    figures_note = (
+        f" Figures and tables (confusion_matrix.png and .csv, per_class.csv, "
+        f"worst_misclassified.png, summary.md) are this run's artifacts, and under evaluation/ "
+        f"on train run {target.run_id}."
+    )
     registration = None
     if register and target.registrable:
         registration = tracking.register_if_better(target, numbers["test_accuracy"], summary)
@@ -150,7 +155,7 @@ def _record(
         evaluation_run.set_tags(decision)
         trained.set_tags(decision)
         summary += f" Registry: {registration.describe()}."
-    evaluation_run.describe(summary)
+    evaluation_run.describe(summary + figures_note)
     return registration
 
 

@@ -18,18 +18,19 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def learning_curves(curves: dict[str, dict[str, list[tuple[int, float]]]]):
-    """Loss and accuracy against step for one or more runs: {label: {metric: [(step, value)]}}."""
+    """Loss and accuracy against step for one or more runs: {label: {metric: [(step, value)]}},
+    metrics batch_loss / batch_accuracy (per step, smoothed) and val_loss / val_accuracy."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=80)
     for label, metrics in curves.items():
         for axis, kind in zip(axes, ("loss", "accuracy"), strict=True):
-            train = np.array(metrics.get(f"train_{kind}", []), dtype=float).reshape(-1, 2)
+            train = np.array(metrics.get(f"batch_{kind}", []), dtype=float).reshape(-1, 2)
             if len(train):
                 window = max(1, len(train) // 100)
                 axis.plot(
                     train[window - 1 :, 0] if window > 1 else train[:, 0],
                     _smooth(train[:, 1], window),
                     alpha=0.6,
-                    label=f"{label} train",
+                    label=f"{label} train (per batch, smoothed)",
                 )
             val = np.array(metrics.get(f"val_{kind}", []), dtype=float).reshape(-1, 2)
             if len(val):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
+CODE_PATHS = (":/pipeline", ":/pyproject.toml", ":/conda.yaml", ":/MLproject")
 
 
 @functools.cache
@@ -53,5 +54,7 @@ def provenance() -> Provenance:
     commit = _git("rev-parse", "HEAD") if tracked else None
     if not commit:
         return Provenance(code_hash())
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # Dirty means the code differs from the commit: the package (new modules included) or the
+    # files that say how it is installed and run; not a report or data a run wrote.
+    status = _git("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
     return Provenance(code_hash(), commit, None if status is None else bool(status))

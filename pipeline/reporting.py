@@ -14,6 +14,7 @@ from pipeline import config as cfg
 from pipeline import data, figures, tracking
 from pipeline.architectures import REGISTRY
 from pipeline.errors import PipelineError, redact
+from pipeline.tracking import names
 
 VARIANTS = ("seed preset", "default preset", "tuned best")
 NO_RUNS = "No train runs in this experiment yet: `pipeline train` or `pipeline main` makes them."
@@ -30,8 +31,8 @@ COLUMNS = [
     "samples_per_second",
     "run_id",
 ]
-CURVES = ("train_loss", "val_accuracy")  # the learning-curve figure's
-HISTORIES = (*CURVES, "samples_per_second")
+CURVES = (names.BATCH_LOSS, names.VAL_ACCURACY)  # the learning-curve figure's
+HISTORIES = (*CURVES, names.SAMPLES_PER_SECOND)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from pipeline import data, figures, tracking
 from pipeline.config import SERVING_CONTRACT, TrainConfig, architecture
+from pipeline.tracking import names
 
 
 def log_inputs(splits: data.Splits, data_dir: Path) -> None:
     """The train and validation parts as the active run's dataset inputs."""
     for name, context, x, y in (
-        ("mnist-train", "training", splits.x_train, splits.y_train),
-        ("mnist-validation", "validation", splits.x_val, splits.y_val),
+        (names.DATASET_TRAIN, "training", splits.x_train, splits.y_train),
+        (names.DATASET_VALIDATION, "validation", splits.x_val, splits.y_val),
     ):
         tracking.log_dataset(x, y, name, splits.part_digest(context), data_dir, context)
 
@@ -21,8 +22,8 @@ def log_inputs(splits: data.Splits, data_dir: Path) -> None:
 def _datasets(splits: data.Splits) -> dict[str, tuple[str, str]]:
     """Which dataset each metric of a logged model was measured on, by key prefix."""
     return {
-        "train_": ("mnist-train", splits.part_digest("training")),
-        "val_": ("mnist-validation", splits.part_digest("validation")),
+        "train_": (names.DATASET_TRAIN, splits.part_digest("training")),
+        "val_": (names.DATASET_VALIDATION, splits.part_digest("validation")),
     }
 
 
@@ -32,12 +33,12 @@ def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, sp
     from pipeline import models
 
     values = {metric.key: metric.value for metric in sink.last_epoch}
-    accuracy = values.get("val_accuracy")
+    accuracy = values.get(names.VAL_ACCURACY)
     description = (
         f"{name}: {architecture(config.arch).summary} after {sink.next_step} training steps "
-        f"(batch {config.batch_size}) on mnist-train"
+        f"(batch {config.batch_size}) on {names.DATASET_TRAIN}"
         + (
-            f"; validation accuracy {accuracy:.4f} on mnist-validation"
+            f"; validation accuracy {accuracy:.4f} on {names.DATASET_VALIDATION}"
             if accuracy is not None
             else ""
         )
@@ -52,7 +53,7 @@ def log_curves(run: tracking.Run) -> None:
     """The learning-curve figure of the whole run (resumes included)."""
     curves = {
         key: tracking.metric_history(run.run_id, key)
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+        for key in (names.BATCH_LOSS, names.BATCH_ACCURACY, names.VAL_LOSS, names.VAL_ACCURACY)
     }
     figure = figures.learning_curves({"run": curves})
     run.log_figure(figure, "learning_curves.png")

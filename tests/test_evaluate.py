@@ -71,6 +71,11 @@ def test_metrics_and_artifacts(cli, data_dir, tiny):
     assert tested["test_accuracy"] == pytest.approx(np.trace(matrix) / 100)
     evaluation = mlflow.get_run(result_run_id(result))
     assert [i.dataset.name for i in evaluation.inputs.dataset_inputs] == ["mnist-test"]
+    # The evaluate run holds what it made too, and says where the train run's copy is.
+    own = {item.path for item in client.list_artifacts(evaluation.info.run_id)}
+    assert own == {path.removeprefix("evaluation/") for path in names}
+    note = evaluation.data.tags["mlflow.note.content"]
+    assert "confusion_matrix.png" in note and f"{run_id}" in note and "evaluation/" in note
     ranked = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id],
         order_by=[{"field_name": "metrics.test_accuracy", "ascending": False}],

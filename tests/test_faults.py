@@ -147,7 +147,7 @@ def test_tracking_server_lost_mid_run_keeps_metrics_and_resumes(workdir, data_di
         assert resumed.returncode == 0, resumed.stderr
         mlflow.set_tracking_uri(url)
         assert mlflow.get_run(run_id).info.status == "FINISHED"
-        steps = [step for step, _ in metric_steps(run_id, "train_loss")]
+        steps = [step for step, _ in metric_steps(run_id, "batch_loss")]
         assert steps == list(range(len(steps)))  # nothing lost, nothing twice
         assert len(metric_steps(run_id, "val_accuracy")) == 300
         assert not spool.exists()

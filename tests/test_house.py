@@ -115,7 +115,7 @@ def test_max_steps_trains_exactly_that_many_steps(cli, data_dir, tiny):
     result = cli("train", "--arch", "mlp", "--epochs", "3", "--max-steps", "11", *tiny.model)
     assert result.exit_code == 0, result.stderr
     run = runs().iloc[0]
-    assert [step for step, _ in metric_steps(run["run_id"], "train_loss")] == list(range(11))
+    assert [step for step, _ in metric_steps(run["run_id"], "batch_loss")] == list(range(11))
     assert run["params.max_steps"] == "11"
 
 
@@ -124,7 +124,7 @@ def test_epochs_option_replaces_the_seed_presets_step_budget(cli, data_dir, tiny
     assert result.exit_code == 0, result.stderr
     run = runs().iloc[0]
     assert run["params.epochs"] == "1" and "params.max_steps" not in run.dropna().index
-    assert len(metric_steps(run["run_id"], "train_loss")) == 9  # 270 images / 32
+    assert len(metric_steps(run["run_id"], "batch_loss")) == 9  # 270 images / 32
 
 
 def test_resume_with_options_that_change_the_run_is_refused(cli, data_dir):

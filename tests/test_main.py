@@ -166,7 +166,7 @@ def test_mlflow_run_train_logs_into_the_run_it_creates(workdir, data_dir):
     assert row["params.learning_rate"] == "0.001"  # resolved from the preset
     assert row["params.hidden_size"] == "16" and row["params.hidden-size"] == "16"
     # 270 images, batches of 128 (the preset): 3 steps an epoch
-    assert len(mlflow.MlflowClient().get_metric_history(row["run_id"], "train_loss")) == 6
+    assert len(mlflow.MlflowClient().get_metric_history(row["run_id"], "batch_loss")) == 6
 
 
 @pytest.mark.slow
@@ -211,14 +211,18 @@ def test_mlflow_run_main_builds_one_parent_with_children(workdir, source):
 
 
 @pytest.mark.slow
-def test_ui_stops_its_server_on_sigterm(workdir):
+def test_ui_answers_when_it_prints_its_link_and_stops_on_sigterm(workdir):
+    """The URL comes once the server answers, as the deep link to the project's runs; the
+    store's URI (a password, perhaps) is on no command line; SIGTERM stops every process."""
     port = free_port()
+    env = {**subprocess_env(workdir), "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'ui.db'}"}
     ui = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "ui", "--port", str(port)],
         cwd=workdir,
-        env=subprocess_env(workdir),
-        stdout=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
         start_new_session=True,  # so that a failing test can stop every process it started
     )
 
@@ -235,9 +239,15 @@ def test_ui_stops_its_server_on_sigterm(workdir):
             return False
 
     try:
-        wait_for(answers, 120, "the MLflow UI")
+        link = next(line for line in ui.stdout if line.startswith("MLflow UI: "))
+        url = link.split()[2]
+        assert urllib.request.urlopen(url, timeout=5).status == 200  # when printed, it answers
+        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+        experiment = mlflow.get_experiment_by_name("mnist").experiment_id
+        assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs"
         server = psutil.Process(ui.pid).children(recursive=True)
         commands = [" ".join(process.cmdline()) for process in server]
+        assert not [command for command in commands if "ui.db" in command], commands
         # MLflow's GenAI job runner (its huey consumers) is left off: nothing here uses it.
         assert not [command for command in commands if "huey" in command or "jobs" in command]
         ui.send_signal(signal.SIGTERM)
@@ -353,3 +363,58 @@ def test_report_with_only_an_unevaluated_run(cli, workdir, data_dir, tiny):
     assert "No train runs" not in text
     description = runs().iloc[0]["tags.mlflow.note.content"]
     assert "1 train runs" in description and "none evaluated yet" in description
+
+
+@pytest.mark.slow
+def test_a_run_the_way_make_run_runs_it_leaves_the_clone_clean(tmp_path, source):
+    """`make run` runs `pipeline main --arch both` in the checkout: whatever it writes (data,
+    stores, checkpoints, the report) is git-ignored, so the clone stays clean and its runs
+    record a clean commit; a change to the code then shows as dirty."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    env = {**subprocess_env(clone), "PYTHONPATH": str(clone)}  # the clone's own package
+    env["MLFLOW_TRACKING_URI"] = "sqlite:///mlflow.db"  # MLflow's default, as make run uses it
+
+    def main(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", "main", "--arch", "both", *args],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+    done = main("--source", str(source))
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == "", status.stdout
+    assert (clone / "reports" / "report.md").is_file()
+    mlflow.set_tracking_uri(f"sqlite:///{clone / 'mlflow.db'}")
+    clean = mlflow.search_runs(search_all_experiments=True)
+    assert set(clean["tags.mlflow.source.git.dirty"]) == {"false"}
+    with (clone / "pipeline" / "errors.py").open("a") as handle:
+        handle.write("\n# a local change\n")
+    assert main("--source", str(source)).returncode == 0  # new code: no step is reused
+    frame = mlflow.search_runs(search_all_experiments=True)
+    changed = frame[~frame["run_id"].isin(clean["run_id"])]
+    assert len(changed) and set(changed["tags.mlflow.source.git.dirty"]) == {"true"}
+
+
+def test_main_shows_a_line_per_epoch_when_not_on_a_terminal(cli, workdir, source):
+    """No terminal (a log, CI, a pipe): one line per epoch instead of silence while training."""
+    from pipeline import architectures
+
+    epochs = architectures.REGISTRY["mlp"].presets["default"]["epochs"]
+    result = cli("main", "--source", source, "--report-dir", workdir / "out")
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("train mlp epoch")]
+    assert len(lines) == epochs, result.stderr
+    pattern = r"train mlp epoch (\d+)/(\d+): val_accuracy \d\.\d{4}, (\d+m)?\d+s elapsed, about "
+    assert all(re.match(pattern, line) for line in lines), lines
+    assert (
+        lines[-1].startswith(f"train mlp epoch {epochs}/{epochs}:")
+        and "about 0s left" in lines[-1]
+    )

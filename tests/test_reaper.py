@@ -46,3 +46,23 @@ def test_the_reaper_judges_each_run_by_its_own_heartbeat(cli, workdir, monkeypat
 
     assert "never sent a heartbeat" in mlflow.get_run(never).data.tags["pipeline.failure_reason"]
     assert run_status(slow_live) == "RUNNING"
+
+
+def test_plain_reap_names_a_run_that_never_beat_and_how_to_reap_it(cli, workdir):
+    """A RUNNING run without a heartbeat (an `mlflow run` whose environment failed, say) cannot
+    be judged; plain `reap` says so and gives the command that reaps it."""
+    import shlex
+    import time
+
+    never = running_run({})
+    live = running_run({"pipeline.heartbeat": f"{time.time():.0f}"})
+    time.sleep(1.1)
+    result = cli("reap")
+    assert result.exit_code == 0, result.stderr
+    line = next(line for line in result.stderr.splitlines() if never in line)
+    assert "never sent a heartbeat" in line and live not in result.stderr
+    assert run_status(never) == "RUNNING"
+    command = shlex.split(line.split("if its process is gone: ")[1])
+    assert command[:2] == ["pipeline", "reap"]
+    assert cli(*command[1:]).exit_code == 0
+    assert run_status(never) == "KILLED" and run_status(live) == "RUNNING"

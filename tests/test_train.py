@@ -43,14 +43,18 @@ def test_params_and_every_step_logged(cli, data_dir, arch, tiny):
     assert {key: row[f"params.{key}"] for key in expected} == expected
     assert row["tags.pipeline.stage"] == "train" and row["tags.pipeline.arch"] == arch
     # 300 images, 30 held out -> 270 to train -> 9 batches of 32 per epoch, 18 steps in all
-    for key in ("train_loss", "train_accuracy"):
+    for key in ("batch_loss", "batch_accuracy"):  # each batch's own value, at every step
         assert [step for step, _ in metric_steps(run_id, key)] == list(range(18))
-    accuracies = [value for _, value in metric_steps(run_id, "train_accuracy")]
+    accuracies = [value for _, value in metric_steps(run_id, "batch_accuracy")]
     assert all(
         value * 32 == round(value * 32) or value * 14 == round(value * 14) for value in accuracies
     )
-    for key in ("val_loss", "val_accuracy", "epoch_seconds", "samples_per_second"):
+    epoch_keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+    for key in (*epoch_keys, "samples_per_second"):
         assert [step for step, _ in metric_steps(run_id, key)] == [8, 17]
+    # An epoch's training accuracy is the mean over its batches (270 images), not one batch's.
+    epoch_mean = sum(accuracies[9:18][:8]) * 32 / 270 + accuracies[17] * 14 / 270
+    assert dict(metric_steps(run_id, "train_accuracy"))[17] == pytest.approx(epoch_mean, abs=1e-4)
     run = mlflow.get_run(run_id)
     digest = json.loads((data_dir / "manifest.json").read_text())["digest"]
     assert run.data.tags["pipeline.data_digest"] == digest
@@ -104,7 +108,7 @@ def test_same_seed_same_metrics(cli, data_dir, tiny):
     for seed in ("3", "3", "4"):
         train(cli, "--arch", "lstm", "--epochs", "2", *tiny.model, "--seed", seed)
         run_id = runs().iloc[0]["run_id"]
-        histories.append(metric_steps(run_id, "train_loss") + metric_steps(run_id, "val_loss"))
+        histories.append(metric_steps(run_id, "batch_loss") + metric_steps(run_id, "val_loss"))
     assert histories[0] == histories[1]
     assert histories[0] != histories[2]
 
@@ -173,7 +177,7 @@ def test_sigterm_kills_run_and_resume_completes_it(workdir, data_dir):
     assert run["status"] == "KILLED"
     state = json.loads((workdir / "checkpoints" / run_id / "state.json").read_text())
     assert 1 <= state["epoch"] < 40
-    logged = metric_steps(run_id, "train_loss")
+    logged = metric_steps(run_id, "batch_loss")
     assert len(logged) >= state["step"] > 0
 
     resumed = subprocess.run(
@@ -187,7 +191,7 @@ def test_sigterm_kills_run_and_resume_completes_it(workdir, data_dir):
     assert resumed.returncode == 0, resumed.stderr
     frame = runs()
     assert len(frame) == 1 and frame.iloc[0]["status"] == "FINISHED"
-    steps = [step for step, _ in metric_steps(run_id, "train_loss")]
+    steps = [step for step, _ in metric_steps(run_id, "batch_loss")]
     assert steps == list(range(len(steps)))  # one value per step, none lost or repeated
     assert len(metric_steps(run_id, "val_accuracy")) == 40
     assert mlflow.get_run(run_id).data.params["epochs"] == "40"
@@ -241,7 +245,7 @@ def test_pipeline_script_runs_carry_the_git_commit_and_code_hash(workdir, data_d
     ).stdout.strip()
     launcher = Path(sys.executable).parent / "pipeline"
     done = subprocess.run(
-        [str(launcher), "train", "--arch", "mlp", "--epochs", "2", *tiny.model, "--epochs", "1"],
+        [str(launcher), "train", "--arch", "mlp", *tiny.model, "--epochs", "1"],
         cwd=workdir,
         env=subprocess_env(workdir),
         capture_output=True,
@@ -253,7 +257,7 @@ def test_pipeline_script_runs_carry_the_git_commit_and_code_hash(workdir, data_d
 
     tags = mlflow.get_run(runs().iloc[0]["run_id"]).data.tags
     assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    dirty = bool(git("status", "--porcelain", "--untracked-files=all", *provenance.CODE_PATHS))
     assert tags["mlflow.source.git.dirty"] == str(dirty).lower()
     assert tags["pipeline.code_hash"] == provenance.code_hash()
 

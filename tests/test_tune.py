@@ -56,7 +56,7 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
         run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
         assert run.data.tags["optuna.trial_number"] == str(trial.number)
         assert run.data.params["learning_rate"] == str(trial.params["learning_rate"])
-        assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")) > 0
+        assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "batch_loss")) > 0
     pruned = mlflow.get_run(study.trials[2].user_attrs["mlflow_run_id"])
     assert pruned.info.status == "KILLED"
     assert pruned.data.tags["pipeline.pruned"] == "true"

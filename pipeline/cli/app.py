@@ -15,9 +15,9 @@ from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.cli import console
 from pipeline.cli.options import (
-    MAIN_ARCH_HELP,
+    ARCHES_HELP,
+    PRESET_VALUE,
     TRAIN_ARCH_HELP,
-    TUNE_ARCH_HELP,
     CheckpointDir,
     DataDir,
     Preset,
@@ -25,6 +25,7 @@ from pipeline.cli.options import (
     SystemMetrics,
     checkpoint_dir_of,
     data_dir_of,
+    default_of,
     given,
 )
 from pipeline.config import DataConfig, TrainConfig, TuneConfig
@@ -38,6 +39,8 @@ from pipeline.errors import (
 
 app = typer.Typer(
     help="MNIST experiments from two classic TensorFlow notebooks, tracked in MLflow.",
+    # Click's plain help: Rich's panels cut long option names at 80 columns.
+    rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -63,12 +66,20 @@ def _root(
 def download(
     data_dir: Path = DataDir,
     source: str = typer.Option(
-        None, "--source", help="A folder, file:// or http(s):// URL holding the four IDX files."
+        None,
+        "--source",
+        help="A folder, file:// or http(s):// URL holding the four IDX files (default: the "
+        "mirrors).",
     ),
     mirror: list[str] = typer.Option(
-        None, "--mirror", help="Mirror base URL to try (repeatable; replaces the default list)."
+        None,
+        "--mirror",
+        help="Mirror base URL to try (repeatable; replaces the default list: "
+        f"{', '.join(cfg.MIRRORS)}).",
     ),
-    force: bool = typer.Option(False, "--force", help="Fetch again even if verified data exists."),
+    force: bool = typer.Option(
+        False, "--force/--no-force", help="Fetch again even if verified data exists."
+    ),
 ) -> None:
     """Fetch, verify and cache the MNIST files, and log a download run."""
     from pipeline import downloading, interrupts
@@ -89,22 +100,42 @@ def download(
 def train(
     arch: str = typer.Option(None, "--arch", help=TRAIN_ARCH_HELP),
     preset: str = Preset,
-    learning_rate: float = typer.Option(None, "--learning-rate", help="Adam learning rate."),
-    hidden_size: int = typer.Option(None, "--hidden-size", help="Hidden units per layer."),
-    epochs: int = typer.Option(None, "--epochs", help="Passes over the training split."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Images per step."),
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    learning_rate: float = typer.Option(
+        None, "--learning-rate", help=f"Adam learning rate {PRESET_VALUE}."
+    ),
+    hidden_size: int = typer.Option(
+        None, "--hidden-size", help=f"Hidden units per layer {PRESET_VALUE}."
+    ),
+    epochs: int = typer.Option(
+        None, "--epochs", help=f"Passes over the training split {PRESET_VALUE}."
+    ),
+    batch_size: int = typer.Option(None, "--batch-size", help=f"Images per step {PRESET_VALUE}."),
+    max_steps: int = typer.Option(
+        None,
+        "--max-steps",
+        help="Stop after this many steps (default: the seed preset's step budget, else none).",
+    ),
     learning_rate_schedule: str = typer.Option(
         None,
         "--learning-rate-schedule",
-        help=f"One of {', '.join(cfg.SCHEDULES)} (cosine decays to 0 over the run).",
+        help=f"One of {', '.join(cfg.SCHEDULES)}; cosine decays to 0 over the run {PRESET_VALUE}.",
     ),
-    seed: int = typer.Option(None, "--seed", help="Seed for split, initialisation, shuffling."),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        help="Seed for split, initialisation, shuffling "
+        f"(default: {default_of(TrainConfig, 'seed')}).",
+    ),
     validation_fraction: float = typer.Option(
-        None, "--validation-fraction", help="Share of the training set held out for validation."
+        None,
+        "--validation-fraction",
+        help="Share of the training set held out for validation "
+        f"(default: {default_of(TrainConfig, 'validation_fraction')}).",
     ),
     resume: str = typer.Option(
-        None, "--resume", help="Continue the interrupted run RUN_ID from its checkpoint."
+        None,
+        "--resume",
+        help="Continue the interrupted run RUN_ID from its checkpoint (default: a new run).",
     ),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
@@ -155,8 +186,12 @@ def train(
 
 @app.command()
 def evaluate(
-    run_id: str = typer.Option(None, "--run-id", help="A finished train run."),
-    model_uri: str = typer.Option(None, "--model-uri", help=f"{cfg.MODEL_URI_FORMS}."),
+    run_id: str = typer.Option(
+        None, "--run-id", help="A finished train run (give this or --model-uri; no default)."
+    ),
+    model_uri: str = typer.Option(
+        None, "--model-uri", help=f"{cfg.MODEL_URI_FORMS} (no default)."
+    ),
     register: bool = typer.Option(
         True, "--register/--no-register", help="Register the model; champion gate applies."
     ),
@@ -175,14 +210,33 @@ def evaluate(
 
 @app.command()
 def tune(
-    arch: str = typer.Option(None, "--arch", help=TUNE_ARCH_HELP),
-    n_trials: int = typer.Option(None, "--n-trials", help="Trials this worker runs (per arch)."),
-    timeout: float = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
-    study_name: str = typer.Option(None, "--study-name", help="Default: mnist-ARCH."),
+    arch: str = typer.Option(None, "--arch", help=ARCHES_HELP),
+    n_trials: int = typer.Option(
+        None,
+        "--n-trials",
+        help=f"Trials this worker runs, per arch (default: {default_of(TuneConfig, 'n_trials')}).",
+    ),
+    timeout: float = typer.Option(
+        None, "--timeout", help="Stop starting trials after SECONDS (default: no limit)."
+    ),
+    study_name: str = typer.Option(None, "--study-name", help="(default: mnist-ARCH)."),
     storage: str = Storage,
-    sampler: str = typer.Option(None, "--sampler", help=f"One of {', '.join(cfg.SAMPLERS)}."),
-    pruner: str = typer.Option(None, "--pruner", help=f"One of {', '.join(cfg.PRUNERS)}."),
-    seed: int = typer.Option(None, "--seed", help="Sampler seed, split and initialisation."),
+    sampler: str = typer.Option(
+        None,
+        "--sampler",
+        help=f"One of {', '.join(cfg.SAMPLERS)} (default: {default_of(TuneConfig, 'sampler')}).",
+    ),
+    pruner: str = typer.Option(
+        None,
+        "--pruner",
+        help=f"One of {', '.join(cfg.PRUNERS)} (default: {default_of(TuneConfig, 'pruner')}).",
+    ),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        help="Sampler seed, split and initialisation "
+        f"(default: {default_of(TuneConfig, 'seed')}).",
+    ),
     learning_rate_range: tuple[float, float] = typer.Option(
         None,
         "--learning-rate-range",
@@ -200,14 +254,25 @@ def tune(
         None,
         "--search",
         help="standard (learning rate, hidden size, epochs) or wide (also "
-        f"batch size {'/'.join(map(str, cfg.BATCH_SIZES))} and learning-rate schedule).",
+        f"batch size {'/'.join(map(str, cfg.BATCH_SIZES))} and learning-rate schedule) "
+        f"(default: {default_of(TuneConfig, 'search')}).",
     ),
-    validation_fraction: float = typer.Option(None, "--validation-fraction"),
+    validation_fraction: float = typer.Option(
+        None,
+        "--validation-fraction",
+        help="Share of the training set held out for validation "
+        f"(default: {default_of(TuneConfig, 'validation_fraction')}).",
+    ),
     retrain_best: bool = typer.Option(
-        False, "--retrain-best", help="Train, evaluate and register the best configuration."
+        False,
+        "--retrain-best/--no-retrain-best",
+        help="Train, evaluate and register the best configuration.",
     ),
     heartbeat: int = typer.Option(
-        None, "--heartbeat", help="Seconds between trial heartbeats; 3 missed = worker dead."
+        None,
+        "--heartbeat",
+        help="Seconds between trial heartbeats; 3 missed = worker dead "
+        f"(default: {default_of(TuneConfig, 'heartbeat_seconds')}).",
     ),
     trials_per_process: int = typer.Option(
         None,
@@ -265,11 +330,17 @@ def _system_metrics(enabled: bool | None) -> None:
 @app.command("main")
 def main_job(
     preset: str = Preset,
-    arch: str = typer.Option(None, "--arch", help=MAIN_ARCH_HELP),
+    arch: str = typer.Option(None, "--arch", help=ARCHES_HELP),
     tune: bool = typer.Option(False, "--tune/--no-tune", help="Tune each arch first."),
-    n_trials: int = typer.Option(None, "--n-trials", help="Trials per arch when tuning."),
+    n_trials: int = typer.Option(
+        None,
+        "--n-trials",
+        help=f"Trials per arch when tuning (default: {default_of(cfg.MainConfig, 'n_trials')}).",
+    ),
     storage: str = Storage,
-    source: str = typer.Option(None, "--source", help="Local MNIST folder or URL (offline)."),
+    source: str = typer.Option(
+        None, "--source", help="Local MNIST folder or URL (offline; default: the mirrors)."
+    ),
     data_dir: Path = DataDir,
     checkpoint_dir: Path = CheckpointDir,
     report_dir: Path = typer.Option(
@@ -303,9 +374,13 @@ def main_job(
 @app.command()
 def report(
     experiment: str = typer.Option(
-        None, "--experiment", help="Default: MLFLOW_EXPERIMENT_NAME or mnist."
+        None,
+        "--experiment",
+        help=f"(default: MLFLOW_EXPERIMENT_NAME, else {cfg.DEFAULT_EXPERIMENT}).",
     ),
-    run_id: list[str] = typer.Option(None, "--run-id", help="Only these runs (repeatable)."),
+    run_id: list[str] = typer.Option(
+        None, "--run-id", help="Only these runs (repeatable; default: the newest of each kind)."
+    ),
     output_dir: Path = typer.Option(
         None, "--output-dir", help=f"Where to write (default: {cfg.DEFAULT_REPORT_DIR})."
     ),
@@ -328,26 +403,32 @@ def ui(
     storage: str = Storage,
 ) -> None:
     """Start the MLflow UI on the project's store (and say how to open optuna-dashboard)."""
+    from pipeline import tracking
     from pipeline.cli import ui_server
 
-    code = ui_server.serve(host, port, storage or cfg.DEFAULT_OPTUNA_STORAGE, typer.echo)
-    raise typer.Exit(code)
+    tracking.setup(reap=False)  # a store that cannot be opened is one line, at once
+    experiment = tracking.current_experiment_id()
+    storage = storage or cfg.DEFAULT_OPTUNA_STORAGE
+    raise typer.Exit(ui_server.serve(host, port, storage, experiment, typer.echo))
 
 
 @app.command()
 def reap(
     stale_after: float = typer.Option(
-        None, "--stale-after", help="Seconds without a heartbeat (default: 4 of the run's own)."
+        None,
+        "--stale-after",
+        help="Seconds without a heartbeat (default: 4 of the run's own intervals).",
     ),
     include_unbeating: bool = typer.Option(
         False,
-        "--include-unbeating",
+        "--include-unbeating/--no-include-unbeating",
         help="Also reap RUNNING runs that never sent a heartbeat (needs --older-than).",
     ),
     older_than: str = typer.Option(
         None,
         "--older-than",
-        help="With --include-unbeating: started more than DURATION ago (90s, 30m, 2h, 1d).",
+        help="With --include-unbeating: started more than DURATION ago (90s, 30m, 2h, 1d; "
+        "no default).",
     ),
 ) -> None:
     """Mark runs whose process died (no heartbeat) KILLED; live runs elsewhere are left alone."""

@@ -112,6 +112,14 @@ class EpochLines:
         pass
 
 
+def _whole_duration(seconds: float) -> str:
+    """A duration --older-than takes, at most seconds: 5m for 330, 40s for 40.9."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 1)}s"
+
+
 def _duration(seconds: float) -> str:
     """90 -> 1m30s, 42.4 -> 42s."""
     minutes, seconds = divmod(round(seconds), 60)
@@ -216,6 +224,13 @@ def print_reap_summary(reaped) -> None:
     """Each run reaped (stdout) or left alone and why (stderr), then the count."""
     for run_id, why in reaped.skipped:
         print(f"left run {run_id} RUNNING: {why}", file=sys.stderr)
+    for run_id, age in reaped.unbeating:
+        print(
+            f"left run {run_id} RUNNING: it never sent a heartbeat (started {_duration(age)} "
+            f"ago), so it cannot be judged; if its process is gone: pipeline reap "
+            f"--include-unbeating --older-than {_whole_duration(age)}",
+            file=sys.stderr,
+        )
     for run_id in reaped.killed:
         print(f"marked run {run_id} KILLED")
     count = len(reaped.killed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ from pipeline import config as cfg
 from pipeline.config import DataConfig
 
 ARCHES = f"{', '.join(architectures.names())} or {cfg.ALL_ARCHITECTURES} (every architecture)"
-TRAIN_ARCH_HELP = f"One of {', '.join(architectures.names())} (default: {cfg.DEFAULT_TRAIN_ARCH})."
-TUNE_ARCH_HELP = f"{ARCHES} (default: {cfg.DEFAULT_TUNE_ARCH})."
-MAIN_ARCH_HELP = f"{ARCHES} (default: {cfg.ALL_ARCHITECTURES})."
+TRAIN_ARCH_HELP = f"One of {', '.join(architectures.names())} (default: {cfg.DEFAULT_ARCH})."
+ARCHES_HELP = f"{ARCHES} (default: {cfg.DEFAULT_ARCH})."
+PRESET_VALUE = "(default: the preset's)"
 PRESET_HELP = "default (modern choices) or seed (the notebook exactly)"
 Preset = typer.Option(None, "--preset", help=f"{PRESET_HELP} (default: {cfg.DEFAULT_PRESET}).")
 DataDir = typer.Option(
@@ -35,6 +36,11 @@ SystemMetrics = typer.Option(
     help="Record CPU and memory use on each run (MLflow system metrics; default: "
     "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING, else off).",
 )
+
+
+def default_of(config: type, field: str) -> Any:
+    """The default a config dataclass gives field: what "not given" means, for help texts."""
+    return next(each.default for each in dataclasses.fields(config) if each.name == field)
 
 
 def given(**options: Any) -> dict[str, Any]:

@@ -37,7 +37,12 @@ from pipeline.tracking.runs import (
     run,
 )
 from pipeline.tracking.step_metrics import StepMetricSink, replay_spool
-from pipeline.tracking.store import current_experiment, record_system_metrics, setup
+from pipeline.tracking.store import (
+    current_experiment,
+    current_experiment_id,
+    record_system_metrics,
+    setup,
+)
 
 __all__ = [
     "ModelTarget",
@@ -49,6 +54,7 @@ __all__ = [
     "check_resumable",
     "config_hash",
     "current_experiment",
+    "current_experiment_id",
     "find_finished",
     "finish_run",
     "finished_runs",

@@ -60,6 +60,8 @@ class Reaped:
 
     killed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run id, why)
+    # RUNNING runs that never beat, left alone unless asked: (run id, seconds since start)
+    unbeating: list[tuple[str, float]] = field(default_factory=list)
 
 
 def seconds_silent(run) -> float | None:
@@ -117,6 +119,9 @@ def reap(stale_after: float | None = None, unbeating_older_than: float | None = 
             judged = _silence(run, now, stale_after, unbeating_older_than)
         except ValueError:
             result.skipped.append((run_id, "its heartbeat tags are not numbers"))
+            continue
+        if judged is None and names.HEARTBEAT not in run.data.tags:
+            result.unbeating.append((run_id, now - run.info.start_time / 1000))
             continue
         if judged is None or judged[0] < judged[1]:
             continue

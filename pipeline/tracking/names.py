@@ -61,7 +61,9 @@ CACHE_KEY = "pipeline.cache_key"
 STEP_PREFIX = "pipeline.step."  # pipeline.step.train_mlp: the run a main job's step used
 
 # Metrics.
-TRAIN_LOSS = "train_loss"  # per step (step = global batch index): the batch's own value
+BATCH_LOSS = "batch_loss"  # per step (step = global batch index): the batch's own value
+BATCH_ACCURACY = "batch_accuracy"  # often 1.0 late in training: one small batch, all right
+TRAIN_LOSS = "train_loss"  # per epoch, at its last step: the mean over the epoch's batches
 TRAIN_ACCURACY = "train_accuracy"
 VAL_LOSS = "val_loss"  # per epoch, at the epoch's last step
 VAL_ACCURACY = "val_accuracy"
@@ -71,6 +73,12 @@ TRAIN_SECONDS = "train_seconds"
 TEST_LOSS = "test_loss"
 TEST_ACCURACY = "test_accuracy"
 BEST_VAL_ACCURACY = "best_val_accuracy"
+
+# Dataset names (mlflow.data inputs, and the datasets metrics are measured on).
+DATASET_DOWNLOAD = "mnist-train-full"  # the downloaded training file, before any split
+DATASET_TRAIN = "mnist-train"  # the training split
+DATASET_VALIDATION = "mnist-validation"  # the seeded, stratified validation split
+DATASET_TEST = "mnist-test"
 
 # Params besides a TrainConfig's fields (see config.TrainConfig.params).
 MODEL_URI_PARAM = "model_uri"  # evaluate

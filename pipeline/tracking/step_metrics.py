@@ -15,6 +15,7 @@ import mlflow
 from mlflow.entities import Metric
 
 from pipeline.errors import first_line
+from pipeline.tracking import names
 
 CHUNK = 1000  # metrics per log_batch call (MLflow's own limit)
 
@@ -32,8 +33,7 @@ class StepMetricSink:
         self.batch_size, self.train_size = batch_size, train_size
         self.records: list[tuple[int, float, float, int]] = []
         self.pending: list = []
-        # The last complete epoch's values and its last step's train metrics: what a model
-        # saved at that epoch is linked to.
+        # The last complete epoch's values: what a model saved at that epoch is linked to.
         self.last_epoch: list[Metric] = []
 
     def start_epoch(self) -> None:
@@ -53,7 +53,7 @@ class StepMetricSink:
             if value is not None and math.isfinite(value)
         ]
         if epoch_values is not None:
-            self.last_epoch = [m for m in metrics if m.step == step] + values
+            self.last_epoch = values
         self._send(metrics + values)
 
     def batches_recorded(self) -> int:
@@ -67,8 +67,9 @@ class StepMetricSink:
             new_seen = batch * self.batch_size + size
             new_loss_sum, new_correct = mean_loss * new_seen, round(mean_accuracy * new_seen)
             step = self.next_step + batch
-            metrics.append(Metric("train_loss", (new_loss_sum - loss_sum) / size, stamp, step))
-            metrics.append(Metric("train_accuracy", (new_correct - correct) / size, stamp, step))
+            metrics.append(Metric(names.BATCH_LOSS, (new_loss_sum - loss_sum) / size, stamp, step))
+            accuracy = (new_correct - correct) / size
+            metrics.append(Metric(names.BATCH_ACCURACY, accuracy, stamp, step))
             loss_sum, correct = new_loss_sum, new_correct
         if records:
             self.next_step += records[-1][0] + 1

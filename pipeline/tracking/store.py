@@ -129,6 +129,17 @@ def current_experiment() -> str:
     return chosen["experiment_name"]
 
 
+def current_experiment_id() -> str:
+    """The id of the experiment setup() chose (call it after setup)."""
+    chosen = _experiment(None)
+    if "experiment_id" in chosen:
+        return str(chosen["experiment_id"])
+    experiment = mlflow.get_experiment_by_name(chosen["experiment_name"])
+    if experiment is None:
+        raise PipelineError(f"no experiment {chosen['experiment_name']} (call setup() first)")
+    return experiment.experiment_id
+
+
 def record_system_metrics(enabled: bool) -> None:
     """Whether runs started from now on sample CPU and memory (MLflow system metrics)."""
     if enabled:
