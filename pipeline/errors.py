@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import signal
-from urllib.parse import urlsplit, urlunsplit
 
-# scheme://user:password@ anywhere in a text
-_CREDENTIALS = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s/:@]*):[^\s/@]*@")
+_SCHEME = re.compile(r"[A-Za-z][\w+.-]*://")
+_URL = re.compile(r"\b[A-Za-z][\w+.-]*://[^\s\"'<>]+")  # a URL in a message, to its end
+_DELIMITER = re.compile(r"[@#/:?]")  # where a client might cut a password it misreads
 
 
 class PipelineError(ValueError):
@@ -30,32 +30,77 @@ _DRIVER_ERROR = re.compile(r"\((?:sqlite3|psycopg2?|pymysql)\.[\w.]+\) [^\n]+")
 
 
 def first_line(error: BaseException) -> str:
-    """The line of an exception that says what went wrong, for one-line messages."""
+    """The line of an exception that says what went wrong, for one-line messages: whole up to
+    its first sentence, and a long one cut between words, never inside a URL."""
     text = str(error)
     driver = _DRIVER_ERROR.search(text)
-    if driver:
-        return driver.group(0)[:300]
-    return (text.strip().splitlines() or [type(error).__name__])[0][:300]
+    line = driver.group(0) if driver else (text.strip().splitlines() or [type(error).__name__])[0]
+    return shorten(line)
+
+
+def shorten(line: str, limit: int = 300) -> str:
+    """line up to its first sentence's end when it is longer than limit, else cut at the last
+    space before limit (a URL holds no space, so none is cut)."""
+    if len(line) <= limit:
+        return line
+    sentence = re.search(r"[.!?](\s|$)", line)
+    if sentence and sentence.end() <= 2 * limit:
+        return line[: sentence.start() + 1]
+    cut = line.rfind(" ", 0, limit)
+    return (line[:cut] if cut > 0 else line) + " …"
+
+
+def _split_userinfo(uri: str) -> tuple[str, str, str, str] | None:
+    """(scheme://, user, password, rest after the @) of a URL with a password, else None.
+
+    The userinfo ends at the last @, as clients read it, so a password may hold @, #, / or :
+    (p@ss#w0rd/x:y) and all of it is found; a URL whose path holds an @ is then over-redacted,
+    never under-redacted.
+    """
+    scheme = _SCHEME.match(uri)
+    if scheme is None:
+        return None
+    rest = uri[scheme.end() :]
+    userinfo, at, after = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not at or not colon:
+        return None
+    return scheme.group(0), user, password, after
 
 
 def redact(uri: str) -> str:
     """A URI with any password replaced by ***."""
-    parts = urlsplit(uri)
-    if parts.password is None:
+    parts = _split_userinfo(uri)
+    if parts is None:
         return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    scheme, user, _, after = parts
+    return f"{scheme}{user}:***@{after}"
 
 
 def redact_text(text: str) -> str:
     """text with the password of every URL in it replaced by ***."""
-    return _CREDENTIALS.sub(r"\1:***@", text)
+    return _URL.sub(lambda found: redact(found.group(0)), text)
 
 
 def scrub(message: str, uri: str) -> str:
-    """message with the password of uri (if any) replaced by ***."""
-    password = urlsplit(uri).password
-    return message.replace(password, "***") if password else message
+    """message with uri's password replaced by ***, and every piece of it a client that reads
+    the userinfo differently (up to the first @, say) could echo as a host or a path."""
+    parts = _split_userinfo(uri)
+    password = parts[2] if parts else None
+    if not password:
+        return redact_text(message)
+    bounds = [0, *(m.start() for m in _DELIMITER.finditer(password))]
+    ends = [*(m.start() for m in _DELIMITER.finditer(password)), len(password)]
+    pieces = {
+        password[start + (start > 0) : end]
+        for start in bounds
+        for end in ends
+        if end > start + (start > 0)
+    }
+    pieces = {piece for piece in pieces if len(piece) >= 4 or piece == password}
+    for piece in sorted(pieces, key=len, reverse=True):
+        message = message.replace(piece, "***")
+    return redact_text(message)
 
 
 def environment_failure(error: Exception) -> str | None:
@@ -66,6 +111,9 @@ def environment_failure(error: Exception) -> str | None:
         return (
             f"not enough memory for this model{what}; try a smaller --hidden-size or --batch-size"
         )
+    if type(error).__name__ == "StorageInternalError" and error.__cause__ is not None:
+        # Optuna's words ("invalid data in the commit") hide the database's own: say those.
+        return f"the study storage failed: {first_line(error.__cause__)}"
     if not (isinstance(error, OSError) or type(error).__module__.startswith("mlflow")):
         return None
     message = f"{type(error).__name__}: {first_line(error)}"

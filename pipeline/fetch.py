@@ -51,9 +51,14 @@ def _hashes(path: Path) -> dict[str, str]:
 
 def _stream(reader, dest: Path, label: str, total: int | None, progress: Progress | None):
     done = 0
-    with dest.open("wb") as out:
+    with dest.open("wb", buffering=0) as out:  # unbuffered: a full disk fails in write()
         for chunk in iter(lambda: reader.read(CHUNK), b""):
-            out.write(chunk)
+            try:
+                view = memoryview(chunk)
+                while view:  # a raw write may take part of the chunk
+                    view = view[out.write(view) or 0 :]
+            except OSError as error:  # disk full, quota: say which file
+                raise PipelineError(f"cannot write {dest}: {error.strerror or error}") from None
             done += len(chunk)
             if progress:
                 progress(label, done, total)
@@ -230,6 +235,21 @@ def _cached(data_dir: Path) -> dict | None:
     return manifest
 
 
+def _source_key(config: DataConfig) -> str:
+    """What a cache's source is, comparable between calls: a folder's absolute path, an
+    http(s) base without its password, or the mirrors."""
+    if not config.source:
+        return "mirrors"
+    kind, base = _source_location(config.source)
+    return f"dir:{Path(base).resolve()}" if kind == "dir" else f"url:{redact(base)}"
+
+
+def _from_the_asked_source(manifest: dict, config: DataConfig) -> bool:
+    """Whether a verified cache is what this call asks for: any cache without --source; with
+    --source, only one fetched from that very source (else it is fetched again)."""
+    return not config.source or manifest.get("source_key") == _source_key(config)
+
+
 def download(
     config: DataConfig,
     force: bool = False,
@@ -247,7 +267,8 @@ def download(
     _writable(data_dir)
     with locks.exclusive(data_dir):
         _remove_leftovers(data_dir)
-        if not force and (manifest := _cached(data_dir)) is not None:
+        manifest = None if force else _cached(data_dir)
+        if manifest is not None and _from_the_asked_source(manifest, config):
             return _result(data_dir, manifest, skipped=True)
         with tempfile.TemporaryDirectory(prefix=".staging-", dir=data_dir) as staging_name:
             manifest = _fetch_and_cache(Path(staging_name), data_dir, config, checksums, progress)
@@ -273,6 +294,7 @@ def _fetch_and_cache(staging: Path, data_dir: Path, config: DataConfig, checksum
     data.check_counts(arrays)
     manifest = {
         "source": redact_text(config.source or ", ".join(config.mirrors)),
+        "source_key": _source_key(config),
         "official": all(entry["official"] for entry in files.values()),
         "files": files,
         "counts": {"train": len(arrays["train-labels"]), "test": len(arrays["test-labels"])},

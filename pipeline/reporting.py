@@ -51,7 +51,13 @@ def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame
     if frame is None:
         uri = redact(cfg.tracking_uri())
         raise PipelineError(f"--experiment {experiment}: no such experiment in {uri}")
-    if run_ids and not frame.empty:
+    if run_ids:
+        trains = frame[_column(frame, names.column("tags", names.STAGE)) == "train"]
+        unknown = [run_id for run_id in run_ids if run_id not in set(trains["run_id"])]
+        if unknown:
+            raise PipelineError(
+                f"--run-id {unknown[0]}: not a finished train run of experiment {experiment}"
+            )
         frame = frame[frame["run_id"].isin(run_ids)]
     return frame
 

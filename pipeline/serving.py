@@ -6,7 +6,9 @@ only numpy, keras and mlflow, never this project: keep it free of `pipeline` imp
 It takes a batch of 28x28 images as 0-255 pixel intensities in any numeric dtype (uint8,
 float32, float64, JSON numbers), returns the 10 digit probabilities per image, logs a warning
 when every pixel is at most 1.0 (images scaled to 0-1 by mistake: the model would see nearly
-black images) and prints no progress bar per request.
+black images) and prints no progress bar per request. It refuses what it cannot score (another
+shape, NaN or infinite values, intensities outside 0-255) with the reason first: a ValueError
+through pyfunc, HTTP 400 from `mlflow models serve`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import logging
 import warnings
 
 import numpy as np
+from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc.model import PythonModel
 
 SIDE = 28
@@ -27,18 +31,52 @@ SCALED_WARNING = (
 logger = logging.getLogger("mnist_serving")
 
 
+class InvalidImages(MlflowException, ValueError):
+    """A request the model cannot score, with the reason as its whole message.
+
+    To a pyfunc caller it is a ValueError. `mlflow models serve` answers an MlflowException with
+    HTTP 400 and the exception's message as the body's, after putting the whole request in
+    front of it; this message keeps the reason alone, so it is what the client reads first.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self.reason
+
+    @message.setter
+    def message(self, _value: str) -> None:
+        pass  # the server's prefix (the request) would bury the reason
+
+
 def as_images(model_input) -> np.ndarray:
-    """The input as a float32 (n, 28, 28) batch; a clear error for anything else."""
+    """The input as a float32 (n, 28, 28) batch of 0-255 intensities; InvalidImages otherwise."""
     values = getattr(model_input, "values", model_input)  # a pandas DataFrame's array
     try:
-        images = np.asarray(values, dtype=np.float32)
+        images = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError("expected a batch of 28x28 images of numbers") from None
+        raise InvalidImages("expected a batch of 28x28 images of numbers") from None
     if images.ndim == 2 and images.shape[1] == SIDE * SIDE:  # flattened rows of 784 pixels
         images = images.reshape(-1, SIDE, SIDE)
     if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
-        raise ValueError(f"expected a batch of 28x28 images, got shape {images.shape}")
-    return images
+        raise InvalidImages(
+            f"expected a batch of 28x28 images (or rows of 784 pixels), got shape {images.shape}"
+        )
+    finite = np.isfinite(images)
+    if not finite.all():
+        raise InvalidImages(
+            f"expected finite pixel intensities 0-255, got {int((~finite).sum())} NaN or "
+            f"infinite values"
+        )
+    if images.size and (images.min() < 0 or images.max() > 255):
+        raise InvalidImages(
+            f"expected pixel intensities 0-255, got values from {images.min():g} to "
+            f"{images.max():g}"
+        )
+    return images.astype(np.float32)
 
 
 def looks_scaled(images: np.ndarray) -> bool:

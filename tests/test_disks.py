@@ -156,3 +156,51 @@ def test_a_model_too_big_for_memory_is_one_line(cli, data_dir):
     assert result.exit_code == 1
     assert "not enough memory for this model" in one_line_error(result)
     assert runs().iloc[0]["status"] == "FAILED"
+
+
+def test_a_full_data_folder_names_the_file_it_could_not_write(cli, workdir, source):
+    import subprocess
+
+    target = workdir / "small-data"
+    mount_small_disk(target, "size=40k")  # room for a few of the files, not all
+    try:
+        for force in ((), ("--force",)):
+            result = cli("download", "--source", source, "--data-dir", target, *force)
+            assert result.exit_code == 1
+            message = one_line_error(result)
+            assert message.startswith(f"Error: cannot write {target}/"), message
+            assert "No space left on device" in message
+            assert [path.name for path in target.iterdir()] == [], "a partial file was left"
+        assert len(runs()) == 0
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_a_read_only_study_storage_is_one_line_naming_its_file(cli, workdir, data_dir):
+    """Stores made, then seen through a read-only bind mount (the files exist, nothing can be
+    written): each is one line naming its file, not Optuna's "invalid data in the commit"."""
+    import subprocess
+
+    made, view = workdir / "studies", workdir / "read-only-view"
+    made.mkdir()
+    for name in ("optuna.db", "optuna.log"):
+        kind = "sqlite" if name.endswith(".db") else "journal"
+        assert cli("init-stores", "--storage", f"{kind}:///{made / name}").exit_code == 0
+    (made / "optuna.log").touch()
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(made), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        mount_small_disk(view)  # skips, or fails in CI, saying why
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        for url, path in (
+            (f"sqlite:///{view / 'optuna.db'}", view / "optuna.db"),
+            (f"journal:///{view / 'optuna.log'}", view / "optuna.log"),
+        ):
+            result = cli("tune", "--n-trials", "1", "--storage", url)
+            assert result.exit_code == 1
+            assert f"{path} is read-only" in one_line_error(result), result.stderr
+            assert "Traceback" not in result.stderr
+        assert len(runs()) == 0  # nothing started
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)

@@ -14,6 +14,7 @@ from conftest import (
     one_line_error,
     require_shared_mnist,
     runs,
+    write_mnist_folder,
 )
 
 from pipeline import fetch
@@ -59,6 +60,18 @@ def test_second_call_is_a_no_op(cli, workdir, source):
     assert "nothing fetched" in result.stdout
     assert raw.stat().st_mtime_ns == before
     assert len(runs()) == 1
+
+
+def test_a_cache_from_another_source_is_fetched_again(cli, workdir, source, tmp_path):
+    """--source B over a cache that came from A fetches B: it never calls A's data B's."""
+    other = write_mnist_folder(tmp_path / "other", train=310)
+    assert cli("download", "--source", source).exit_code == 0
+    result = cli("download", "--source", other)
+    assert result.exit_code == 0, result.stderr
+    assert "Cached 310 training" in result.stdout and "nothing fetched" not in result.stdout
+    again = cli("download", "--source", other)
+    assert "nothing fetched" in again.stdout  # the same source: verified, not fetched
+    assert "nothing fetched" in cli("download").stdout  # no --source: any verified cache
 
 
 def test_tampered_cache_is_fetched_again(cli, workdir, source):

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import mlflow
@@ -204,6 +205,23 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
         assert (as_integers.argmax(axis=1) == answer.argmax(axis=1)).all()
         assert "<= 1.0" not in log.read_text()
         ask(images[:5] / 255.0, time.time() + 30)  # scaled to 0-1 by mistake: a warning
+        bad = images[:2].astype(float)
+        bad[0, 0, 0] = float("nan")  # json.dumps writes NaN, which MLflow's server reads
+        for body, reason in (
+            (bad.tolist(), "expected finite pixel intensities 0-255"),
+            ((images[:2] * 2.0).tolist(), "expected pixel intensities 0-255, got values from"),
+            (images[:2, :, :20].tolist(), "expected a batch of 28x28 images"),
+        ):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations",
+                data=json.dumps({"inputs": body}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 400
+            message = json.loads(refused.value.read())["message"]
+            assert message.startswith(reason), message[:300]
     finally:
         server.terminate()
         server.wait(timeout=30)

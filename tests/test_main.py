@@ -418,3 +418,16 @@ def test_main_shows_a_line_per_epoch_when_not_on_a_terminal(cli, workdir, source
         lines[-1].startswith(f"train mlp epoch {epochs}/{epochs}:")
         and "about 0s left" in lines[-1]
     )
+
+
+def test_report_of_a_run_that_is_not_a_train_run_is_one_line(cli, workdir, source):
+    from conftest import one_line_error
+
+    assert cli("download", "--source", source).exit_code == 0
+    download = runs().iloc[0]["run_id"]
+    for run_id in ("0" * 32, download):
+        result = cli("report", "--run-id", run_id, "--output-dir", workdir / "out")
+        assert result.exit_code == 1
+        assert f"--run-id {run_id}: not a finished train run" in one_line_error(result)
+    assert set(runs()["tags.pipeline.stage"]) == {"download"}  # no report run
+    assert not (workdir / "out").exists()

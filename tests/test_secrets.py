@@ -98,3 +98,55 @@ def test_no_password_from_a_live_tracking_server_url_is_printed_or_stored(workdi
         assert SECRET not in (workdir / "out" / "report.md").read_text()
     finally:
         stop_server(server)
+
+
+ODD_PASSWORDS = ["p@ss#w0rd/x:y", "s3cr3t-pw", "ab:cd@ef#gh?ij"]
+
+
+def pieces(password: str) -> list[str]:
+    """The parts of a password a client could echo when it misreads where the userinfo ends."""
+    import re
+
+    return [piece for piece in re.split(r"[@#/:?]", password) if len(piece) >= 4] + [password]
+
+
+@pytest.mark.parametrize("password", ODD_PASSWORDS)
+def test_no_piece_of_an_odd_password_survives_redaction(password):
+    from pipeline.errors import redact, redact_text, scrub
+
+    for url in (
+        f"http://u:{password}@127.0.0.1:1",
+        f"postgresql://u:{password}@127.0.0.1:9/optuna",
+        f"https://reader:{password}@example.org/mnist/",
+    ):
+        user = url.split("://")[1].split(":")[0]
+        assert redact(url) == f"{url.split('://')[0]}://{user}:***@{url.rsplit('@', 1)[1]}"
+        host = url.rsplit("@", 1)[1]
+        said = [
+            redact(url),
+            redact_text(f"cannot reach {url}: refused (see {url})"),
+            # a driver that split at the first @ names the rest as the host
+            scrub(f'connection to server at "{password.split("@", 1)[-1]}@{host}" failed', url),
+        ]
+        for text in said:
+            for piece in pieces(password):
+                assert piece not in text, (piece, text)
+    assert redact("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("password", ODD_PASSWORDS)
+def test_no_piece_of_an_odd_password_is_printed_by_a_stage(cli, workdir, monkeypatch, password):
+    from conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://u:{password}@127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    reaped = cli("reap")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    storage = f"postgresql://tuner:{password}@127.0.0.1:{free_port()}/optuna"
+    tuned = cli("tune", "--n-trials", "1", "--storage", storage)
+    for result in (reaped, tuned):
+        assert result.exit_code == 1
+        one_line_error(result)
+        for piece in pieces(password):
+            assert piece not in result.stdout + result.stderr, (piece, result.stderr)

@@ -100,6 +100,22 @@ def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir, ti
     checkpoints.restore_into(checkpoint, workdir / "checkpoints" / row["run_id"])
     assert (served.argmax(1) == checkpoint.predict(images).argmax(1)).all()
     assert (served.argmax(1) == labels).mean() > 0.5  # the synthetic digits are easy
+    model = mlflow.pyfunc.load_model(row["tags.pipeline.model_uri"])
+    nan, bright, negative = images[:2].copy(), images[:2].copy(), images[:2].copy()
+    nan[0, 3, 3], bright[1, 0, 0], negative[0, 5, 5] = np.nan, 256.0, -1.0
+    refused = {
+        "expected finite pixel intensities 0-255, got 1 NaN or infinite values": nan,
+        "expected pixel intensities 0-255, got values from 0 to 256": bright,
+        "expected pixel intensities 0-255, got values from -1 to": negative,
+        "expected a batch of 28x28 images (or rows of 784 pixels), got shape (2, 28, 27)": images[
+            :2, :, :27
+        ],
+    }
+    for reason, bad in refused.items():
+        with pytest.raises(ValueError) as raised:
+            model.predict(bad)
+        assert str(raised.value).startswith(reason), str(raised.value)
+    assert model.predict(images[:2].reshape(2, 784)).shape == (2, 10)  # flattened rows
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import mlflow
 
 from pipeline import config as cfg
 from pipeline import locks
-from pipeline.errors import PipelineError, first_line, redact
+from pipeline.errors import PipelineError, first_line, redact, scrub
 from pipeline.tracking import heartbeat, names
 
 # Database servers MLflow reaches through SQLAlchemy (retrying for minutes when they fail).
@@ -58,7 +58,7 @@ def setup(experiment: str | None = None, reap: bool = True, step_of: str | None 
         raise
     except Exception as error:  # any store failure becomes one line for the user
         raise PipelineError(
-            f"cannot use tracking store {redact(uri)}: {first_line(error)}"
+            f"cannot use tracking store {redact(uri)}: {scrub(first_line(error), uri)}"
         ) from None
     if reap:  # runs whose process died (SIGKILL) end KILLED instead of staying RUNNING forever
         reaped = heartbeat.reap()

@@ -3,7 +3,9 @@ reaping a dead worker's trial."""
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import optuna
 
@@ -31,8 +33,30 @@ class ReapAndRetry:
         self.retry(study, trial)
 
 
+def _local_file(url: str) -> Path | None:
+    """The file of a local storage: a journal's or SQLite's (None for database servers)."""
+    if url.startswith("journal:///"):
+        return Path(url[len("journal://") :])
+    return locks.sqlite_path(url)
+
+
+def _check_writable(url: str) -> None:
+    """A local storage that cannot be written is one line naming its file, before Optuna
+    reports it as "invalid data in the commit" deep inside a study."""
+    path = _local_file(url)
+    if path is None:
+        return
+    # SQLite writes a journal beside its file; a new file is made in its nearest folder.
+    folder = next(parent for parent in path.absolute().parents if parent.exists())
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PipelineError(f"cannot open --storage {redact(url)}: {path} is read-only")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PipelineError(f"cannot open --storage {redact(url)}: {folder} is not writable")
+
+
 def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseStorage:
     """The study storage: RDB (SQLite, PostgreSQL) with a heartbeat, or a journal file."""
+    _check_writable(url)
     try:
         if url.startswith("journal:///"):
             from optuna.storages.journal import JournalFileBackend
