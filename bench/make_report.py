@@ -1,4 +1,4 @@
-"""Produce the committed docs/reference-report/ on real MNIST: seed and default presets, a small tuned search.
+"""Produce docs/reference-report/ on real MNIST: seed and default presets, a small tuned search.
 
     python bench/make_report.py [--source ../shared/data/mnist] [--n-trials 6]
 

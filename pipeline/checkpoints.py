@@ -8,6 +8,7 @@ loop almost nothing; a checkpoint that does not fit the model is an error, never
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import data
+from pipeline import data, locks
 from pipeline.errors import PipelineError
 
 WEIGHTS_FILE = "weights.npz"
@@ -84,6 +85,27 @@ def remove_leftovers(folder: Path) -> None:
     """Delete partial files a killed writer left (call with the folder's lock held)."""
     for leftover in folder.glob(".*.part"):
         leftover.unlink(missing_ok=True)
+
+
+def tidy(checkpoint_dir: Path, settled_seconds: float = 60) -> list[Path]:
+    """Remove the partial files of runs no process here is writing (their folder's lock is
+    free and the file has not changed for settled_seconds, a writer elsewhere being done
+    with it), and a folder a killed run left with nothing in it; the folders tidied."""
+    tidied = []
+    for folder in sorted(Path(checkpoint_dir).glob("*/")):
+        try:
+            with locks.exclusive(folder, wait=False):
+                cutoff = time.time() - settled_seconds
+                stale = [part for part in folder.glob(".*.part") if part.stat().st_mtime < cutoff]
+                for part in stale:
+                    part.unlink(missing_ok=True)
+                if stale and not any(folder.iterdir()):
+                    folder.rmdir()
+                if stale:
+                    tidied.append(folder)
+        except (PipelineError, OSError):  # in use here, or gone meanwhile
+            continue
+    return tidied
 
 
 def restore_into(model, folder: Path) -> None:

@@ -94,6 +94,7 @@ def train(
         splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
         config = fitting.fit_epochs_to_steps(config, len(splits.y_train))
         tracking.setup()
+        checkpoints.tidy(checkpoint_dir)  # partial files of runs killed mid-write
         if resume:
             tracking.check_resumable(resume)
         params = config.params()

@@ -66,3 +66,35 @@ def test_plain_reap_names_a_run_that_never_beat_and_how_to_reap_it(cli, workdir)
     assert command[:2] == ["pipeline", "reap"]
     assert cli(*command[1:]).exit_code == 0
     assert run_status(never) == "KILLED" and run_status(live) == "RUNNING"
+
+
+def test_reap_fails_a_dead_runs_pending_models_and_tidies_its_checkpoints(cli, workdir):
+    """What SIGKILL leaves mid-write: a logged model PENDING for good, a checkpoint folder with
+    only a partial file. The reap ends the model FAILED and removes both; a partial file that
+    is being written now (another run's) stays."""
+    import os
+    import time
+
+    import mlflow
+
+    dead = running_run(
+        {"pipeline.heartbeat": f"{time.time() - 300:.0f}", "pipeline.heartbeat_interval": "30"}
+    )
+    experiment = mlflow.get_run(dead).info.experiment_id
+    pending = mlflow.initialize_logged_model(
+        name="mlp-default", source_run_id=dead, experiment_id=experiment
+    )
+    folder = workdir / "checkpoints" / dead
+    folder.mkdir(parents=True)
+    part = folder / ".weights.npz.k2j3.part"
+    part.write_bytes(b"half a checkpoint")
+    os.utime(part, (time.time() - 120, time.time() - 120))
+    busy = workdir / "checkpoints" / "another-run" / ".state.json.x9.part"
+    busy.parent.mkdir()
+    busy.write_bytes(b"being written")
+    result = cli("reap")
+    assert result.exit_code == 0, result.stderr
+    assert f"marked run {dead} KILLED" in result.stdout
+    assert str(mlflow.get_logged_model(pending.model_id).status) == "FAILED"
+    assert not folder.exists() and busy.exists()
+    assert f"partial checkpoint files a killed run left in checkpoints/{dead}" in result.stdout

@@ -430,14 +430,15 @@ def reap(
         help="With --include-unbeating: started more than DURATION ago (90s, 30m, 2h, 1d; "
         "no default).",
     ),
+    checkpoint_dir: Path = CheckpointDir,
 ) -> None:
     """Mark runs whose process died (no heartbeat) KILLED; live runs elsewhere are left alone."""
     config = cfg.ReapConfig(stale_after, include_unbeating, older_than)
-    from pipeline import tracking
+    from pipeline import checkpoints, tracking
 
     tracking.setup(reap=False)
     reaped = tracking.reap(config.stale_after, config.unbeating_age())
-    console.print_reap_summary(reaped)
+    console.print_reap_summary(reaped, checkpoints.tidy(checkpoint_dir_of(checkpoint_dir)))
 
 
 @app.command("init-stores")

@@ -220,8 +220,11 @@ def print_study_summary(result) -> None:
         print_eval_summary(result.retrained)
 
 
-def print_reap_summary(reaped) -> None:
-    """Each run reaped (stdout) or left alone and why (stderr), then the count."""
+def print_reap_summary(reaped, tidied: list) -> None:
+    """Each run reaped (stdout) or left alone and why (stderr), then the count, and the
+    checkpoint folders rid of a killed writer's partial files."""
+    for folder in tidied:
+        print(f"removed the partial checkpoint files a killed run left in {folder}")
     for run_id, why in reaped.skipped:
         print(f"left run {run_id} RUNNING: {why}", file=sys.stderr)
     for run_id, age in reaped.unbeating:

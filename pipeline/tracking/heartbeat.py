@@ -100,6 +100,18 @@ def _silence(run, now: float, stale_after: float | None, older_than: float | Non
     return now - float(stamp), stale_after or MISSED_BEATS * interval
 
 
+def _fail_pending_models(client: mlflow.MlflowClient, run) -> None:
+    """A dead run's logged models whose upload never finished end FAILED, not PENDING for good
+    (evaluate refuses a model that is not READY)."""
+    with contextlib.suppress(Exception):  # the reap itself matters more
+        found = client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+        )
+        for model in found:
+            if str(model.status) == "PENDING":
+                client.finalize_logged_model(model.model_id, "FAILED")
+
+
 def reap(stale_after: float | None = None, unbeating_older_than: float | None = None) -> Reaped:
     """Mark RUNNING runs whose heartbeat stopped KILLED.
 
@@ -128,5 +140,6 @@ def reap(stale_after: float | None = None, unbeating_older_than: float | None = 
         what = "no heartbeat" if names.HEARTBEAT in run.data.tags else "never sent a heartbeat"
         client.set_tag(run_id, names.FAILURE_REASON, f"reaped: {what} for {judged[0]:.0f} s")
         client.set_terminated(run_id, "KILLED")
+        _fail_pending_models(client, run)
         result.killed.append(run_id)
     return result
