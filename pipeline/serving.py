@@ -41,7 +41,7 @@ class InvalidImages(MlflowException, ValueError):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(reason, error_code=INVALID_PARAMETER_VALUE)
+        MlflowException.__init__(self, reason, error_code=INVALID_PARAMETER_VALUE)
 
     @property
     def message(self) -> str:

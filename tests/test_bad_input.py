@@ -123,10 +123,13 @@ def test_a_store_that_cannot_be_opened_fails_without_retrying(
     monkeypatch.setattr(time, "sleep", sleep)
     (workdir / "not-a-store.db").write_text("a text file, not a SQLite database\n")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    result = cli("reap")
-    assert result.exit_code == 1
-    message = one_line_error(result)
-    assert message.startswith("Error: cannot use tracking store") and fragment in message, message
-    assert "hunter2" not in result.stdout + result.stderr
+    for command in (("reap",), ("ui", "--port", "9")):  # the UI checks the store as stages do
+        result = cli(*command)
+        assert result.exit_code == 1
+        message = one_line_error(result)
+        assert message.startswith("Error: cannot use tracking store"), message
+        assert fragment in message, message
+        assert "hunter2" not in result.stdout + result.stderr
+        assert "MLflow UI" not in result.stdout  # no server was started
     assert retries == []
     assert (workdir / "not-a-store.db").read_text().startswith("a text file")

@@ -83,6 +83,7 @@ def test_disk_full_while_writing_a_report_keeps_the_previous_one(cli, workdir, d
         subprocess.run(["umount", "-l", str(out)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_or_read_only_store_is_one_line(cli, workdir, data_dir, monkeypatch, tiny):
     import subprocess
 

@@ -230,6 +230,7 @@ def test_short_real_run(cli, workdir, arch, args, floor):
     assert row["status"] == "FINISHED"
 
 
+@pytest.mark.slow
 def test_log_checkpoints_logs_each_epochs_model_with_its_own_metrics(cli, data_dir, tiny):
     row = train(cli, "--arch", "mlp", "--epochs", "2", *tiny.model, "--log-checkpoints")
     run = mlflow.get_run(row["run_id"])
@@ -278,6 +279,7 @@ def test_pipeline_script_runs_carry_the_git_commit_and_code_hash(workdir, data_d
     assert tags["pipeline.code_hash"] == provenance.code_hash()
 
 
+@pytest.mark.slow
 def test_system_metrics_are_opt_in(cli, data_dir, monkeypatch, tiny):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
     plain = train(cli, "--arch", "mlp", "--epochs", "2", *tiny.model)
