@@ -72,6 +72,7 @@ def test_mlproject_words_become_cli_options():
         "http://a/",
         "--mirror",
         "http://b/",
+        "--no-force",  # a flag's off form, as given
     ]
     with pytest.raises(SystemExit, match="no parameter 'speed'"):
         cli_args("train", ["speed=9"])
