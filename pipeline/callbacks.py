@@ -117,12 +117,8 @@ class ReportProgress(keras.callbacks.Callback):
 
     def __init__(self, progress, epochs: int, steps: int, first_epoch: int) -> None:
         super().__init__()
-        self.progress, self.epochs, self.steps, self.first_epoch = (
-            progress,
-            epochs,
-            steps,
-            first_epoch,
-        )
+        self.progress = progress
+        self.epochs, self.steps, self.first_epoch = epochs, steps, first_epoch
         self.epoch = first_epoch + 1
 
     def on_train_begin(self, logs=None) -> None:

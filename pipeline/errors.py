@@ -89,14 +89,11 @@ def scrub(message: str, uri: str) -> str:
     password = parts[2] if parts else None
     if not password:
         return redact_text(message)
-    bounds = [0, *(m.start() for m in _DELIMITER.finditer(password))]
-    ends = [*(m.start() for m in _DELIMITER.finditer(password)), len(password)]
-    pieces = {
-        password[start + (start > 0) : end]
-        for start in bounds
-        for end in ends
-        if end > start + (start > 0)
-    }
+    # Every run of the password between two of its delimiters (or its ends).
+    delimiters = list(_DELIMITER.finditer(password))
+    starts = [0, *(found.end() for found in delimiters)]
+    ends = [*(found.start() for found in delimiters), len(password)]
+    pieces = {password[start:end] for start in starts for end in ends if end > start}
     pieces = {piece for piece in pieces if len(piece) >= 4 or piece == password}
     for piece in sorted(pieces, key=len, reverse=True):
         message = message.replace(piece, "***")

@@ -38,7 +38,8 @@ def _git(*args: str) -> str | None:
 @dataclass(frozen=True)
 class Provenance:
     """The package's source hash and, in a git checkout of this repository, its commit and
-    whether tracked files differ from it (None: not known)."""
+    whether the code (the package and the project files, CODE_PATHS) differs from it (None:
+    not known)."""
 
     code_hash: str
     git_commit: str | None = None

@@ -62,12 +62,17 @@ def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame
     return frame
 
 
+def _tag(key: str) -> str:
+    """The search_runs column of a tag."""
+    return names.column("tags", key)
+
+
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index)
 
 
 def _variant(frame: pd.DataFrame) -> pd.Series:
-    tuned = _column(frame, "tags.pipeline.tuned_from").notna()
+    tuned = _column(frame, _tag(names.TUNED_FROM)).notna()
     preset = _column(frame, "params.preset")
     return pd.Series(
         ["tuned best" if t else f"{p} preset" for t, p in zip(tuned, preset, strict=True)],
@@ -78,7 +83,7 @@ def _variant(frame: pd.DataFrame) -> pd.Series:
 def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per arch: the notebook's number, then the newest run of each variant (evaluated first)."""
     rows = []
-    stage = _column(frame, "tags.pipeline.stage")
+    stage = _column(frame, _tag(names.STAGE))
     trains = frame[stage == "train"] if not frame.empty else frame
     variants = _variant(trains) if not trains.empty else pd.Series(dtype=str)
     for arch, entry in REGISTRY.items():
@@ -110,28 +115,29 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per study: trials, pruned share, tune_seconds (the seconds of its tune runs,
     summed: a resumed study's wall time; with workers at once, more than the wall time), best
     value and params."""
-    if frame.empty or "tags.pipeline.study" not in frame:
+    if frame.empty or _tag(names.STUDY) not in frame:
         columns = ["study", "arch", "trials", "pruned_share", "tune_seconds", "best_val_accuracy"]
         return pd.DataFrame(columns=columns)
-    parents = frame[_column(frame, "tags.pipeline.stage") == "tune"]
+    parents = frame[_column(frame, _tag(names.STAGE)) == "tune"]
     rows = []
-    for study, runs in parents.groupby("tags.pipeline.study"):
+    for study, runs in parents.groupby(_tag(names.STUDY)):
         latest = runs.iloc[0]
-        trials = int(latest.get("tags.optuna.trials") or 0)
-        pruned = int(latest.get("tags.optuna.pruned") or 0)
+        trials = int(latest.get(_tag(names.OPTUNA_TRIALS)) or 0)
+        pruned = int(latest.get(_tag(names.OPTUNA_PRUNED)) or 0)
+        prefix = _tag(names.BEST_PREFIX)
         best = {
-            key[len("tags.best.") :]: value
+            key[len(prefix) :]: value
             for key, value in latest.items()
-            if key.startswith("tags.best.") and pd.notna(value) and not key.endswith("_number")
+            if key.startswith(prefix) and pd.notna(value) and key != _tag(names.BEST_TRIAL_NUMBER)
         }
         rows.append(
             {
                 "study": study,
-                "arch": latest.get("tags.pipeline.arch"),
+                "arch": latest.get(_tag(names.ARCH)),
                 "trials": trials,
                 "pruned_share": pruned / trials if trials else 0.0,
                 "tune_seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds().sum(),
-                "best_val_accuracy": latest.get("metrics.best_val_accuracy"),
+                "best_val_accuracy": latest.get(names.column("metrics", names.BEST_VAL_ACCURACY)),
                 "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
             }
         )
@@ -171,18 +177,18 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def _data_line(frame: pd.DataFrame) -> str:
     downloads = (
-        frame[_column(frame, "tags.pipeline.stage") == "download"] if not frame.empty else frame
+        frame[_column(frame, _tag(names.STAGE)) == "download"] if not frame.empty else frame
     )
     if downloads.empty:
         return "Data: unknown (no download run in this experiment)."
     latest = downloads.iloc[0]
-    official = latest.get("params.official") == "True"
+    official = latest.get(names.column("params", names.OFFICIAL_PARAM)) == "True"
     train, test = latest.get("metrics.train_count", 0), latest.get("metrics.test_count", 0)
     counts = f"{int(train)} training / {int(test)} test images"
     kind = "the official MNIST set" if official else "NOT the official MNIST set"
     return (
         f"Data: {counts} from {describe_source(latest.get('params.source'))} ({kind}), "
-        f"digest `{latest.get('tags.pipeline.data_digest')}`."
+        f"digest `{latest.get(_tag(names.DATA_DIGEST))}`."
     )
 
 

@@ -281,22 +281,13 @@ def test_mlflow_run_main_puts_every_run_in_the_experiment_asked_for(workdir, sou
     assert len(runs("mnist")) == 0 if mlflow.get_experiment_by_name("mnist") else True
 
 
-def test_runs_go_to_the_experiment_id_in_the_environment(cli, workdir, data_dir, monkeypatch):
+def test_runs_go_to_the_experiment_id_in_the_environment(
+    cli, workdir, data_dir, monkeypatch, tiny
+):
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     experiment_id = mlflow.create_experiment("by-id")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
-    result = cli(
-        "train",
-        "--arch",
-        "mlp",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "2",
-        "--hidden-size",
-        "8",
-        "--no-progress",
-    )
+    result = cli(*tiny.train)
     assert result.exit_code == 0, result.stderr
     run_id = runs("by-id").iloc[0]["run_id"]
     assert cli("evaluate", "--run-id", run_id, "--no-register").exit_code == 0

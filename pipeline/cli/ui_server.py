@@ -49,7 +49,9 @@ def _answers(url: str) -> bool:
         return False
 
 
-def serve(host: str, port: int, storage: str, experiment_id: str, say: Callable[[str], None]):
+def serve(
+    host: str, port: int, storage: str, experiment_id: str, say: Callable[[str], None]
+) -> int:
     """Run `mlflow ui` until it exits or this process gets SIGINT/SIGTERM; its exit code.
 
     The URL is printed once the server answers, as the deep link to the experiment's runs."""
