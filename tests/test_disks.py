@@ -3,6 +3,8 @@ processes at once, a model too big for memory. Each is one line, and what was th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import one_line_error, runs
 
@@ -60,6 +62,10 @@ def test_disk_full_while_logging_the_model(cli, workdir, data_dir, small_disk):
         experiment_ids=[run["experiment_id"]], output_format="list"
     )
     assert models and {model.status for model in models} == {"FAILED"}, models
+    for model in models:  # no truncated files that look like a model
+        folder = Path(model.artifact_location.removeprefix("file://"))
+        left = [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
+        assert left == [], left
     evaluated = cli("evaluate", "--run-id", run["run_id"])
     assert evaluated.exit_code == 1 and "has no logged model" in one_line_error(evaluated)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
+import urllib.parse
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +47,39 @@ def log_model(model, name: str, step: int, description: str) -> str:
         warnings.simplefilter("ignore")
         path = Path(tmp) / "model.keras"
         model.save(path)
-        info = mlflow.pyfunc.log_model(
-            name=name.replace(".", "_"),
-            python_model=str(SERVING_CODE),
-            artifacts={"keras_model": str(path)},  # serving.py loads its one artifact
-            step=step,
-            pip_requirements=requirements,
-            tags={names.NOTE: description},
-        )
+        try:
+            info = mlflow.pyfunc.log_model(
+                name=name.replace(".", "_"),
+                python_model=str(SERVING_CODE),
+                artifacts={"keras_model": str(path)},  # serving.py loads its one artifact
+                step=step,
+                pip_requirements=requirements,
+                tags={names.NOTE: description},
+            )
+        except BaseException:
+            _discard_failed_uploads()
+            raise
     return info.model_id
+
+
+def _discard_failed_uploads() -> None:
+    """Delete the files a failed upload (a full disk, say) left under the active run's FAILED
+    logged models, where they are local: truncated files that look like a model help no one,
+    and on a full disk the space is wanted back. The FAILED models stay, as the record."""
+    active = mlflow.active_run()
+    if active is None:
+        return
+    with contextlib.suppress(Exception):  # the store may be what failed: keep the first error
+        for model in mlflow.search_logged_models(
+            experiment_ids=[active.info.experiment_id],
+            filter_string=f"source_run_id = '{active.info.run_id}'",  # status: not filterable
+            output_format="list",
+        ):
+            if str(model.status) != "FAILED":
+                continue
+            location = urllib.parse.urlparse(model.artifact_location)
+            if location.scheme in ("", "file"):
+                shutil.rmtree(urllib.request.url2pathname(location.path), ignore_errors=True)
 
 
 @contextlib.contextmanager
