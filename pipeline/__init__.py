@@ -11,6 +11,7 @@ locks, interrupts, provenance, fast_exit
                 folder locks; SIGINT/SIGTERM handling; the code's hash and git commit; leaving
                 the process without TensorFlow's slow teardown
 data, fetch     IDX parsing, digest-checked cache and splits; fetching and verifying the files
+paired          paired comparison of two models on the same images: gain, interval, p-value
 keras_runtime   TensorFlow and Keras, imported once and quietly
 models, checkpoints  the Keras models; per-epoch checkpoints
 figures         matplotlib figures

@@ -188,6 +188,30 @@ def train_config(
     return TrainConfig(arch=arch, preset=preset, **{**values, **given})
 
 
+PRESET_FIELDS = (  # what makes a model a preset's: its hyperparameters, not its seed
+    "learning_rate",
+    "hidden_size",
+    "epochs",
+    "batch_size",
+    "learning_rate_schedule",
+    "max_steps",
+)
+
+
+def is_preset_run(params: dict[str, str]) -> bool:
+    """Whether a train run's params (MLflow's strings) hold its preset's own value of every
+    hyperparameter (the seed and validation share may differ)."""
+    try:
+        preset = train_config(params["arch"], params["preset"])
+    except (KeyError, PipelineError, TypeError):
+        return False
+    for field in PRESET_FIELDS:
+        value = getattr(preset, field)
+        if params.get(field) != (None if value is None else str(value)):
+            return False
+    return True
+
+
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -238,6 +262,7 @@ def experiment_name() -> str:
 # The search space shared by every architecture; the epoch range comes from the registry.
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
 HIDDEN_SIZE_RANGE = (32, 512)
+MAX_FOLDS = 10
 # --search wide also searches these (the default search keeps the preset's).
 SEARCHES = ("standard", "wide")
 BATCH_SIZES = (32, 64, 128, 256)
@@ -259,6 +284,8 @@ class TuneConfig:
     hidden_size_range: tuple[int, int] = HIDDEN_SIZE_RANGE
     epochs_range: tuple[int, int] | None = None  # None: the registry's range for each arch
     search: str = "standard"
+    start_from: str = DEFAULT_PRESET  # the preset trials build on, trial 0 when in the ranges
+    folds: int = 1  # k-fold cross-validation of every trial (1: one validation split)
     validation_fraction: float = 0.1
     retrain_best: bool = False
     heartbeat_seconds: int = 10
@@ -269,6 +296,9 @@ class TuneConfig:
         check_choice("--sampler", self.sampler, SAMPLERS)
         check_choice("--pruner", self.pruner, PRUNERS)
         check_choice("--search", self.search, SEARCHES)
+        check_choice("--start-from", self.start_from, architectures.preset_names())
+        if not 1 <= self.folds <= MAX_FOLDS:
+            raise PipelineError(f"--folds must be 1 to {MAX_FOLDS} (got {self.folds})")
         if self.n_trials < 1:
             raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:

@@ -57,10 +57,12 @@ class Splits:
     digest: str
     validation_fraction: float = 0.0
     seed: int = 0
+    fold: str = ""  # "2/5": the second of 5 cross-validation folds ("": a single split)
 
     def part_digest(self, part: str) -> str:
         """The digest of the train or validation part: the data's digest and how it was cut."""
-        return part_digest(self.digest, part, self.validation_fraction, self.seed)
+        cut = (self.validation_fraction, self.seed, *([self.fold] if self.fold else []))
+        return part_digest(self.digest, part, *cut)
 
 
 def part_digest(digest: str, part: str, *cut: object) -> str:
@@ -232,6 +234,34 @@ def split_train_validation(dataset: Dataset, validation_fraction: float, seed: i
         validation_fraction=validation_fraction,
         seed=seed,
     )
+
+
+def fold_splits(dataset: Dataset, folds: int, seed: int) -> list[Splits]:
+    """Seeded, stratified k-fold cross-validation: split i validates on the i-th fold and trains
+    on the others, so that every training image is validated on exactly once."""
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(dataset.y_train), dtype=np.int64)
+    for label in range(NUM_CLASSES):
+        members = np.flatnonzero(dataset.y_train == label)
+        rng.shuffle(members)
+        fold_of[members] = np.arange(len(members)) % folds
+    if np.bincount(fold_of, minlength=folds).min() == 0:
+        raise PipelineError(
+            f"--folds {folds} leaves an empty fold for {len(dataset.y_train)} training images"
+        )
+    return [
+        Splits(
+            x_train=dataset.x_train[fold_of != fold],
+            y_train=dataset.y_train[fold_of != fold],
+            x_val=dataset.x_train[fold_of == fold],
+            y_val=dataset.y_train[fold_of == fold],
+            digest=dataset.digest,
+            validation_fraction=1 / folds,
+            seed=seed,
+            fold=f"{fold + 1}/{folds}",
+        )
+        for fold in range(folds)
+    ]
 
 
 def class_counts(labels: np.ndarray) -> dict[str, int]:

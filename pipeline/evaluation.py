@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import data, figures, tracking
-from pipeline.config import NUM_CLASSES
+from pipeline import data, figures, paired, tracking
+from pipeline.config import DEFAULT_PRESET, NUM_CLASSES, is_preset_run
 from pipeline.tracking import names
+
+CORRECT_FILE = "test_correct.txt"  # which test images the model got right (paired.pack)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class EvalResult:
     registration: tracking.Registration | None
     evaluation_run_id: str = ""
     test_set: str = ""
+    verdict: str = ""  # a tuned model against the default preset's, on the same test images
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -85,6 +88,7 @@ def summary_markdown(result_numbers: dict, report: pd.DataFrame, pairs) -> str:
         f"- test accuracy: **{result_numbers['test_accuracy']:.4f}**",
         f"- test loss: {result_numbers['test_loss']:.4f}",
         f"- test set: {result_numbers['test_set']}",
+        *([f"- paired: {result_numbers['verdict']}"] if result_numbers.get("verdict") else []),
         "- most confused (true → predicted, images): "
         + (", ".join(f"{i} → {j} ({n})" for i, j, n in pairs) or "none"),
         "",
@@ -124,11 +128,40 @@ def _test_set(digest: str) -> tuple[str, str]:
     return names.DATASET_TEST, data.part_digest(digest, "test")
 
 
+def _against_preset(
+    arch: str, digest: str, correct: np.ndarray
+) -> tuple[paired.Comparison | None, str]:
+    """A tuned model's test results against the newest evaluated default-preset model of its
+    arch on the same test images: (comparison, sentence); (None, why) when there is none."""
+    baseline = tracking.newest_preset_evaluation(arch, DEFAULT_PRESET, digest)
+    text = tracking.read_text(baseline, CORRECT_FILE) if baseline else None
+    if text is None:
+        return None, (
+            f"no evaluated {DEFAULT_PRESET}-preset {arch} model on these test images to "
+            "compare with"
+        )
+    comparison = paired.compare(correct, paired.unpack(text))
+    who = f"the {DEFAULT_PRESET}-preset model (evaluate run {baseline})"
+    return comparison, comparison.verdict("the tuned model", who) + " on the test set"
+
+
 def _record(
-    evaluation_run: tracking.Run, target, numbers: dict, folder: Path, digest: str, register: bool
+    evaluation_run: tracking.Run,
+    target,
+    numbers: dict,
+    folder: Path,
+    digest: str,
+    register: bool,
 ) -> tracking.Registration | None:
     """Log the evaluation on its own run and on the train run; register and gate the champion."""
     test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
+    comparison = numbers.get("comparison")
+    if comparison is not None:  # the tuned model's gain: shown beside its test accuracy
+        test_metrics.update(
+            names.gains(
+                "test", comparison.gain, comparison.low, comparison.high, comparison.p_value
+            )
+        )
     evaluation_run.log_params({"model_uri": target.model_uri})
     # On the logged model's page too, measured on the test set.
     evaluation_run.log_metrics(test_metrics, model_id=target.model_id, dataset=_test_set(digest))
@@ -143,6 +176,10 @@ def _record(
         f"{numbers['test_set']}: test accuracy {numbers['test_accuracy']:.4f}, test loss "
         f"{numbers['test_loss']:.4f}."
     )
+    if numbers.get("verdict"):
+        summary += f" Paired: {numbers['verdict']}."
+        evaluation_run.set_tags({names.VERDICT: numbers["verdict"]})
+        trained.set_tags({names.VERDICT: numbers["verdict"]})
     figures_note = (
         f" Figures and tables (confusion_matrix.png and .csv, per_class.csv, "
         f"worst_misclassified.png, summary.md) are this run's artifacts, and under evaluation/ "
@@ -184,6 +221,11 @@ def evaluate_run(
         "test_loss": cross_entropy(probabilities, dataset.y_test),
         "test_set": dataset.test_set(),
     }
+    correct = probabilities.argmax(axis=1) == dataset.y_test
+    trained_params, trained_tags = (
+        tracking.run_params(target.run_id),
+        tracking.run_tags(target.run_id),
+    )
     run_tags = {
         names.ARCH: target.arch,
         names.DATA_DIGEST: dataset.digest,
@@ -191,6 +233,12 @@ def evaluate_run(
         names.TEST_SET: numbers["test_set"],
         **(tags or {}),
     }
+    if names.TUNED_FROM in trained_tags:
+        numbers["comparison"], numbers["verdict"] = _against_preset(
+            target.arch, dataset.digest, correct
+        )
+    elif is_preset_run(trained_params):  # a baseline later tuned models are compared with
+        run_tags[names.PRESET] = trained_params["preset"]
     with (
         tracking.run(
             "evaluate", f"evaluate-{target.arch}", run_tags, parent_run_id=target.run_id
@@ -203,6 +251,7 @@ def evaluate_run(
         )
         summary = summary_markdown(numbers, report, pairs)
         _write_artifacts(folder, matrix, report, probabilities, dataset, summary)
+        (folder / CORRECT_FILE).write_text(paired.pack(correct))
         registration = _record(evaluation_run, target, numbers, folder, dataset.digest, register)
     return EvalResult(
         run_id=target.run_id,
@@ -215,4 +264,5 @@ def evaluate_run(
         registration=registration,
         evaluation_run_id=evaluation_run.run_id,
         test_set=numbers["test_set"],
+        verdict=numbers.get("verdict", ""),
     )

@@ -84,11 +84,13 @@ def fit(
     progress: Progress | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     on_epoch_model: Callable[[object, tracking.StepMetricSink, int], None] | None = None,
+    first_step: int = 0,
 ) -> Fitted:
     """Fit (or continue, given a checkpoint state) inside the active run.
 
     After each complete epoch, on_epoch(epochs_done, logs) runs (an Optuna report, say), and
-    on_epoch_model(model, sink, epochs_done) (logging the epoch's model, say).
+    on_epoch_model(model, sink, epochs_done) (logging the epoch's model, say). A fresh fit's
+    step metrics start at first_step (a trial's second fold follows its first on the charts).
     SIGINT / SIGTERM stop training after the current batch, save a checkpoint and raise
     `interrupts.Interrupted`.
     """
@@ -99,7 +101,8 @@ def fit(
     train_size = len(splits.y_train)
     stop = interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
     spool = folder / SPOOL_FILE if folder is not None else None
-    sink = tracking.StepMetricSink(run_id, state["step"], config.batch_size, train_size, spool)
+    first_step = state["step"] or first_step
+    sink = tracking.StepMetricSink(run_id, first_step, config.batch_size, train_size, spool)
     metrics, checkpoint, callbacks = _recording(config, sink, stop, state, folder)
     if on_epoch is not None:
         callbacks.append(EpochHook(on_epoch, stop))

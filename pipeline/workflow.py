@@ -12,6 +12,7 @@ from pipeline import (
     evaluation,
     fetch,
     fitting,
+    paired,
     provenance,
     reporting,
     tracking,
@@ -120,14 +121,23 @@ def _arch_steps(job: _Job, arch: str) -> None:
                 ).parent_run_id
             ),
         )
-        best = tracking.run_tags(study_run)
-        overrides = {
-            "learning_rate": float(best[names.best("learning_rate")]),
-            "hidden_size": int(best[names.best("hidden_size")]),
-            "epochs": int(best[names.best("epochs")]),
-        }
-        tuned = {names.TUNED_FROM: tune_config.study_for(arch)}
-    train = train_config(arch, config.preset if not config.tune else "default", **overrides)
+        found = tracking.run_tags(study_run)
+        gains = tracking.latest_metrics(study_run)
+        if paired.significant(
+            gains.get(names.VAL_GAIN, 0.0), gains.get(names.VAL_GAIN_P_VALUE, 1.0)
+        ):
+            overrides = {
+                "learning_rate": float(found[names.best("learning_rate")]),
+                "hidden_size": int(found[names.best("hidden_size")]),
+                "epochs": int(found[names.best("epochs")]),
+            }
+            tuned = {names.TUNED_FROM: tune_config.study_for(arch)}
+        else:
+            job.say(
+                f"tune {arch}: {found.get(names.VERDICT, 'no verdict')}; so no tuned model: "
+                f"training the {config.preset} preset"
+            )
+    train = train_config(arch, "default" if tuned else config.preset, **overrides)
     # A tuned run is its own step even when the study's best is a preset another run trained:
     # the report then shows a "tuned best" row, and the run says which study chose it.
     key = cache_key("train", {**train.params(), **tuned}, job.digest)

@@ -320,6 +320,36 @@ def postgres_database():
     admin.close()
 
 
+def add_hopeless_baseline(storage: str, study_name: str) -> None:
+    """Add to a study (made with ranges that exclude the preset) a complete preset trial whose
+    model got every validation image wrong: a baseline any learning trial beats beyond noise, so
+    that --retrain-best has a winner to retrain (a real preset is too good for a tiny study)."""
+    import numpy as np
+    import optuna
+
+    from pipeline import paired
+    from pipeline.tracking import names
+    from pipeline.tuning.trials import VAL_CORRECT_ATTR
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    done = next(t for t in study.trials if VAL_CORRECT_ATTR in t.user_attrs)
+    images = len(paired.unpack(done.user_attrs[VAL_CORRECT_ATTR]))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"learning_rate": 1e-7, "hidden_size": 8},
+            distributions={
+                "learning_rate": optuna.distributions.FloatDistribution(1e-8, 1.0, log=True),
+                "hidden_size": optuna.distributions.IntDistribution(1, 1024, log=True),
+            },
+            value=0.0,
+            user_attrs={
+                names.PRESET: "default",
+                VAL_CORRECT_ATTR: paired.pack(np.zeros(images, dtype=bool)),
+            },
+        )
+    )
+
+
 def wait_for(condition, seconds: float, what: str):
     deadline = time.time() + seconds
     while time.time() < deadline:

@@ -49,11 +49,18 @@ def test_metrics_and_artifacts(cli, data_dir, tiny):
             "per_class.csv",
             "worst_misclassified.png",
             "summary.md",
+            "test_correct.txt",  # which test images it got right, for paired comparisons
         )
     }
     folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation")
     matrix = pd.read_csv(f"{folder}/confusion_matrix.csv", index_col=0).to_numpy()
     assert matrix.sum() == 100  # the synthetic test set
+    from pipeline import paired
+
+    correct = paired.unpack(open(f"{folder}/test_correct.txt").read())
+    assert len(correct) == 100 and correct.mean() == pytest.approx(
+        run.data.metrics["test_accuracy"]
+    )
     assert run.data.metrics["test_accuracy"] == pytest.approx(np.trace(matrix) / 100)
     report = pd.read_csv(f"{folder}/per_class.csv", index_col=0)
     assert list(report.columns) == ["precision", "recall", "f1", "support"]

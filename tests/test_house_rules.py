@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"locks", "interrupts", "provenance", "fast_exit"},
     {"data"},
     {"fetch"},
+    {"paired"},
     {"keras_runtime"},
     {"models", "checkpoints"},
     {"figures"},

@@ -14,7 +14,7 @@ import urllib.request
 import mlflow
 import psutil
 import pytest
-from conftest import REPO, free_port, runs, subprocess_env, wait_for
+from conftest import REPO, add_hopeless_baseline, free_port, runs, subprocess_env, wait_for
 
 
 def children(parent_id: str):
@@ -77,23 +77,14 @@ def test_report_compares_variants(cli, workdir, data_dir, source, tiny):
     assert cli("evaluate", "--run-id", default_run, "--no-register").exit_code == 0
     seed = cli("train", "--arch", "mlp", "--preset", "seed", "--epochs", "1", *tiny.model)
     assert seed.exit_code == 0
-    tuned = cli(
-        "tune",
-        "--arch",
-        "mlp",
-        "--n-trials",
-        "2",
-        "--epochs-range",
-        "1",
-        "2",
-        "--hidden-size-range",
-        "8",
-        "16",
-        "--storage",
-        f"sqlite:///{workdir / 'optuna.db'}",
-        "--retrain-best",
-    )
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    study = ("tune", "--arch", "mlp", "--epochs-range", "1", "2", "--storage", storage)
+    study += ("--hidden-size-range", "8", "16", "--learning-rate-range", "0.01", "0.1")
+    assert cli(*study, "--n-trials", "2").exit_code == 0
+    add_hopeless_baseline(storage, "mnist-mlp")  # so that --retrain-best has a winner
+    tuned = cli(*study, "--n-trials", "1", "--retrain-best")
     assert tuned.exit_code == 0, tuned.stderr
+    assert "beats trial 2 (the default preset)" in tuned.stdout, tuned.stdout
 
     result = cli("report", "--output-dir", workdir / "out")
     assert result.exit_code == 0, result.stderr
@@ -107,8 +98,11 @@ def test_report_compares_variants(cli, workdir, data_dir, source, tiny):
     throughputs = mlflow.MlflowClient().get_metric_history(default_run, "samples_per_second")
     assert len({m.value for m in throughputs}) == 2  # the median is not the latest epoch's
     assert f"| {statistics.median(m.value for m in throughputs):,.0f} |" in default_row
-    assert "| mnist-mlp | mlp | 2 |" in text  # the tuning summary
-    summary = next(line for line in text.splitlines() if "| mnist-mlp | mlp | 2 |" in line)
+    # The tuning summary: 3 trials and the baseline, the gain over it and the verdict in words.
+    summary = next(line for line in text.splitlines() if "| mnist-mlp | mlp | 4 |" in line)
+    gain = mlflow.get_run(runs().query("`tags.pipeline.stage` == 'tune'").iloc[0]["run_id"])
+    assert f"| {gain.data.metrics['val_gain'] * 100:+.2f} pt (" in summary
+    assert f"- mnist-mlp: {gain.data.tags['pipeline.verdict']}." in text
     frame = runs()
     study = frame[frame["tags.pipeline.stage"] == "tune"].iloc[0]
     seconds = (study["end_time"] - study["start_time"]).total_seconds()
@@ -348,7 +342,7 @@ def test_report_with_only_an_unevaluated_run(cli, workdir, data_dir, tiny):
     text = (workdir / "out" / "report.md").read_text()
     row = next(line for line in text.splitlines() if "| mlp | default preset |" in line)
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[2] == "" and float(cells[3]) == pytest.approx(
+    assert cells[2] == cells[3] == "" and float(cells[4]) == pytest.approx(
         float(train["metrics.val_accuracy"]), abs=1e-4
     )
     assert "No train runs" not in text

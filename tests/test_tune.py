@@ -9,7 +9,15 @@ import sys
 import mlflow
 import optuna
 import pytest
-from conftest import free_port, one_line_error, runs, start_server, stop_server, subprocess_env
+from conftest import (
+    add_hopeless_baseline,
+    free_port,
+    one_line_error,
+    runs,
+    start_server,
+    stop_server,
+    subprocess_env,
+)
 
 
 def storage_url(workdir) -> str:
@@ -66,10 +74,12 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
     parent = mlflow.get_run(parent_id)
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
     assert parent.data.tags["best.hidden_size"] == str(study.best_params["hidden_size"])
+    pruned_at = study.trials[2].user_attrs["pruned_at_epoch"]
     assert (
-        f"3 trials, 1 pruned; best validation accuracy {study.best_value:.4f}"
-        in (parent.data.tags["mlflow.note.content"])
+        f"3 trials, 1 of 3 trials pruned (1 after epoch {pruned_at}); best validation accuracy "
+        f"{study.best_value:.4f}" in parent.data.tags["mlflow.note.content"]
     )
+    assert parent.data.metrics["pruned_share"] == pytest.approx(1 / 3)
     complete = mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert complete.data.tags["mlflow.note.content"].startswith("Trial 0 of study mnist-mlp")
     assert complete.info.run_name.startswith("mnist-mlp-trial-0-")  # then what differs
@@ -560,31 +570,21 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
     range, its epoch count is its best validation epoch, and --retrain-best trains that."""
     from pipeline.tuning.trials import best_epoch
 
-    result = tune(
-        cli,
-        workdir,
-        tiny,
-        "--arch",
-        "mlp",
-        "--n-trials",
-        "3",
-        "--sampler",
-        "random",
-        "--pruner",
-        "none",
-        "--epochs-range",
-        "2",
-        "5",
-        "--learning-rate-range",
-        "0.2",
-        "1.0",
-        "--retrain-best",
-    )
+    common = ("--arch", "mlp", "--sampler", "random", "--pruner", "none")
+    common += ("--epochs-range", "2", "5", "--learning-rate-range", "0.2", "1.0")
+    first = tune(cli, workdir, tiny, *common, "--n-trials", "3")
+    # The ranges exclude the preset: a stand-in baseline that the study's best beats for sure.
+    add_hopeless_baseline(storage_url(workdir), "mnist-mlp")
+    result = tune(cli, workdir, tiny, *common, "--n-trials", "1", "--retrain-best")
+    assert "no preset trial ran" in first.stdout
+    assert "beats trial 3 (the default preset)" in result.stdout
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     client = mlflow.MlflowClient()
     assert {trial.state.name for trial in study.trials} == {"COMPLETE"}
     dropped = 0  # trials whose last epoch was below their best (these learning rates overshoot)
     for trial in study.trials:
+        if trial.number == 3:
+            continue  # the stand-in baseline
         assert "epochs" not in trial.params  # the sampler learns nothing about epochs
         run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
         assert run.data.params["epochs"] == "5"
@@ -602,7 +602,9 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
         running = [max(curve[:epoch]) for epoch in range(1, 6)]
         assert [trial.intermediate_values[step] for step in range(1, 6)] == pytest.approx(running)
         dropped += curve[-1] < trial.value
-        assert re.search(rf"trial +{trial.number} .* epochs={chosen} ", result.stdout)
+        assert re.search(
+            rf"trial +{trial.number} .* epochs={chosen} ", first.stdout + result.stdout
+        )
     assert dropped  # else the test could not tell the best epoch from the last
     best = study.best_trial
     parents, _ = study_runs("mnist-mlp")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline import __version__
+from pipeline import __version__, architectures
 from pipeline import config as cfg
 from pipeline.cli import console
 from pipeline.cli.options import (
@@ -257,16 +257,28 @@ def tune(
         f"batch size {'/'.join(map(str, cfg.BATCH_SIZES))} and learning-rate schedule) "
         f"(default: {default_of(TuneConfig, 'search')}).",
     ),
+    start_from: str = typer.Option(
+        None,
+        "--start-from",
+        help=f"Preset ({', '.join(architectures.preset_names())}) the trials build on; "
+        f"trial 0 when the ranges hold it (default: {default_of(TuneConfig, 'start_from')}).",
+    ),
     validation_fraction: float = typer.Option(
         None,
         "--validation-fraction",
         help="Share of the training set held out for validation "
         f"(default: {default_of(TuneConfig, 'validation_fraction')}).",
     ),
+    folds: int = typer.Option(
+        None,
+        "--folds",
+        help="Score each trial by K-fold cross-validation, pruning on its first fold; 1: one "
+        f"validation split (default: {default_of(TuneConfig, 'folds')}).",
+    ),
     retrain_best: bool = typer.Option(
         False,
         "--retrain-best/--no-retrain-best",
-        help="Train, evaluate and register the best configuration.",
+        help="Train, evaluate and register the best configuration, if it beats trial 0 at 5 %.",
     ),
     heartbeat: int = typer.Option(
         None,
@@ -299,7 +311,9 @@ def tune(
             hidden_size_range=hidden_size_range,
             epochs_range=epochs_range,
             search=search,
+            start_from=start_from,
             validation_fraction=validation_fraction,
+            folds=folds,
             retrain_best=retrain_best,
             heartbeat_seconds=heartbeat,
             trials_per_process=trials_per_process,

@@ -159,6 +159,7 @@ def print_eval_summary(result) -> None:
         f"Evaluated {result.model_uri} ({result.arch}) on {result.test_set}",
         f"  test_accuracy {result.test_accuracy:.4f}   test_loss {result.test_loss:.4f}",
         f"  most confused (true→predicted): {pairs or 'none'}",
+        *([f"  paired: {result.verdict}"] if result.verdict else []),
         f"  evaluate run {result.evaluation_run_id}",
     ]
     if result.registration:
@@ -212,10 +213,13 @@ def print_study_summary(result) -> None:
     """One arch's study: trials, the best value and params, and the retrained best if any."""
     best = f"{result.best_value:.4f}" if result.best_value is not None else "n/a"
     print(
-        f"Study {result.study_name}: {result.trials} finished trials ({result.pruned} "
-        f"pruned), best val_accuracy {best} with {_params(result.best_params) or 'none'}; "
-        f"MLflow parent run {result.parent_run_id}"
+        f"Study {result.study_name}: {result.trials} finished trials, {result.pruning}; best "
+        f"val_accuracy {best} with {_params(result.best_params) or 'none'}; MLflow parent run "
+        f"{result.parent_run_id}"
     )
+    print(f"Verdict: {result.verdict}")
+    if result.not_retrained:
+        print(result.not_retrained)
     if result.retrained:
         print_eval_summary(result.retrained)
 

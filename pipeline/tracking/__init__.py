@@ -20,6 +20,9 @@ from pipeline.tracking.queries import (
     finished_runs,
     latest_metrics,
     metric_history,
+    newest_preset_evaluation,
+    read_text,
+    run_params,
     run_tags,
 )
 from pipeline.tracking.registry import (
@@ -63,6 +66,9 @@ __all__ = [
     "log_dataset",
     "log_model",
     "metric_history",
+    "newest_preset_evaluation",
+    "read_text",
+    "run_params",
     "reap",
     "record_system_metrics",
     "register_if_better",

@@ -53,6 +53,11 @@ OPTUNA_TRIAL_NUMBER = "optuna.trial_number"
 OPTUNA_TRIAL_STATE = "optuna.trial_state"
 BEST_PREFIX = "best."  # best.learning_rate, ...: the study's best configuration
 BEST_TRIAL_NUMBER = "best.trial_number"
+START_FROM = "pipeline.start_from"  # the preset a study's trials build on
+FOLDS = "pipeline.folds"  # a study's (and its trials') k in k-fold cross-validation
+BASELINE_TRIAL = "pipeline.baseline_trial"  # the preset trial the best is compared with
+VERDICT = "pipeline.verdict"  # the study's (or evaluation's) paired verdict, in words
+PRUNING = "pipeline.pruning"  # a study's pruned trials and the epochs they stopped after, in words
 
 # main
 PRESET = "pipeline.preset"  # also the user attribute of a study's preset trial
@@ -73,6 +78,20 @@ TRAIN_SECONDS = "train_seconds"
 TEST_LOSS = "test_loss"
 TEST_ACCURACY = "test_accuracy"
 BEST_VAL_ACCURACY = "best_val_accuracy"
+# Paired gains (pipeline.paired), accuracy fractions like the accuracies they compare: the
+# study's best over its preset trial on the validation images (tune run), and a tuned model over
+# the newest evaluated default-preset model on the test images (evaluate run).
+VAL_GAIN = "val_gain"
+VAL_GAIN_LOW = "val_gain_low"  # its 95 % interval
+VAL_GAIN_HIGH = "val_gain_high"
+VAL_GAIN_P_VALUE = "val_gain_p_value"  # exact McNemar
+TEST_GAIN = "test_gain"
+TEST_GAIN_LOW = "test_gain_low"
+TEST_GAIN_HIGH = "test_gain_high"
+TEST_GAIN_P_VALUE = "test_gain_p_value"
+PRUNED_SHARE = "pruned_share"  # of a study's finished trials
+FOLD_VAL_ACCURACY = "fold_val_accuracy"  # a cross-validated trial's, step = fold (1..K)
+CROSS_VAL_ACCURACY = "cross_val_accuracy"  # their mean: the trial's objective
 
 # Dataset names (mlflow.data inputs, and the datasets metrics are measured on).
 DATASET_DOWNLOAD = "mnist-train-full"  # the downloaded training file, before any split
@@ -94,6 +113,17 @@ def best(param: str) -> str:
 def step(name: str) -> str:
     """The main run's tag naming the run its step (say "train mlp") used."""
     return STEP_PREFIX + name.replace(" ", "_")
+
+
+GAINS = {
+    "val": (VAL_GAIN, VAL_GAIN_LOW, VAL_GAIN_HIGH, VAL_GAIN_P_VALUE),
+    "test": (TEST_GAIN, TEST_GAIN_LOW, TEST_GAIN_HIGH, TEST_GAIN_P_VALUE),
+}
+
+
+def gains(split: str, gain: float, low: float, high: float, p_value: float) -> dict[str, float]:
+    """The four metrics of a paired comparison on split "val" or "test"."""
+    return dict(zip(GAINS[split], (gain, low, high, p_value), strict=True))
 
 
 def column(kind: str, key: str) -> str:

@@ -9,7 +9,8 @@ import mlflow
 
 from pipeline import config as cfg
 from pipeline.errors import PipelineError, redact
-from pipeline.tracking import heartbeat
+from pipeline.tracking import heartbeat, names
+from pipeline.tracking.store import current_experiment_id
 
 
 def config_hash(params: dict) -> str:
@@ -31,6 +32,35 @@ def latest_metrics(run_id: str) -> dict[str, float]:
 
 def run_tags(run_id: str) -> dict[str, str]:
     return dict(mlflow.get_run(run_id).data.tags)
+
+
+def run_params(run_id: str) -> dict[str, str]:
+    return dict(mlflow.get_run(run_id).data.params)
+
+
+def read_text(run_id: str, artifact_file: str) -> str | None:
+    """A text artifact of a run (None: the run has no such file)."""
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact_file}")
+    except Exception:  # MLflow raises several kinds for a missing file
+        return None
+
+
+def newest_preset_evaluation(arch: str, preset: str, digest: str) -> str | None:
+    """The newest FINISHED evaluate run, in the current experiment, of an untuned model of
+    arch trained with the preset's own values, on the data of this digest (same test images)."""
+    found = mlflow.search_runs(
+        experiment_ids=[current_experiment_id()],
+        filter_string=(
+            f"tags.`{names.STAGE}` = 'evaluate' and tags.`{names.ARCH}` = '{arch}' and "
+            f"tags.`{names.PRESET}` = '{preset}' and tags.`{names.DATA_DIGEST}` = '{digest}' "
+            "and attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return found[0].info.run_id if found else None
 
 
 def find_finished(tag: str, value: str) -> str | None:

@@ -2,8 +2,10 @@
 
 study    the study (created seeded with the preset, or joined), a worker's trials, the summary
          on the study's parent run and retraining the best
-trials   what a trial process runs: the search space (holding the default preset), the
+verdict  what a study found: its best against its preset trial, image by image; pruning
+trials   what a trial process runs: the search space (holding the start preset), the
          objective (one MLflow run per trial) and a worker's share of trials
+evidence a trial's fits (one, or one per cross-validation fold): curves and per-image answers
 pruning  what a trial reports after each epoch, and the pruners that judge it
 storage  opening a study storage, creating its schema, reaping a dead worker's trial
 workers  running a worker's trials in fresh child processes, a few at a time

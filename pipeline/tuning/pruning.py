@@ -8,6 +8,7 @@ from pipeline import tracking
 from pipeline.config import TrainConfig, TuneConfig, train_config
 from pipeline.tracking import names
 
+PRUNED_AT_ATTR = "pruned_at_epoch"  # a pruned trial's user attribute: the epochs it trained
 PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
 # The default pruner (successive halving) gives no verdict before epoch 3, or 15 % of a schedule
 # (epoch 3 of 20): on real MNIST an MLP's accuracy after epoch 1 ranks its objective at a
@@ -56,7 +57,7 @@ class PruneOnValidation:
         self.reported = step
         self.trial.report(max(self.curve) if self.best_so_far else self.last, step)
         if self.trial.should_prune():
-            self.trial.set_user_attr("pruned_at_epoch", epochs_done)
+            self.trial.set_user_attr(PRUNED_AT_ATTR, epochs_done)
             self.run.set_tags(
                 {
                     names.PRUNED: "true",
@@ -72,9 +73,9 @@ class PruneOnValidation:
 
 def by_percent(tune: TuneConfig, arch: str) -> bool:
     """Whether a study's trials report at the percent of their schedule done (else at epoch
-    counts): when the arch's default preset decays its learning rate, or the schedule is
+    counts): when the study's start preset decays its learning rate, or the schedule is
     searched (--search wide), so that every trial of a study reports in one unit."""
-    schedule = train_config(arch, "default").learning_rate_schedule
+    schedule = train_config(arch, tune.start_from).learning_rate_schedule
     return schedule != "constant" or tune.search == "wide"
 
 

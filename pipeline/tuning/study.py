@@ -18,7 +18,7 @@ from pipeline import data, evaluation, tracking, training
 from pipeline.config import TuneConfig, train_config
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
-from pipeline.tuning import plots, workers
+from pipeline.tuning import plots, verdict, workers
 from pipeline.tuning.pruning import pruner
 from pipeline.tuning.storage import RUN_ATTR, open_storage
 from pipeline.tuning.trials import (
@@ -33,6 +33,10 @@ from pipeline.tuning.trials import (
 PARENT_ATTR = "mlflow_parent_run_id"
 ARCH_ATTR = "arch"
 SEARCH_ATTR = "search"
+START_ATTR = "start_from"
+SEED_ATTR = "seed"
+FRACTION_ATTR = "validation_fraction"
+FOLDS_ATTR = "folds"
 OBJECTIVE = "val_accuracy"
 
 
@@ -47,11 +51,15 @@ class StudyResult:
     pruned: int
     best_value: float | None
     best_params: dict
+    verdict: str = ""  # the paired comparison of the best with the preset trial, in words
+    pruning: str = ""  # how many trials were pruned, after which epochs
     retrained: evaluation.EvalResult | None = None
+    not_retrained: str = ""  # why --retrain-best trained nothing
 
 
 def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> optuna.Study:
-    """A new study, named for its objective, marked with its arch and seeded with the preset.
+    """A new study, named for its objective, marked with its arch, search and start preset,
+    and seeded with that preset as trial 0 (when the ranges hold it).
 
     Only the worker whose create_study succeeds gets here, so the preset is enqueued once.
     """
@@ -61,9 +69,13 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
         study.set_metric_names([OBJECTIVE])
     study.set_user_attr(ARCH_ATTR, arch)
     study.set_user_attr(SEARCH_ATTR, tune.search)
+    study.set_user_attr(START_ATTR, tune.start_from)
+    study.set_user_attr(SEED_ATTR, tune.seed)
+    study.set_user_attr(FRACTION_ATTR, tune.validation_fraction)
+    study.set_user_attr(FOLDS_ATTR, tune.folds)
     params = preset_params(tune, arch)
     if params is not None:
-        study.enqueue_trial(params, user_attrs={names.PRESET: "default"})
+        study.enqueue_trial(params, user_attrs={names.PRESET: tune.start_from})
     return study
 
 
@@ -83,12 +95,21 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
         raise PipelineError(
             f"study {study_name} tunes {other}, not {arch}: choose another --study-name"
         )
-    search = study.user_attrs.get(SEARCH_ATTR, "standard")
-    if search != tune.search:
-        raise PipelineError(
-            f"study {study_name} was made with --search {search}, not {tune.search}: give "
-            f"--search {search} or choose another --study-name"
-        )
+    # Trials are compared on one validation split, image by image: a worker joining with another
+    # seed or validation share would score its trials on other images.
+    for option, attr, given in [
+        ("--search", SEARCH_ATTR, tune.search),
+        ("--start-from", START_ATTR, tune.start_from),
+        ("--seed", SEED_ATTR, tune.seed),
+        ("--validation-fraction", FRACTION_ATTR, tune.validation_fraction),
+        ("--folds", FOLDS_ATTR, tune.folds),
+    ]:
+        made = study.user_attrs.get(attr, given)  # a study made before the attribute: as given
+        if made != given:
+            raise PipelineError(
+                f"study {study_name} was made with {option} {made}, not {given}: give "
+                f"{option} {made} or choose another --study-name"
+            )
     return study, False
 
 
@@ -100,52 +121,73 @@ def _parent_run(study: optuna.Study, created: bool) -> str | None:
     return study.user_attrs.get(PARENT_ATTR)  # None: its creator died early
 
 
-def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> tuple[int, int]:
-    """Best params and value, the trials table and Optuna's plots onto the parent run."""
+def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> verdict.Verdict:
+    """Best params and value, the paired verdict, pruning, the trials table and Optuna's plots
+    onto the parent run."""
     finished = [t for t in study.trials if t.state.is_finished()]
-    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
-    pruned = [t for t in finished if t.state == optuna.trial.TrialState.PRUNED]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
         plots.write_plots(study, folder)
         run.log_artifacts(folder, "study")
+    found = verdict.judge(study, tune.start_from)
+    pruned_share, pruned_words = verdict.pruning(study)
     run.set_tags(
         {
             names.OPTUNA_STORAGE: redact(tune.storage),
             names.OPTUNA_SAMPLER: tune.sampler,
             names.OPTUNA_PRUNER: tune.pruner,
             names.OPTUNA_TRIALS: str(len(finished)),
-            names.OPTUNA_PRUNED: str(len(pruned)),
+            names.OPTUNA_PRUNED: str(sum(t.state == verdict.PRUNED for t in finished)),
+            names.START_FROM: tune.start_from,
+            names.FOLDS: str(tune.folds),
+            names.VERDICT: found.sentence,
+            names.PRUNING: pruned_words,
         }
     )
+    run.log_metrics({names.PRUNED_SHARE: pruned_share})
     best = "no trial completed"
-    if complete:
-        run.log_metrics({names.BEST_VAL_ACCURACY: study.best_value})
-        best_params = trial_params(study.best_trial)
-        run.set_tags({names.best(k): str(v) for k, v in best_params.items()})
-        run.set_tags({names.BEST_TRIAL_NUMBER: str(study.best_trial.number)})
-        params = ", ".join(
-            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in best_params.items()
-        )
-        best = (
-            f"best validation accuracy {study.best_value:.4f} (trial "
-            f"{study.best_trial.number}: {params})"
-        )
-    run.describe(
-        f"Optuna study {study.study_name} ({tune.sampler} sampler, {tune.pruner} pruning) "
-        f"over learning rate, hidden size, epochs"
-        f"{', batch size and schedule' if tune.search == 'wide' else ''}, the default preset as "
-        f"trial 0: "
-        f"{len(finished)} trials, {len(pruned)} pruned; {best}. One child run per trial."
+    if found.best is not None:
+        run.log_metrics({names.BEST_VAL_ACCURACY: found.best.value})
+        run.set_tags({names.best(k): str(v) for k, v in trial_params(found.best).items()})
+        run.set_tags({names.BEST_TRIAL_NUMBER: str(found.best.number)})
+        best = f"best validation accuracy {found.best.value:.4f} (trial {found.best.number})"
+    if found.baseline is not None:
+        run.set_tags({names.BASELINE_TRIAL: str(found.baseline.number)})
+    if found.comparison is not None:
+        c = found.comparison
+        run.log_metrics(names.gains("val", c.gain, c.low, c.high, c.p_value))
+    searched = "learning rate, hidden size, epochs" + (
+        ", batch size and schedule" if tune.search == "wide" else ""
     )
-    return len(finished), len(pruned)
+    start = (
+        f"trial 0 the {tune.start_from} preset"
+        if found.baseline is not None
+        else f"no preset trial (the ranges exclude the {tune.start_from} preset)"
+    )
+    scored = (
+        f"{tune.folds}-fold cross-validation (pruned on the first fold)"
+        if tune.folds > 1
+        else f"a {tune.validation_fraction:g} validation split"
+    )
+    run.describe(
+        f"Optuna study {study.study_name} ({tune.sampler} sampler, {tune.pruner} pruning, "
+        f"trials scored by {scored}) over "
+        f"{searched}, built on the {tune.start_from} preset, {start}: {len(finished)} trials, "
+        f"{pruned_words}; {best}. Verdict: {found.sentence}. One child run per trial."
+    )
+    return found
 
 
 def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path):
-    """Train the best configuration on the training split, then evaluate and register it."""
+    """Train the best configuration (the start preset with the best's values) on the training
+    split, then evaluate and register it."""
     config = train_config(
-        arch, "default", **params, seed=tune.seed, validation_fraction=tune.validation_fraction
+        arch,
+        tune.start_from,
+        **params,
+        seed=tune.seed,
+        validation_fraction=tune.validation_fraction,
     )
     tags = {names.TUNED_FROM: tune.study_for(arch)}
     result = training.train(config, data_dir, checkpoint_dir, tags=tags, label="tuned")
@@ -207,18 +249,26 @@ def tune_arch(
         except workers.ProcessDied as died:
             _fail_trials_of(study, died)
             raise
-        trials, pruned = _summarise(study, tune, run)
-        best = study.best_trial if any(t.value is not None for t in study.trials) else None
-        retrained = None
-        if tune.retrain_best and best is not None:
+        found = _summarise(study, tune, run)
+        best, retrained, not_retrained = found.best, None, ""
+        if tune.retrain_best and best is not None and found.significant:
             retrained = retrain(tune, arch, trial_params(best), data_dir, checkpoint_dir)
+        elif tune.retrain_best:
+            not_retrained = (
+                f"--retrain-best trained nothing for {arch}, the champion stays: "
+                f"{found.sentence if best is not None else 'no trial completed'}"
+            )
+    finished = [t for t in study.trials if t.state.is_finished()]
     return StudyResult(
         arch,
         study_name,
         run.run_id,
-        trials,
-        pruned,
+        len(finished),
+        sum(t.state == verdict.PRUNED for t in finished),
         best.value if best else None,
         trial_params(best) if best else {},
+        found.sentence,
+        verdict.pruning(study)[1],
         retrained,
+        not_retrained,
     )

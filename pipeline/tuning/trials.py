@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from numpy.random import SeedSequence
 
-from pipeline import data, fitting, tracking, train_records
+from pipeline import data, fitting, paired, tracking
 from pipeline.config import (
     BATCH_SIZES,
     SCHEDULES,
@@ -24,6 +24,7 @@ from pipeline.config import (
 )
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
+from pipeline.tuning import evidence
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
 from pipeline.tuning.storage import RUN_ATTR, open_storage
 
@@ -32,6 +33,10 @@ WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
 PROCESS_ATTR = "process"  # pid of its child that ran the trial (see workers)
 EPOCHS_ATTR = "epochs"  # the epoch count a trial's learning curve chose (see epochs_from_curve)
 TRAINED_ATTR = "epochs_trained"  # the epochs a complete trial trained
+# Which validation images the trial's objective model got right (paired.pack): the evidence a
+# study's verdict compares. In the study's storage, beside the value it explains, so that any
+# worker reads it in one query, with no artifact download per trial.
+VAL_CORRECT_ATTR = "val_correct"
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,12 @@ def best_epoch(curve: list[float], epochs: tuple[int, int]) -> int:
 
 
 def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
-    """The default preset's values of the searched params, when the ranges hold them (the
-    epoch count left to the curve, when it chooses it)."""
-    preset = architecture(arch).presets["default"]
+    """The start preset's values of the searched params, when the ranges hold them (the
+    epoch count left to the curve, when it chooses it); None when they exclude it, or when
+    the preset's length is a step budget rather than an epoch count."""
+    preset = architecture(arch).presets[tune.start_from]
+    if "max_steps" in preset:
+        return None
     ranges = {
         "learning_rate": tune.learning_rate_range,
         "hidden_size": tune.hidden_size_range,
@@ -102,7 +110,7 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
     params = {name: preset[name] for name in SEARCHED}
     inside = all(low <= params[name] <= high for name, (low, high) in ranges.items())
     if tune.search == "wide":
-        config = train_config(arch, "default")  # the dataclass's defaults fill what it omits
+        config = train_config(arch, tune.start_from)  # the dataclass's defaults fill the rest
         params.update(
             batch_size=config.batch_size, learning_rate_schedule=config.learning_rate_schedule
         )
@@ -113,9 +121,10 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
 
 
 def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
-    """The trial's configuration: the default preset with the sampled values replacing learning
-    rate, hidden size and epochs (its schedule and batch size stay the preset's, unless the
-    search is wide). Where the curve chooses the epochs, the trial trains the range's top."""
+    """The trial's configuration: the start preset (--start-from) with the sampled values
+    replacing learning rate, hidden size and epochs (its other settings, such as initialiser,
+    schedule and batch size, stay the preset's, unless the search is wide). Where the curve
+    chooses the epochs, the trial trains the range's top."""
     low, high = tune.epochs_for(arch)
     epochs = high if epochs_from_curve(tune, arch) else trial.suggest_int("epochs", low, high)
     wide = {}
@@ -126,7 +135,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
         )
     return train_config(
         arch,
-        "default",
+        tune.start_from,
         learning_rate=trial.suggest_float("learning_rate", *tune.learning_rate_range, log=True),
         hidden_size=trial.suggest_int("hidden_size", *tune.hidden_size_range, log=True),
         epochs=epochs,
@@ -136,7 +145,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     )
 
 
-def _objective(worker: Worker, splits):
+def _objective(worker: Worker, splits: list[data.Splits]):
     tune, arch, data_dir = worker.tune, worker.arch, worker.data_dir
     study_name = tune.study_for(arch)
 
@@ -145,10 +154,11 @@ def _objective(worker: Worker, splits):
         fitting.clear_state()  # no model or graph growth over a long study
         tags = {
             names.ARCH: arch,
-            names.DATA_DIGEST: splits.digest,
+            names.DATA_DIGEST: splits[0].digest,
             names.CONFIG_HASH: tracking.config_hash(config.params()),
             names.STUDY: study_name,
             names.OPTUNA_TRIAL_NUMBER: str(trial.number),
+            **({names.FOLDS: str(len(splits))} if len(splits) > 1 else {}),
         }
         name = "-".join([study_name, f"trial-{trial.number}", *config.differences()])
         with tracking.run(
@@ -162,21 +172,28 @@ def _objective(worker: Worker, splits):
             trial.set_user_attr(WORKER_ATTR, worker.name)
             trial.set_user_attr(PROCESS_ATTR, os.getpid())
             run.log_params(config.params())
-            train_records.log_inputs(splits, data_dir)
             from_curve = epochs_from_curve(tune, arch)
             pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)
-            fitted = fitting.fit(config, splits, run.run_id, on_epoch=pruning)
-            if fitted.metrics.non_finite_step is not None:
-                raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
+            low, high = tune.epochs_for(arch) if from_curve else (config.epochs, config.epochs)
+            folds = evidence.fit_folds(
+                config, splits, run, data_dir, pruning, range(low, high + 1)
+            )
             # The objective is a model --retrain-best reproduces: the one the trial ends with,
-            # or, where the curve chooses the epochs, the one after its best epoch count.
-            value, outcome = pruning.last, f"{config.epochs} epochs; validation accuracy"
+            # or, where the curve chooses the epochs, the one after its best epoch count; over
+            # folds, the mean of the folds' models after that epoch count.
+            epochs, outcome = config.epochs, f"{config.epochs} epochs; validation accuracy"
             if from_curve:
-                epochs = best_epoch(pruning.curve, tune.epochs_for(arch))
-                value = pruning.curve[epochs - 1]
+                epochs = best_epoch(folds.curve, tune.epochs_for(arch))
                 trial.set_user_attr(EPOCHS_ATTR, epochs)
                 run.set_tags({names.BEST_EPOCH: str(epochs)})
                 outcome = f"best epoch count {epochs} of {config.epochs}; validation accuracy"
+            value = folds.curve[epochs - 1]
+            if len(splits) > 1:
+                outcome = outcome.replace("validation accuracy", "mean validation accuracy")
+                outcome += f" over {len(splits)} folds"
+                for fold, accuracy in enumerate(folds.accuracies(epochs), start=1):
+                    run.log_metrics({names.FOLD_VAL_ACCURACY: accuracy}, step=fold)
+                run.log_metrics({names.CROSS_VAL_ACCURACY: value})
             run.set_tags({names.OPTUNA_TRIAL_STATE: "COMPLETE", names.PRUNED: "false"})
             run.describe(
                 f"Trial {trial.number} of study {study_name}: {arch} with learning rate "
@@ -184,6 +201,7 @@ def _objective(worker: Worker, splits):
                 f"{outcome} {value:.4f}."
             )
             trial.set_user_attr(TRAINED_ATTR, config.epochs)
+            trial.set_user_attr(VAL_CORRECT_ATTR, paired.pack(folds.correct(epochs)))
             trial.set_user_attr("rss_mb", round(resident_megabytes()))
             return value
 
@@ -224,7 +242,9 @@ class Worker:
         os.environ.pop("MLFLOW_RUN_ID", None)
         storage = open_storage(tune.storage, tune.heartbeat_seconds)
         dataset = data.load_dataset(self.data_dir)
-        splits = data.split_train_validation(dataset, tune.validation_fraction, tune.seed)
+        splits = [data.split_train_validation(dataset, tune.validation_fraction, tune.seed)]
+        if tune.folds > 1:  # every training image validated once, by one of the folds
+            splits = data.fold_splits(dataset, tune.folds, tune.seed)
         tracking.setup(step_of=self.parent_run_id, reap=False)
         study = optuna.load_study(
             study_name=tune.study_for(self.arch),

@@ -1,0 +1,193 @@
+"""Studies whose verdict can be trusted, on real MNIST: per arch, start preset, sampler seed and
+pruner, what a study finds against its trial 0, on validation and on test.
+
+    python bench/tune_verdict.py --arch mlp --trials 20 --starts seed default --seeds 0 1 \
+        --pruners halving none [--workdir DIR] [--tune-args "--epochs-range 2 20"]
+
+In one working directory with its own stores (data from --source), for each arch:
+1. each preset of --starts, and the default preset, trained and evaluated once: their test
+   accuracies (the preset's trial 0 as a model of its own), and the baseline the evaluate stage
+   compares tuned models with;
+2. for each start preset, sampler seed and pruner: `pipeline tune --start-from START
+   --retrain-best`: trials, epochs trained, pruned share, the val gain over trial 0 with its
+   interval and p-value (the tune run's metrics), whether it retrained, the retrained model's test
+   accuracy, its paired test gains over the start preset's model and over the default preset's
+   (from the evaluate runs' per-image results), and the CPU seconds of the study;
+3. for a retrained best from a start other than default: the same searched values on the
+   default preset's base (its initialiser and batch size): how much of the gap that remains to
+   the default preset is the start preset's other settings rather than the searched values.
+
+The objective never reads the test set: only the evaluate stage does, after a study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import mlflow
+import optuna
+
+from pipeline import paired
+from pipeline.tracking import names
+from pipeline.tuning.trials import TRAINED_ATTR
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE = [sys.executable, "-m", "pipeline"]
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(args: list[str], workdir: Path, env: dict) -> str:
+    process = subprocess.run(
+        [*PIPELINE, *args], capture_output=True, text=True, cwd=workdir, env=env, check=False
+    )
+    if process.returncode:
+        raise SystemExit(f"pipeline {' '.join(args)} failed:\n{process.stderr[-2000:]}")
+    return process.stdout
+
+
+def train_and_evaluate(workdir: Path, env: dict, arch: str, *options: str) -> tuple[str, float]:
+    """(evaluate run id, test accuracy) of `pipeline train` with options, then `evaluate`."""
+    trained = run(["train", "--arch", arch, "--no-progress", *options], workdir, env)
+    run_id = re.search(r"run\s+(\w{32})", trained).group(1)
+    evaluated = run(["evaluate", "--run-id", run_id, "--no-register"], workdir, env)
+    evaluation = re.findall(r"^\s+evaluate run (\w{32})", evaluated, re.MULTILINE)[-1]
+    return evaluation, float(re.search(r"test_accuracy (\S+)", evaluated).group(1))
+
+
+def correct(evaluation_run: str):
+    text = mlflow.artifacts.load_text(f"runs:/{evaluation_run}/test_correct.txt")
+    return paired.unpack(text)
+
+
+def epochs_trained(study: optuna.Study) -> int:
+    total = 0
+    for trial in study.trials:
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            total += trial.user_attrs[TRAINED_ATTR]
+        elif trial.state == optuna.trial.TrialState.PRUNED:
+            total += trial.user_attrs["pruned_at_epoch"]
+    return total
+
+
+def gain_words(metrics: dict, split: str) -> str:
+    keys = names.GAINS[split]
+    if keys[0] not in metrics:
+        return "none"
+    gain, low, high, p_value = (metrics[key] for key in keys)
+    return f"{gain * 100:+.2f} pt [{low * 100:+.2f}, {high * 100:+.2f}] p={p_value:.2g}"
+
+
+def one_study(workdir, env, arch, start, seed, pruner, trials, extra, baselines) -> None:
+    name = f"verdict-{arch}-{start}-{pruner}-{seed}-{'-'.join(extra) or 'plain'}"
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    args = ["tune", "--arch", arch, "--n-trials", str(trials), "--study-name", name]
+    args += ["--storage", storage, "--seed", str(seed), "--pruner", pruner]
+    args += ["--start-from", start, "--retrain-best", *extra]
+    cpu = children_cpu()
+    out = run(args, workdir, env)
+    cpu = children_cpu() - cpu
+    study = optuna.load_study(study_name=name, storage=storage)
+    parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
+    metrics = parent.data.metrics
+    line = (
+        f"{arch} start {start:<7} seed {seed} pruner {pruner:<7}: {len(study.trials)} trials, "
+        f"{epochs_trained(study)} epochs, pruned {metrics.get(names.PRUNED_SHARE, 0):.0%}, "
+        f"best val {study.best_value:.4f}, val gain {gain_words(metrics, 'val')}, "
+        f"{cpu:.0f} CPU-s"
+    )
+    best = {k: v for k, v in parent.data.tags.items() if k.startswith(names.BEST_PREFIX)}
+    options = [
+        f"--{key[len(names.BEST_PREFIX) :].replace('_', '-')}={value}"
+        for key, value in best.items()
+        if key != names.BEST_TRIAL_NUMBER
+    ]
+    evaluated = re.findall(r"^\s+evaluate run (\w{32})", out, re.MULTILINE)
+    if evaluated:
+        tuned = evaluated[-1]
+    else:  # what the best would have scored: the bench reads the test set, the study did not
+        line += "; not retrained (not significant), the best trained here anyway"
+        tuned, _ = train_and_evaluate(workdir, env, arch, "--preset", start, *options)
+    accuracy = mlflow.get_run(tuned).data.metrics["test_accuracy"]
+    against = {
+        preset: paired.compare(correct(tuned), correct(run_id)).evidence()
+        for preset, (run_id, _) in baselines.items()
+    }
+    line += f"; the best's test {accuracy:.4f}; test gain " + "; ".join(
+        f"over {preset} {words}" for preset, words in against.items()
+    )
+    print(line, flush=True)
+    if start != "default":  # the searched values on the default preset's other settings
+        run_id, on_default = train_and_evaluate(
+            workdir, env, arch, "--preset", "default", *options
+        )
+        words = paired.compare(correct(run_id), correct(tuned)).evidence()
+        print(
+            f"    the same searched values on the default preset's base: test {on_default:.4f}"
+            f" ({words} over the {start}-based model): the part of the gap that is the {start}"
+            f" preset's other settings (initialiser, batch size)",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--arch", nargs="+", default=["mlp"])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--starts", nargs="+", default=["seed", "default"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--pruners", nargs="+", default=["halving"])
+    parser.add_argument("--tune-args", default="", help="more tune options, quoted")
+    parser.add_argument("--workdir", help="keep the stores here (default: a temporary folder)")
+    options = parser.parse_args()
+    extra = shlex.split(options.tune_args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="bench-verdict-") as tmp:
+        workdir = Path(options.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        env.pop("MLFLOW_RUN_ID", None)
+        mlflow.set_tracking_uri(uri)
+        run(["download", "--source", options.source], workdir, env)
+        run(["init-stores", "--storage", f"sqlite:///{workdir / 'optuna.db'}"], workdir, env)
+        for arch in options.arch:
+            baselines = {}
+            for preset in dict.fromkeys([*options.starts, "default"]):
+                cpu = children_cpu()
+                baselines[preset] = train_and_evaluate(workdir, env, arch, "--preset", preset)
+                print(
+                    f"{arch} {preset} preset: test {baselines[preset][1]:.4f} "
+                    f"({children_cpu() - cpu:.0f} CPU-s)",
+                    flush=True,
+                )
+            for start in options.starts:
+                for seed in options.seeds:
+                    for pruner in options.pruners:
+                        one_study(
+                            workdir,
+                            env,
+                            arch,
+                            start,
+                            seed,
+                            pruner,
+                            options.trials,
+                            extra,
+                            {p: baselines[p] for p in dict.fromkeys([start, "default"])},
+                        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""What a study found, in numbers and words: its best trial against its preset trial on the same
+validation images (pipeline.paired), and how much of it the pruner cut short."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import optuna
+
+from pipeline import paired
+from pipeline.tracking import names
+from pipeline.tuning.pruning import PRUNED_AT_ATTR
+from pipeline.tuning.trials import VAL_CORRECT_ATTR, trial_params
+
+COMPLETE = optuna.trial.TrialState.COMPLETE
+PRUNED = optuna.trial.TrialState.PRUNED
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A study's claim: the comparison (None when none could be made) and its sentence."""
+
+    comparison: paired.Comparison | None
+    sentence: str
+    baseline: optuna.trial.FrozenTrial | None  # the preset trial
+    best: optuna.trial.FrozenTrial | None
+
+    @property
+    def significant(self) -> bool:
+        return self.comparison is not None and self.comparison.significant
+
+
+def preset_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The trial the study enqueued with its start preset's values (None: the ranges excluded
+    the preset, so none was)."""
+    for trial in study.get_trials(deepcopy=False):
+        if names.PRESET in trial.user_attrs:
+            return trial
+    return None
+
+
+def _describe(trial: optuna.trial.FrozenTrial) -> str:
+    params = ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in trial_params(trial).items()
+    )
+    return f"trial {trial.number} ({params})"
+
+
+def judge(study: optuna.Study, start_from: str) -> Verdict:
+    """The best complete trial against the preset trial, on the same validation images."""
+    complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    best = study.best_trial if complete else None
+    baseline = preset_trial(study)
+    preset = f"the {start_from} preset"
+    if baseline is None:
+        return Verdict(
+            None,
+            f"no preset trial ran (the ranges exclude {preset}), so there is no baseline to "
+            "compare the best with",
+            None,
+            best,
+        )
+    who = f"trial {baseline.number} ({preset})"
+    if baseline.state != COMPLETE or best is None:
+        state = baseline.state.name.lower()
+        return Verdict(None, f"{who} ended {state}: no paired comparison", baseline, best)
+    if VAL_CORRECT_ATTR not in best.user_attrs or VAL_CORRECT_ATTR not in baseline.user_attrs:
+        return Verdict(
+            None,
+            "the trials hold no per-image results (an older version ran them): no paired "
+            "comparison",
+            baseline,
+            best,
+        )
+    if best.number == baseline.number:
+        comparison = paired.compare(*[paired.unpack(best.user_attrs[VAL_CORRECT_ATTR])] * 2)
+        return Verdict(
+            comparison, f"no configuration beat {who} beyond noise: it is the best", baseline, best
+        )
+    comparison = paired.compare(
+        paired.unpack(best.user_attrs[VAL_CORRECT_ATTR]),
+        paired.unpack(baseline.user_attrs[VAL_CORRECT_ATTR]),
+    )
+    if comparison.significant:
+        sentence = f"the best, {_describe(best)}, beats {who} by {comparison.evidence()}"
+    else:
+        sentence = (
+            f"no configuration beat {who} beyond noise: the best, {_describe(best)}, "
+            f"{comparison.evidence()}"
+        )
+    return Verdict(comparison, sentence, baseline, best)
+
+
+def pruning(study: optuna.Study) -> tuple[float, str]:
+    """The share of finished trials pruned, and in words, with the epochs they stopped at."""
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    pruned = [t for t in finished if t.state == PRUNED]
+    if not finished:
+        return 0.0, "no trial finished"
+    share = len(pruned) / len(finished)
+    words = f"{len(pruned)} of {len(finished)} trials pruned"
+    at = Counter(t.user_attrs.get(PRUNED_AT_ATTR) for t in pruned)
+    if pruned:
+        where = ", ".join(
+            f"{count} after epoch {epoch}" if epoch is not None else f"{count} at an unknown epoch"
+            for epoch, count in sorted(at.items(), key=lambda item: item[0] or 0)
+        )
+        words += f" ({where})"
+    return share, words
