@@ -301,7 +301,7 @@ def test_the_project_describes_its_own_experiment_not_mlflows_default(cli, workd
 
 
 @pytest.mark.slow
-def test_main_tune_whose_best_is_the_preset_still_gets_a_tuned_run(cli, workdir, source):
+def test_main_tune_without_a_real_winner_keeps_the_preset(cli, workdir, source):
     args = (
         "main",
         "--arch",
@@ -312,16 +312,20 @@ def test_main_tune_whose_best_is_the_preset_still_gets_a_tuned_run(cli, workdir,
         f"sqlite:///{workdir / 'optuna.db'}",
     )
     assert cli(*args).exit_code == 0
-    # One trial: the study's best is its trial 0, the default preset the first main trained.
+    # One trial: the study's best is its trial 0, the preset itself, so nothing beat it.
     tuned = cli(*args, "--tune", "--n-trials", "1")
     assert tuned.exit_code == 0, tuned.stderr
-    assert "train mlp: reusing" not in tuned.stdout
+    assert (
+        "tune mlp: no configuration beat trial 0 (the default preset) beyond noise: it is the "
+        "best; so no tuned model: training the default preset" in tuned.stdout
+    )
+    assert "train mlp: reusing" in tuned.stdout  # the first main's preset run
     trains = runs()[runs()["tags.pipeline.stage"] == "train"]
-    mine = trains[trains["tags.pipeline.tuned_from"].notna()]
-    assert len(trains) == 2 and len(mine) == 1
-    assert mine.iloc[0]["tags.mlflow.runName"] == "mlp-tuned"
+    assert len(trains) == 1 and "tags.pipeline.tuned_from" not in trains  # no tuned run
     text = (workdir / "reports" / "report.md").read_text()
-    assert "| mlp | default preset |" in text and "| mlp | tuned best |" in text
+    assert "| mlp | default preset |" in text and "| mlp | tuned best |" not in text
+    versions = mlflow.MlflowClient().search_model_versions("name = 'mnist-mlp'")
+    assert len(versions) == 1  # the champion stays
 
 
 def test_report_on_an_empty_store_writes_the_notebook_rows(cli, workdir):
