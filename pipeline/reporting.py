@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +16,8 @@ from pipeline.architectures import REGISTRY
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
 
-VARIANTS = ("seed preset", "default preset", "tuned best")
+VARIANTS = ("seed preset", "default preset", "tuned best")  # the table's order
+TUNED = names.TUNED_FROM
 NO_RUNS = "No train runs in this experiment yet: `pipeline train` or `pipeline main` makes them."
 COLUMNS = [
     "arch",
@@ -47,20 +48,52 @@ class Report:
 
 
 def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame:
-    """Finished runs of the experiment (only run_ids, when given), newest first."""
-    frame = tracking.finished_runs(experiment)
-    if frame is None:
+    """The runs the report shows, newest first: the newest download, every study's tune run
+    and, per arch and variant, the newest train run (an evaluated one first); or only run_ids,
+    when given. Each is a server-side query, so a store full of trial runs costs nothing here."""
+    experiment_id = tracking.experiment_id_of(experiment)
+    if experiment_id is None:
         uri = redact(cfg.tracking_uri())
         raise PipelineError(f"--experiment {experiment}: no such experiment in {uri}")
+    train = {names.STAGE: "train"}
     if run_ids:
-        trains = frame[_column(frame, names.column("tags", names.STAGE)) == "train"]
-        unknown = [run_id for run_id in run_ids if run_id not in set(trains["run_id"])]
+        frame = tracking.finished_runs(
+            experiment_id, tracking.Match(tags=train, run_ids=tuple(run_ids))
+        )
+        found = set(frame["run_id"]) if not frame.empty else set()
+        unknown = [run_id for run_id in run_ids if run_id not in found]
         if unknown:
             raise PipelineError(
                 f"--run-id {unknown[0]}: not a finished train run of experiment {experiment}"
             )
-        frame = frame[frame["run_id"].isin(run_ids)]
-    return frame
+        return frame
+    frames = [
+        tracking.finished_runs(
+            experiment_id, tracking.Match(tags={names.STAGE: "download"}, max_results=1)
+        ),
+        tracking.finished_runs(experiment_id, tracking.Match(tags={names.STAGE: "tune"})),
+    ]
+    for arch in REGISTRY:
+        for match in _variant_matches(arch):
+            evaluated = replace(match, metric=names.TEST_ACCURACY, max_results=1)
+            newest = tracking.finished_runs(experiment_id, evaluated)
+            if newest.empty:
+                newest = tracking.finished_runs(experiment_id, replace(match, max_results=1))
+            frames.append(newest)
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).sort_values("start_time", ascending=False)
+
+
+def _variant_matches(arch: str) -> list[tracking.Match]:
+    """The train runs of each variant of arch (see _variant): untuned per preset, then tuned."""
+    train = {names.STAGE: "train"}
+    untuned = [
+        tracking.Match(tags=train, params={"arch": arch, "preset": preset}, absent=(TUNED,))
+        for preset in (variant.removesuffix(" preset") for variant in VARIANTS[:-1])
+    ]
+    return [*untuned, tracking.Match(tags=train, params={"arch": arch}, present=(TUNED,))]
 
 
 def _tag(key: str) -> str:

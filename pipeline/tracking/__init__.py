@@ -14,8 +14,10 @@ from pipeline.tracking import names
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.heartbeat import reap
 from pipeline.tracking.queries import (
+    Match,
     check_resumable,
     config_hash,
+    experiment_id_of,
     find_finished,
     finished_runs,
     latest_metrics,
@@ -48,7 +50,9 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
+    "Match",
     "ModelTarget",
+    "experiment_id_of",
     "link_metrics",
     "names",
     "Registration",

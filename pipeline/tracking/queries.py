@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 
 import mlflow
 
@@ -11,6 +12,8 @@ from pipeline import config as cfg
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import heartbeat, names
 from pipeline.tracking.store import current_experiment_id
+
+SEARCH_MAX_RESULTS = 100_000  # mlflow.search_runs' own default
 
 
 def config_hash(params: dict) -> str:
@@ -99,10 +102,47 @@ def check_resumable(run_id: str) -> None:
         )
 
 
-def finished_runs(experiment: str):
-    """The FINISHED runs of an experiment as a pandas DataFrame, newest first (None: no such
-    experiment)."""
-    if mlflow.get_experiment_by_name(experiment) is None:
-        return None
-    frame = mlflow.search_runs(experiment_names=[experiment], filter_string="status = 'FINISHED'")
-    return frame.sort_values("start_time", ascending=False) if not frame.empty else frame
+def experiment_id_of(experiment: str) -> str | None:
+    """The id of the experiment of this name (None: no such experiment)."""
+    found = mlflow.get_experiment_by_name(experiment)
+    return None if found is None else found.experiment_id
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which FINISHED runs to fetch, as a server-side filter: tags and params equal to values,
+    tags absent or present, a metric logged; newest first, at most max_results."""
+
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    absent: tuple[str, ...] = ()  # tags the runs do not have
+    present: tuple[str, ...] = ()  # tags they have
+    metric: str | None = None  # a metric they logged
+    run_ids: tuple[str, ...] = ()
+    max_results: int | None = None
+
+    def filter_string(self) -> str:
+        def quoted(value: str) -> str:
+            return "'" + value.replace("'", "''") + "'"
+
+        clauses = ["attributes.status = 'FINISHED'"]
+        clauses += [f"tags.`{key}` = {quoted(value)}" for key, value in self.tags.items()]
+        clauses += [f"params.`{key}` = {quoted(value)}" for key, value in self.params.items()]
+        clauses += [f"tags.`{key}` IS NULL" for key in self.absent]
+        clauses += [f"tags.`{key}` IS NOT NULL" for key in self.present]
+        if self.metric is not None:
+            clauses.append(f"metrics.`{self.metric}` > -1e300")  # logged at all
+        if self.run_ids:
+            clauses.append(f"attributes.run_id IN ({', '.join(map(quoted, self.run_ids))})")
+        return " and ".join(clauses)
+
+
+def finished_runs(experiment_id: str, match: Match):
+    """The FINISHED runs of an experiment that match, as a pandas DataFrame, newest first: only
+    what the caller shows is read from the store."""
+    return mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=match.filter_string(),
+        order_by=["attributes.start_time DESC"],
+        max_results=match.max_results or SEARCH_MAX_RESULTS,
+    )
