@@ -211,3 +211,34 @@ def test_a_read_only_study_storage_is_one_line_naming_its_file(cli, workdir, dat
         assert len(runs()) == 0  # nothing started
     finally:
         subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+@pytest.mark.slow
+def test_a_study_storage_that_fills_mid_study_is_one_line_naming_its_file(
+    cli, workdir, data_dir, tiny
+):
+    import subprocess
+
+    from pipeline.config import TuneConfig
+    from pipeline.tuning.storage import open_storage
+    from pipeline.tuning.study import create_or_load
+
+    disk = workdir / "studies"
+    mount_small_disk(disk)
+    storage = f"sqlite:///{disk / 'optuna.db'}"
+    try:
+        tune = TuneConfig(storage=storage, validation_fraction=0.2)  # as tiny.tune
+        create_or_load(tune, "mlp", open_storage(storage), "mnist-mlp")  # the study exists
+        free = subprocess.run(
+            ["df", "-k", "--output=avail", str(disk)], capture_output=True, text=True
+        ).stdout.split()[-1]
+        (disk / "filler").write_bytes(b"x" * max(0, (int(free) - 4) * 1024))
+        result = cli("tune", "--arch", "mlp", "--n-trials", "2", "--storage", storage, *tiny.tune)
+        assert result.exit_code == 1
+        message = one_line_error(result)
+        assert str(disk / "optuna.db") in message and "disk is full" in message, message
+        assert "invalid data in the commit" not in message
+        assert "Traceback" not in result.stderr
+        assert "RUNNING" not in set(runs()["status"])
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

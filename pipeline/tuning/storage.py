@@ -3,8 +3,10 @@ reaping a dead worker's trial."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -52,6 +54,21 @@ def _check_writable(url: str) -> None:
         raise PipelineError(f"cannot open --storage {redact(url)}: {path} is read-only")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PipelineError(f"cannot open --storage {redact(url)}: {folder} is not writable")
+
+
+@contextlib.contextmanager
+def failures_named(url: str) -> Iterator[None]:
+    """A storage that fails mid-study (a full disk, say) is one line naming its file (or its
+    redacted URL), with the database's own words instead of Optuna's "invalid data in the
+    commit"."""
+    try:
+        yield
+    except optuna.exceptions.StorageInternalError as error:
+        cause = error.__cause__ or error
+        where = _local_file(url) or redact(url)
+        raise PipelineError(
+            f"the study storage {where} failed: {scrub(first_line(cause), url)}"
+        ) from None
 
 
 def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseStorage:

@@ -20,7 +20,7 @@ from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
 from pipeline.tuning import plots, verdict, workers
 from pipeline.tuning.pruning import pruner
-from pipeline.tuning.storage import RUN_ATTR, open_storage
+from pipeline.tuning.storage import RUN_ATTR, failures_named, open_storage
 from pipeline.tuning.trials import (
     PROCESS_ATTR,
     TrialDone,
@@ -216,6 +216,19 @@ def tune_arch(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Bad URLs and unreachable servers fail here, before any study or run exists.
     storage = open_storage(tune.storage, tune.heartbeat_seconds)
+    with failures_named(tune.storage):
+        return _tune_arch(tune, arch, data_dir, checkpoint_dir, on_trial, tags, storage)
+
+
+def _tune_arch(
+    tune: TuneConfig,
+    arch: str,
+    data_dir: Path,
+    checkpoint_dir: Path,
+    on_trial: Callable[[TrialDone], None],
+    tags: dict[str, str] | None,
+    storage: optuna.storages.BaseStorage,
+) -> StudyResult:
     dataset = data.load_dataset(data_dir)
     tracking.setup()
     study_name = tune.study_for(arch)

@@ -26,7 +26,7 @@ from pipeline.errors import PipelineError
 from pipeline.tracking import names
 from pipeline.tuning import evidence
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
-from pipeline.tuning.storage import RUN_ATTR, open_storage
+from pipeline.tuning.storage import RUN_ATTR, failures_named, open_storage
 
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
 WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
@@ -264,7 +264,7 @@ class Worker:
             complete = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
             tell(TrialDone(trial, study.best_trial if complete else None))
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), failures_named(tune.storage):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.optimize(
                 _objective(self, splits),
