@@ -47,7 +47,9 @@ def study(workdir: Path, source: str, trials: int, workers: int, epochs: list[st
     env.pop("MLFLOW_RUN_ID", None)
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     for command in (["download", "--source", source], ["init-stores", "--storage", storage]):
-        subprocess.run([*PIPELINE, *command], cwd=workdir, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*PIPELINE, *command], cwd=workdir, env=env, check=True, capture_output=True
+        )
     share = -(-trials // workers)
     args = ["tune", "--arch", "mlp", "--n-trials", str(share), "--storage", storage]
     args += ["--epochs-range", *epochs, "--study-name", "long"]

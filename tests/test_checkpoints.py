@@ -109,3 +109,47 @@ def test_a_run_beating_on_another_machine_cannot_be_resumed(cli, workdir, data_d
     assert result.exit_code == 1
     assert "the run is alive" in one_line_error(result)
     assert run_status(run_id) == "RUNNING"
+
+
+@pytest.mark.slow
+def test_a_sigkill_inside_a_checkpoint_write_leaves_a_part_that_resume_removes(workdir, data_dir):
+    """A real SIGKILL while a checkpoint's weights are being written (a wide model, so each
+    write takes a while; the process is killed the moment a .part file appears)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env
+
+    args = [sys.executable, "-m", "pipeline", "train", "--arch", "mlp", "--epochs", "30"]
+    args += ["--hidden-size", "1500", "--batch-size", "128", "--no-progress"]
+    for _attempt in range(3):  # the write may slip between two looks: then another run
+        process = subprocess.Popen(args, cwd=workdir, env=subprocess_env(workdir))
+        parts: list = []
+        deadline = time.time() + 240
+        while not parts and process.poll() is None and time.time() < deadline:
+            parts = list(workdir.glob("checkpoints/*/.*.part"))
+            time.sleep(0.0005)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        folder = parts[0].parent if parts else None
+        if folder is not None and list(folder.glob(".*.part")):
+            break
+    else:
+        pytest.fail("no SIGKILL landed inside a checkpoint write in 3 runs")
+    run_id = folder.name
+    assert run_status(run_id) == "RUNNING"  # SIGKILL: nothing ended it
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", "--resume", run_id, "--no-progress"],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # Killed in its first write, the run has no checkpoint to resume from: one line, and the
+    # partial file goes all the same.
+    assert resumed.returncode == 0 or "no checkpoint" in resumed.stderr, resumed.stderr
+    assert not list(folder.glob(".*.part"))  # the killed writer's partial file is gone
