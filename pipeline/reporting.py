@@ -16,8 +16,7 @@ from pipeline.architectures import REGISTRY
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
 
-VARIANTS = ("seed preset", "default preset", "tuned best")  # the table's order
-TUNED = names.TUNED_FROM
+VARIANTS = ("seed preset", "default preset", "tuned best")
 NO_RUNS = "No train runs in this experiment yet: `pipeline train` or `pipeline main` makes them."
 COLUMNS = [
     "arch",
@@ -48,18 +47,17 @@ class Report:
 
 
 def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame:
-    """The runs the report shows, newest first: the newest download, every study's tune run
-    and, per arch and variant, the newest train run (an evaluated one first); or only run_ids,
-    when given. Each is a server-side query, so a store full of trial runs costs nothing here."""
+    """The runs the report draws on, newest first: the train runs (its table picks the newest of
+    each arch and variant), every study's tune run and the newest download; or only run_ids,
+    when given. Each is one server-side query by stage, so a store full of trial runs costs
+    little here (each query scans the stage tags once: bench/store_scale.py)."""
     experiment_id = tracking.experiment_id_of(experiment)
     if experiment_id is None:
         uri = redact(cfg.tracking_uri())
         raise PipelineError(f"--experiment {experiment}: no such experiment in {uri}")
-    train = {names.STAGE: "train"}
+    train = tracking.Match(tags={names.STAGE: "train"})
     if run_ids:
-        frame = tracking.finished_runs(
-            experiment_id, tracking.Match(tags=train, run_ids=tuple(run_ids))
-        )
+        frame = tracking.finished_runs(experiment_id, replace(train, run_ids=tuple(run_ids)))
         found = set(frame["run_id"]) if not frame.empty else set()
         unknown = [run_id for run_id in run_ids if run_id not in found]
         if unknown:
@@ -68,32 +66,16 @@ def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame
             )
         return frame
     frames = [
+        tracking.finished_runs(experiment_id, train),
+        tracking.finished_runs(experiment_id, tracking.Match(tags={names.STAGE: "tune"})),
         tracking.finished_runs(
             experiment_id, tracking.Match(tags={names.STAGE: "download"}, max_results=1)
         ),
-        tracking.finished_runs(experiment_id, tracking.Match(tags={names.STAGE: "tune"})),
     ]
-    for arch in REGISTRY:
-        for match in _variant_matches(arch):
-            evaluated = replace(match, metric=names.TEST_ACCURACY, max_results=1)
-            newest = tracking.finished_runs(experiment_id, evaluated)
-            if newest.empty:
-                newest = tracking.finished_runs(experiment_id, replace(match, max_results=1))
-            frames.append(newest)
     frames = [frame for frame in frames if not frame.empty]
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True).sort_values("start_time", ascending=False)
-
-
-def _variant_matches(arch: str) -> list[tracking.Match]:
-    """The train runs of each variant of arch (see _variant): untuned per preset, then tuned."""
-    train = {names.STAGE: "train"}
-    untuned = [
-        tracking.Match(tags=train, params={"arch": arch, "preset": preset}, absent=(TUNED,))
-        for preset in (variant.removesuffix(" preset") for variant in VARIANTS[:-1])
-    ]
-    return [*untuned, tracking.Match(tags=train, params={"arch": arch}, present=(TUNED,))]
 
 
 def _tag(key: str) -> str:

@@ -110,14 +110,10 @@ def experiment_id_of(experiment: str) -> str | None:
 
 @dataclass(frozen=True)
 class Match:
-    """Which FINISHED runs to fetch, as a server-side filter: tags and params equal to values,
-    tags absent or present, a metric logged; newest first, at most max_results."""
+    """Which FINISHED runs to fetch, as a server-side filter: tags equal to values, or these run
+    ids; newest first, at most max_results."""
 
     tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
-    absent: tuple[str, ...] = ()  # tags the runs do not have
-    present: tuple[str, ...] = ()  # tags they have
-    metric: str | None = None  # a metric they logged
     run_ids: tuple[str, ...] = ()
     max_results: int | None = None
 
@@ -127,11 +123,6 @@ class Match:
 
         clauses = ["attributes.status = 'FINISHED'"]
         clauses += [f"tags.`{key}` = {quoted(value)}" for key, value in self.tags.items()]
-        clauses += [f"params.`{key}` = {quoted(value)}" for key, value in self.params.items()]
-        clauses += [f"tags.`{key}` IS NULL" for key in self.absent]
-        clauses += [f"tags.`{key}` IS NOT NULL" for key in self.present]
-        if self.metric is not None:
-            clauses.append(f"metrics.`{self.metric}` > -1e300")  # logged at all
         if self.run_ids:
             clauses.append(f"attributes.run_id IN ({', '.join(map(quoted, self.run_ids))})")
         return " and ".join(clauses)
