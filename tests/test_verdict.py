@@ -260,3 +260,11 @@ def test_cross_validated_trials_are_judged_on_every_training_image(cli, workdir,
         assert len(validation) == 6  # three folds' training and validation parts
     parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
     assert "trials scored by 3-fold cross-validation" in parent.data.tags["mlflow.note.content"]
+
+
+def test_the_readme_gives_the_size_of_a_trials_per_image_record():
+    from conftest import REPO
+
+    size = len(paired.pack(np.zeros(1969, dtype=bool)))
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"{size} characters of packed bits for 1,969 images" in readme
