@@ -182,7 +182,8 @@ def _record(
         trained.set_tags({names.VERDICT: numbers["verdict"]})
     figures_note = (
         f" Figures and tables (confusion_matrix.png and .csv, per_class.csv, "
-        f"worst_misclassified.png, summary.md) are this run's artifacts, and under evaluation/ "
+        f"worst_misclassified.png, summary.md, and test_correct.txt: which test images it got "
+        f"right) are this run's artifacts, and under evaluation/ "
         f"on train run {target.run_id}."
     )
     registration = None

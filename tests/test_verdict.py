@@ -117,11 +117,11 @@ def test_when_the_ranges_exclude_the_preset_no_trial_is_enqueued_and_the_run_say
     _add(study, {"learning_rate": 0.003, "hidden_size": 512}, 0.975, answers(1950))
     tracking.setup()
     with tracking.run("tune", "tune-excluded", {}) as run:
-        found = studies._summarise(study, tune, run)
+        found, _ = studies._summarise(study, tune, run)
     assert found.comparison is None and not found.significant
     recorded = mlflow.get_run(run.run_id).data
     description = recorded.tags[names.NOTE]
-    assert "no preset trial (the ranges exclude the default preset)" in description
+    assert "built on the default preset (no preset trial: the ranges exclude it)" in description
     assert "the default preset as trial 0" not in description
     assert "Verdict: no preset trial ran" in description
     assert recorded.tags[names.VERDICT].startswith("no preset trial ran")

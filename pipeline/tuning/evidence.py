@@ -49,7 +49,7 @@ class Folds:
     @property
     def curve(self) -> list[float]:
         """Validation accuracy after each epoch, the mean over folds."""
-        return list(np.mean([record.curve for record in self.records], axis=0))
+        return [float(value) for value in np.mean([r.curve for r in self.records], axis=0)]
 
     def accuracies(self, epochs: int) -> list[float]:
         """Each fold's validation accuracy after `epochs` epochs."""

@@ -121,9 +121,11 @@ def _parent_run(study: optuna.Study, created: bool) -> str | None:
     return study.user_attrs.get(PARENT_ATTR)  # None: its creator died early
 
 
-def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> verdict.Verdict:
+def _summarise(
+    study: optuna.Study, tune: TuneConfig, run: tracking.Run
+) -> tuple[verdict.Verdict, str]:
     """Best params and value, the paired verdict, pruning, the trials table and Optuna's plots
-    onto the parent run."""
+    onto the parent run; (the verdict, the pruning in words)."""
     finished = [t for t in study.trials if t.state.is_finished()]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -161,9 +163,9 @@ def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> verd
         ", batch size and schedule" if tune.search == "wide" else ""
     )
     start = (
-        f"trial 0 the {tune.start_from} preset"
+        "trial 0 is that preset"
         if found.baseline is not None
-        else f"no preset trial (the ranges exclude the {tune.start_from} preset)"
+        else "no preset trial: the ranges exclude it"
     )
     scored = (
         f"{tune.folds}-fold cross-validation (pruned on the first fold)"
@@ -173,10 +175,10 @@ def _summarise(study: optuna.Study, tune: TuneConfig, run: tracking.Run) -> verd
     run.describe(
         f"Optuna study {study.study_name} ({tune.sampler} sampler, {tune.pruner} pruning, "
         f"trials scored by {scored}) over "
-        f"{searched}, built on the {tune.start_from} preset, {start}: {len(finished)} trials, "
+        f"{searched}, built on the {tune.start_from} preset ({start}): {len(finished)} trials, "
         f"{pruned_words}; {best}. Verdict: {found.sentence}. One child run per trial."
     )
-    return found
+    return found, pruned_words
 
 
 def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path):
@@ -262,7 +264,7 @@ def _tune_arch(
         except workers.ProcessDied as died:
             _fail_trials_of(study, died)
             raise
-        found = _summarise(study, tune, run)
+        found, pruning = _summarise(study, tune, run)
         best, retrained, not_retrained = found.best, None, ""
         if tune.retrain_best and best is not None and found.significant:
             retrained = retrain(tune, arch, trial_params(best), data_dir, checkpoint_dir)
@@ -281,7 +283,7 @@ def _tune_arch(
         best.value if best else None,
         trial_params(best) if best else {},
         found.sentence,
-        verdict.pruning(study)[1],
+        pruning,
         retrained,
         not_retrained,
     )
