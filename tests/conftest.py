@@ -242,8 +242,10 @@ def runs(experiment: str = "mnist"):
 
 
 def run_status(run_id: str) -> str:
+    """A run's status in the current tracking store (as runs() reads it)."""
     import mlflow
 
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     return mlflow.get_run(run_id).info.status
 
 
