@@ -4,8 +4,8 @@ PostgreSQL, all on 127.0.0.1.
     python bench/scale_out.py [--workers 4] [--trials 40] [--epochs-range 1 2]
         [--postgres postgresql://postgres@127.0.0.1:5432]
 
-In a fresh PostgreSQL database (dropped afterwards) holding both MLflow's store (behind an
-`mlflow server`, one worker, artifacts served from a temporary folder) and Optuna's storage,
+In two fresh PostgreSQL databases (dropped afterwards), MLflow's store (behind an `mlflow
+server`, one worker, artifacts served from a temporary folder) and Optuna's storage,
 --workers `pipeline tune` processes run --trials MLP trials of one study in all. Prints:
 - whether every trial is accounted for: Optuna's trials (finished, unique numbers) against the
   MLflow trial runs (one per trial, each a child of the study's run, none RUNNING);
@@ -130,17 +130,21 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     options = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Two databases, as the README's scale-out has them: MLflow's and Optuna's schemas each keep
+    # an alembic_version table, so they cannot share one.
     name = f"bench_scale_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(f"{options.postgres}/postgres", autocommit=True)
-    admin.execute(f"CREATE DATABASE {name}")
-    database = f"{options.postgres.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    admin.execute(f"CREATE DATABASE {name}_mlflow")
+    admin.execute(f"CREATE DATABASE {name}_optuna")
+    server_url = options.postgres.replace("postgresql://", "postgresql+psycopg://")
+    mlflow_database, database = f"{server_url}/{name}_mlflow", f"{server_url}/{name}_optuna"
     server = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             workdir = Path(tmp)
             port = free_port()
             uri = f"http://127.0.0.1:{port}"
-            server = start_server(workdir, database, port)
+            server = start_server(workdir, mlflow_database, port)
             env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
             env.pop("MLFLOW_RUN_ID", None)
             for command in (
@@ -212,7 +216,8 @@ def main() -> None:
         if server is not None:
             os.killpg(server.pid, 15)
             server.wait()
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        for suffix in ("mlflow", "optuna"):
+            admin.execute(f"DROP DATABASE IF EXISTS {name}_{suffix} WITH (FORCE)")
         admin.close()
 
 

@@ -77,3 +77,22 @@ def test_report_and_reap_fetch_no_trial_run(cli, workdir, data_dir, tiny, counte
     counted.clear()
     assert cli("reap").exit_code == 0
     assert counted == []  # nothing is RUNNING: no run comes back
+
+
+def test_a_sqlite_store_gets_planner_statistics_so_one_runs_history_is_read_by_run(cli, workdir):
+    import contextlib
+    import sqlite3
+
+    assert cli("init-stores").exit_code == 0
+    experiment = MlflowClient().get_experiment_by_name("mnist").experiment_id
+    with mlflow.start_run(experiment_id=experiment) as parent:
+        pass
+    run_id = sorted(fill_with_trials(experiment, parent.info.run_id, 60))[0]
+    query = "EXPLAIN QUERY PLAN SELECT * FROM metrics WHERE run_uuid = ? AND key = ?"
+    with contextlib.closing(sqlite3.connect(workdir / "mlflow.db")) as db:
+        before = str(db.execute(query, (run_id, names.VAL_ACCURACY)).fetchall())
+    assert "run_uuid=?" not in before  # SQLite's guess: every run's points of the metric
+    assert cli("reap").exit_code == 0  # any command that opens the store
+    with contextlib.closing(sqlite3.connect(workdir / "mlflow.db")) as db:
+        after = str(db.execute(query, (run_id, names.VAL_ACCURACY)).fetchall())
+    assert "index_metrics_run_uuid_key_step (run_uuid=? AND key=?)" in after, after

@@ -28,6 +28,7 @@ class FoldRecord:
 
     def __init__(self, splits: data.Splits, kept: range) -> None:
         self.x, self.y, self.kept = splits.x_val.astype(np.float32), splits.y_val, kept
+        self.batches = range(0, len(self.y), 1024)
         self.curve: list[float] = []
         self.answers: dict[int, np.ndarray] = {}
 
@@ -36,7 +37,11 @@ class FoldRecord:
 
     def on_epoch_model(self, model, sink, epochs_done: int) -> None:
         if epochs_done in self.kept:
-            scores = np.asarray(model.predict(self.x, batch_size=1024, verbose=0))
+            # A direct call, not model.predict: predict traces a new function for every trial's
+            # model, and TensorFlow warns about retracing on the user's terminal.
+            scores = np.concatenate(
+                [np.asarray(model(self.x[i : i + 1024], training=False)) for i in self.batches]
+            )
             self.answers[epochs_done] = scores.argmax(axis=1) == self.y
 
 

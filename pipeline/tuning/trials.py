@@ -261,8 +261,11 @@ class Worker:
 
         def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             ran.append(trial.number)
-            complete = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-            tell(TrialDone(trial, study.best_trial if complete else None))
+            try:  # one query for the best, not every trial of a long study
+                best = study.best_trial
+            except ValueError:  # no trial completed yet
+                best = None
+            tell(TrialDone(trial, best))
 
         with warnings.catch_warnings(), failures_named(tune.storage):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
