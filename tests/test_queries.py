@@ -88,7 +88,10 @@ def test_a_sqlite_store_gets_planner_statistics_so_one_runs_history_is_read_by_r
     with mlflow.start_run(experiment_id=experiment) as parent:
         pass
     run_id = sorted(fill_with_trials(experiment, parent.info.run_id, 60))[0]
-    query = "EXPLAIN QUERY PLAN SELECT * FROM metrics WHERE run_uuid = ? AND key = ?"
+    query = (  # as MLflow's get_metric_history asks it
+        "EXPLAIN QUERY PLAN SELECT * FROM metrics WHERE run_uuid = ? AND key = ? "
+        "ORDER BY timestamp, step, value"
+    )
     with contextlib.closing(sqlite3.connect(workdir / "mlflow.db")) as db:
         before = str(db.execute(query, (run_id, names.VAL_ACCURACY)).fetchall())
     assert "run_uuid=?" not in before  # SQLite's guess: every run's points of the metric

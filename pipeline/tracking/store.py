@@ -76,9 +76,9 @@ def _gather_statistics(uri: str) -> None:
     """Give a SQLite store's query planner statistics once it holds metrics (ANALYZE, sampled).
 
     Without them SQLite reads one run's metric history through the (key, ...) index, every
-    run's points of that metric: 0.2 s per history with 20,000 trial runs in the store, 3 ms
-    with statistics (bench/store_scale.py). Sampled, ANALYZE takes a few milliseconds; it runs
-    again only if the statistics table lacks the metrics."""
+    run's points of that metric: 0.1-0.2 s per history with 20,000 trial runs in the store, a few
+    ms with statistics (bench/store_scale.py). Sampled, ANALYZE takes about 10 ms there; it
+    runs again only if the statistics table lacks the metrics."""
     path = locks.sqlite_path(uri)
     if path is None or not path.exists():
         return
@@ -88,7 +88,7 @@ def _gather_statistics(uri: str) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # no statistics table yet
             if db.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'metrics'").fetchone():
                 return
-        db.execute("PRAGMA analysis_limit = 400")
+        db.execute("PRAGMA analysis_limit = 10000")  # 400 misjudged the key index: wrong plan
         db.execute("ANALYZE")
         db.commit()
 
