@@ -30,6 +30,7 @@ from pathlib import Path
 import optuna
 
 from pipeline.config import TuneConfig
+from pipeline.tuning.pruning import PRUNED_AT_ATTR
 from pipeline.tuning.trials import TRAINED_ATTR, trial_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def epochs_trained(study: optuna.Study) -> int:
         if trial.state == optuna.trial.TrialState.COMPLETE:
             total += trial.user_attrs[TRAINED_ATTR]
         elif trial.state == optuna.trial.TrialState.PRUNED:
-            total += trial.user_attrs["pruned_at_epoch"]
+            total += trial.user_attrs[PRUNED_AT_ATTR]
     return total
 
 

@@ -34,10 +34,10 @@ from pathlib import Path
 
 import mlflow
 import optuna
+from tune_budget import epochs_trained  # bench/, beside this script
 
 from pipeline import paired
 from pipeline.tracking import names
-from pipeline.tuning.trials import TRAINED_ATTR
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
@@ -69,16 +69,6 @@ def train_and_evaluate(workdir: Path, env: dict, arch: str, *options: str) -> tu
 def correct(evaluation_run: str):
     text = mlflow.artifacts.load_text(f"runs:/{evaluation_run}/test_correct.txt")
     return paired.unpack(text)
-
-
-def epochs_trained(study: optuna.Study) -> int:
-    total = 0
-    for trial in study.trials:
-        if trial.state == optuna.trial.TrialState.COMPLETE:
-            total += trial.user_attrs[TRAINED_ATTR]
-        elif trial.state == optuna.trial.TrialState.PRUNED:
-            total += trial.user_attrs["pruned_at_epoch"]
-    return total
 
 
 def gain_words(metrics: dict, split: str) -> str:

@@ -19,6 +19,7 @@ tracking/       the only package importing mlflow (see its map)
 callbacks       the Keras callbacks a fit uses
 fitting, train_records   fitting a model inside a run (the train stage's and the trials');
                 what a train run records besides its step metrics
+report_tables   the report's tables from a DataFrame of runs
 training, evaluation, downloading, reporting   the stages: a config in, a result out
 tuning/         the only package importing optuna (see its map)
 workflow        the main job: every stage as a child of one run, identical steps reused

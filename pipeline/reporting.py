@@ -1,10 +1,10 @@
-"""Runs from mlflow.search_runs -> pandas -> reports/: a markdown comparison and figures."""
+"""The report stage: the runs it shows (server-side queries) -> the tables (report_tables) ->
+reports/: a markdown comparison and figures, logged on a report run."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -12,26 +12,17 @@ import pandas as pd
 
 from pipeline import config as cfg
 from pipeline import data, figures, tracking
-from pipeline.architectures import REGISTRY
 from pipeline.errors import PipelineError, redact
+from pipeline.report_tables import (
+    comparison_table,
+    tag,
+    tuning_summary,
+    values_of,
+    with_median_throughput,
+)
 from pipeline.tracking import names
 
-VARIANTS = ("seed preset", "default preset", "tuned best")
 NO_RUNS = "No train runs in this experiment yet: `pipeline train` or `pipeline main` makes them."
-COLUMNS = [
-    "arch",
-    "variant",
-    "test_accuracy",
-    "test_gain",  # a tuned model's, over the default preset's on the same test images
-    "val_accuracy",
-    "learning_rate",
-    "hidden_size",
-    "epochs",
-    "batch_size",
-    "train_seconds",
-    "samples_per_second",
-    "run_id",
-]
 CURVES = (names.BATCH_LOSS, names.VAL_ACCURACY)  # the learning-curve figure's
 HISTORIES = (*CURVES, names.SAMPLES_PER_SECOND)
 
@@ -78,114 +69,6 @@ def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame
     return pd.concat(frames, ignore_index=True).sort_values("start_time", ascending=False)
 
 
-def _tag(key: str) -> str:
-    """The search_runs column of a tag."""
-    return names.column("tags", key)
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index)
-
-
-def _variant(frame: pd.DataFrame) -> pd.Series:
-    tuned = _column(frame, _tag(names.TUNED_FROM)).notna()
-    preset = _column(frame, "params.preset")
-    return pd.Series(
-        ["tuned best" if t else f"{p} preset" for t, p in zip(tuned, preset, strict=True)],
-        index=frame.index,
-    )
-
-
-def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per arch: the notebook's number, then the newest run of each variant (evaluated first)."""
-    rows = []
-    stage = _column(frame, _tag(names.STAGE))
-    trains = frame[stage == "train"] if not frame.empty else frame
-    variants = _variant(trains) if not trains.empty else pd.Series(dtype=str)
-    for arch, entry in REGISTRY.items():
-        rows.append(
-            {
-                "arch": arch,
-                "variant": "notebook (published)",
-                "test_accuracy": entry.notebook_accuracy,
-            }
-        )
-        for variant in VARIANTS:
-            if trains.empty:
-                continue
-            chosen = trains[(_column(trains, "params.arch") == arch) & (variants == variant)]
-            if chosen.empty:
-                continue
-            evaluated = chosen[_column(chosen, "metrics.test_accuracy").notna()]
-            best = (evaluated if not evaluated.empty else chosen).iloc[0]
-            row = {"arch": arch, "variant": variant, "run_id": best["run_id"]}
-            for name in COLUMNS[2:-1]:
-                for prefix in ("metrics.", "params."):
-                    if f"{prefix}{name}" in best and pd.notna(best[f"{prefix}{name}"]):
-                        row[name] = best[f"{prefix}{name}"]
-            row["test_gain"] = gain_text(best, "test")
-            rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def gain_text(run: pd.Series, split: str) -> str | None:
-    """A run's paired gain on split ("val" or "test") as people read it: +0.41 pt (+0.12 to
-    +0.70), p 0.004; None when the run holds none."""
-    keys = [names.column("metrics", key) for key in names.GAINS[split]]
-    values = [run.get(key) for key in keys]
-    if any(value is None or pd.isna(value) for value in values):
-        return None
-    gain, low, high, p_value = (float(value) for value in values)
-    return f"{gain * 100:+.2f} pt ({low * 100:+.2f} to {high * 100:+.2f}), p {p_value:.2g}"
-
-
-def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per study: trials, pruned share, tune_seconds (the seconds of its tune runs,
-    summed: a resumed study's wall time; with workers at once, more than the wall time), best
-    value and params."""
-    if frame.empty or _tag(names.STUDY) not in frame:
-        columns = ["study", "arch", "trials", "pruned_share", "tune_seconds", "best_val_accuracy"]
-        words = ["verdict", "pruning"]  # shown under the table
-        return pd.DataFrame(columns=[*columns, "val_gain", "best_params", *words])
-    parents = frame[_column(frame, _tag(names.STAGE)) == "tune"]
-    rows = []
-    for study, runs in parents.groupby(_tag(names.STUDY)):
-        latest = runs.iloc[0]
-        trials = int(latest.get(_tag(names.OPTUNA_TRIALS)) or 0)
-        pruned = int(latest.get(_tag(names.OPTUNA_PRUNED)) or 0)
-        prefix = _tag(names.BEST_PREFIX)
-        best = {
-            key[len(prefix) :]: value
-            for key, value in latest.items()
-            if key.startswith(prefix) and pd.notna(value) and key != _tag(names.BEST_TRIAL_NUMBER)
-        }
-        rows.append(
-            {
-                "study": study,
-                "arch": latest.get(_tag(names.ARCH)),
-                "trials": trials,
-                "pruned_share": pruned / trials if trials else 0.0,
-                "tune_seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds().sum(),
-                "best_val_accuracy": latest.get(names.column("metrics", names.BEST_VAL_ACCURACY)),
-                "val_gain": gain_text(latest, "val"),
-                "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
-                "verdict": latest.get(_tag(names.VERDICT)),
-                "pruning": latest.get(_tag(names.PRUNING)),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _param(text: str) -> str:
-    """A tuned param as people read it: 0.00788 for 0.007881575189034951; 95 and cosine as is."""
-    try:
-        return str(int(text))
-    except ValueError:
-        with contextlib.suppress(ValueError):
-            return f"{float(text):.3g}"
-    return text
-
-
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -209,7 +92,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def _data_line(frame: pd.DataFrame) -> str:
     downloads = (
-        frame[_column(frame, _tag(names.STAGE)) == "download"] if not frame.empty else frame
+        frame[values_of(frame, tag(names.STAGE)) == "download"] if not frame.empty else frame
     )
     if downloads.empty:
         return "Data: unknown (no download run in this experiment)."
@@ -220,7 +103,7 @@ def _data_line(frame: pd.DataFrame) -> str:
     kind = "the official MNIST set" if official else "NOT the official MNIST set"
     return (
         f"Data: {counts} from {describe_source(latest.get('params.source'))} ({kind}), "
-        f"digest `{latest.get(_tag(names.DATA_DIGEST))}`."
+        f"digest `{latest.get(tag(names.DATA_DIGEST))}`."
     )
 
 
@@ -280,18 +163,6 @@ def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
             "",
         ]
     )
-
-
-def with_median_throughput(table: pd.DataFrame, histories: dict) -> pd.DataFrame:
-    """samples_per_second as the median over each run's epochs: its latest value is one epoch's,
-    at the mercy of whatever else the machine ran then."""
-    medians = [
-        statistics.median(value for _, value in histories[run_id]["samples_per_second"])
-        if run_id in histories and histories[run_id]["samples_per_second"]
-        else None
-        for run_id in table["run_id"]
-    ]
-    return table.assign(samples_per_second=medians)
 
 
 def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> Report:

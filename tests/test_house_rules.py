@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
     {"callbacks"},
     {"fitting", "train_records"},
     {"training"},
+    {"report_tables"},
     {"evaluation", "downloading", "reporting"},
     {"tuning"},
     {"workflow"},

@@ -75,7 +75,8 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
             best,
         )
     if best.number == baseline.number:
-        comparison = paired.compare(*[paired.unpack(best.user_attrs[VAL_CORRECT_ATTR])] * 2)
+        answers = paired.unpack(best.user_attrs[VAL_CORRECT_ATTR])
+        comparison = paired.compare(answers, answers)
         return Verdict(
             comparison, f"no configuration beat {who} beyond noise: it is the best", baseline, best
         )

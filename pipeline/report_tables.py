@@ -1,0 +1,148 @@
+"""The report's tables from runs (a mlflow.search_runs DataFrame): the comparison of each arch's
+notebook, presets and tuned best, and one row per study. reporting queries, renders and writes."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+
+import pandas as pd
+
+from pipeline.architectures import REGISTRY
+from pipeline.tracking import names
+
+VARIANTS = ("seed preset", "default preset", "tuned best")
+COLUMNS = [
+    "arch",
+    "variant",
+    "test_accuracy",
+    "test_gain",  # a tuned model's, over the default preset's on the same test images
+    "val_accuracy",
+    "learning_rate",
+    "hidden_size",
+    "epochs",
+    "batch_size",
+    "train_seconds",
+    "samples_per_second",
+    "run_id",
+]
+
+
+def tag(key: str) -> str:
+    """The search_runs column of a tag."""
+    return names.column("tags", key)
+
+
+def values_of(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index)
+
+
+def _variant(frame: pd.DataFrame) -> pd.Series:
+    tuned = values_of(frame, tag(names.TUNED_FROM)).notna()
+    preset = values_of(frame, "params.preset")
+    return pd.Series(
+        ["tuned best" if t else f"{p} preset" for t, p in zip(tuned, preset, strict=True)],
+        index=frame.index,
+    )
+
+
+def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per arch: the notebook's number, then the newest run of each variant (evaluated first)."""
+    rows = []
+    stage = values_of(frame, tag(names.STAGE))
+    trains = frame[stage == "train"] if not frame.empty else frame
+    variants = _variant(trains) if not trains.empty else pd.Series(dtype=str)
+    for arch, entry in REGISTRY.items():
+        rows.append(
+            {
+                "arch": arch,
+                "variant": "notebook (published)",
+                "test_accuracy": entry.notebook_accuracy,
+            }
+        )
+        for variant in VARIANTS:
+            if trains.empty:
+                continue
+            chosen = trains[(values_of(trains, "params.arch") == arch) & (variants == variant)]
+            if chosen.empty:
+                continue
+            evaluated = chosen[values_of(chosen, "metrics.test_accuracy").notna()]
+            best = (evaluated if not evaluated.empty else chosen).iloc[0]
+            row = {"arch": arch, "variant": variant, "run_id": best["run_id"]}
+            for name in COLUMNS[2:-1]:
+                for prefix in ("metrics.", "params."):
+                    if f"{prefix}{name}" in best and pd.notna(best[f"{prefix}{name}"]):
+                        row[name] = best[f"{prefix}{name}"]
+            row["test_gain"] = gain_text(best, "test")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def gain_text(run: pd.Series, split: str) -> str | None:
+    """A run's paired gain on split ("val" or "test") as people read it: +0.41 pt (+0.12 to
+    +0.70), p 0.004; None when the run holds none."""
+    keys = [names.column("metrics", key) for key in names.GAINS[split]]
+    values = [run.get(key) for key in keys]
+    if any(value is None or pd.isna(value) for value in values):
+        return None
+    gain, low, high, p_value = (float(value) for value in values)
+    return f"{gain * 100:+.2f} pt ({low * 100:+.2f} to {high * 100:+.2f}), p {p_value:.2g}"
+
+
+def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per study: trials, pruned share, tune_seconds (the seconds of its tune runs,
+    summed: a resumed study's wall time; with workers at once, more than the wall time), best
+    value and params."""
+    if frame.empty or tag(names.STUDY) not in frame:
+        columns = ["study", "arch", "trials", "pruned_share", "tune_seconds", "best_val_accuracy"]
+        words = ["verdict", "pruning"]  # shown under the table
+        return pd.DataFrame(columns=[*columns, "val_gain", "best_params", *words])
+    parents = frame[values_of(frame, tag(names.STAGE)) == "tune"]
+    rows = []
+    for study, runs in parents.groupby(tag(names.STUDY)):
+        latest = runs.iloc[0]
+        trials = int(latest.get(tag(names.OPTUNA_TRIALS)) or 0)
+        pruned = int(latest.get(tag(names.OPTUNA_PRUNED)) or 0)
+        prefix = tag(names.BEST_PREFIX)
+        best = {
+            key[len(prefix) :]: value
+            for key, value in latest.items()
+            if key.startswith(prefix) and pd.notna(value) and key != tag(names.BEST_TRIAL_NUMBER)
+        }
+        rows.append(
+            {
+                "study": study,
+                "arch": latest.get(tag(names.ARCH)),
+                "trials": trials,
+                "pruned_share": pruned / trials if trials else 0.0,
+                "tune_seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds().sum(),
+                "best_val_accuracy": latest.get(names.column("metrics", names.BEST_VAL_ACCURACY)),
+                "val_gain": gain_text(latest, "val"),
+                "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
+                "verdict": latest.get(tag(names.VERDICT)),
+                "pruning": latest.get(tag(names.PRUNING)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _param(text: str) -> str:
+    """A tuned param as people read it: 0.00788 for 0.007881575189034951; 95 and cosine as is."""
+    try:
+        return str(int(text))
+    except ValueError:
+        with contextlib.suppress(ValueError):
+            return f"{float(text):.3g}"
+    return text
+
+
+def with_median_throughput(table: pd.DataFrame, histories: dict) -> pd.DataFrame:
+    """samples_per_second as the median over each run's epochs: its latest value is one epoch's,
+    at the mercy of whatever else the machine ran then."""
+    medians = [
+        statistics.median(value for _, value in histories[run_id]["samples_per_second"])
+        if run_id in histories and histories[run_id]["samples_per_second"]
+        else None
+        for run_id in table["run_id"]
+    ]
+    return table.assign(samples_per_second=medians)
