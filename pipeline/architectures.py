@@ -32,7 +32,7 @@ REGISTRY: dict[str, Architecture] = {
     "mlp": Architecture(
         name="mlp",
         builder="build_mlp",
-        summary="256-256 ReLU MLP",
+        summary="ReLU MLP with two hidden layers",
         presets={
             "default": dict(learning_rate=0.001, hidden_size=256, epochs=20, batch_size=128),
             "seed": dict(learning_rate=0.001, hidden_size=256, epochs=15, batch_size=100),

@@ -35,7 +35,8 @@ def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, sp
     values = {metric.key: metric.value for metric in sink.last_epoch}
     accuracy = values.get(names.VAL_ACCURACY)
     description = (
-        f"{name}: {architecture(config.arch).summary} after {sink.next_step} training steps "
+        f"{name}: {architecture(config.arch).summary} of size {config.hidden_size} after "
+        f"{sink.next_step} training steps "
         f"(batch {config.batch_size}) on {names.DATASET_TRAIN}"
         + (
             f"; validation accuracy {accuracy:.4f} on {names.DATASET_VALIDATION}"

@@ -153,6 +153,15 @@ def test_bad_input_logs_nothing(cli, workdir, data_dir, source, tiny):
     assert set(runs()["tags.pipeline.stage"]) == {"train", "download"}
 
 
+def assert_shows_its_signature(uri: str) -> None:
+    """The model's signature, as the UI shows it: float32 images in, 10 probabilities out."""
+    signature = mlflow.models.get_model_info(uri).signature
+    assert signature is not None, uri
+    (inputs,), (outputs,) = signature.inputs.inputs, signature.outputs.inputs
+    assert (inputs.type, inputs.shape) == (np.dtype("float32"), (-1, 28, 28)), uri
+    assert (outputs.type, outputs.shape) == (np.dtype("float32"), (-1, 10)), uri
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["mlp", "lstm"])
 def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
@@ -162,6 +171,7 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
     assert cli("evaluate", "--run-id", run_id).exit_code == 0
     folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation")
     logged = pd.read_csv(f"{folder}/confusion_matrix.csv", index_col=0).to_numpy()
+    assert_shows_its_signature(f"models:/mnist-{arch}@champion")  # the registered version
 
     port = free_port()
     log = workdir / "server.log"
@@ -210,6 +220,8 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
         assert answer is not None, "the model server never answered"
         as_integers = ask(images, time.time() + 30)  # uint8 pixels arrive as JSON integers
         assert (as_integers.argmax(axis=1) == answer.argmax(axis=1)).all()
+        as_rows = ask(images.reshape(len(images), -1), time.time() + 30)  # rows of 784 pixels
+        assert (as_rows.argmax(axis=1) == answer.argmax(axis=1)).all()
         assert "<= 1.0" not in log.read_text()
         ask(images[:5] / 255.0, time.time() + 30)  # scaled to 0-1 by mistake: a warning
         bad = images[:2].astype(float)
@@ -253,6 +265,10 @@ def test_logged_model_takes_any_pixel_dtype_without_the_project(
     classes = model.predict(images.astype(np.float32)).argmax(axis=1)
     for dtype in (np.uint8, np.float64, np.int64):
         assert (model.predict(images.astype(dtype)).argmax(axis=1) == classes).all()
+    rows = images.reshape(len(images), -1)  # flattened rows of 784 pixels, as array and frame
+    assert (model.predict(rows).argmax(axis=1) == classes).all()
+    assert (model.predict(pd.DataFrame(rows)).argmax(axis=1) == classes).all()
+    assert_shows_its_signature(uri)
     assert "<= 1.0" not in caplog.text
     model.predict(images / 255.0)
     assert "all pixel values are <= 1.0" in caplog.text

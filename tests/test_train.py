@@ -80,7 +80,9 @@ def test_params_and_every_step_logged(cli, data_dir, arch, tiny):
         )
     }
     assert linked == expected
-    assert "0-255" in model.tags["mlflow.note.content"]
+    description = model.tags["mlflow.note.content"]
+    assert "0-255" in description and "of size 16 after 18 training steps" in description
+    assert "256" not in description  # the size it has, not the preset's
     for key in ("val_accuracy", "train_loss"):  # linking added no point to the run's history
         assert [step for step, _ in metric_steps(run_id, key)][-2:] in ([8, 17], [16, 17])
 

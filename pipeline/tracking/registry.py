@@ -30,8 +30,8 @@ def log_model(model, name: str, step: int, description: str) -> str:
 
     The logged model is pipeline/serving.py (MLflow's "models from code") holding the Keras
     model as an artifact: pyfunc and `mlflow models serve` take raw images in any numeric
-    dtype without this project installed. It has no signature, since MLflow's tensor schemas
-    accept one dtype only. Model names cannot hold dots, so a name's dots become underscores.
+    dtype without this project installed, and its signature (see `_signature`) shows the
+    images it scores. Model names cannot hold dots, so a name's dots become underscores.
     """
     import keras
     import mlflow.pyfunc
@@ -54,12 +54,37 @@ def log_model(model, name: str, step: int, description: str) -> str:
                 artifacts={"keras_model": str(path)},  # serving.py loads its one artifact
                 step=step,
                 pip_requirements=requirements,
+                signature=_signature(),
                 tags={names.NOTE: description},
             )
         except BaseException:
             _discard_failed_uploads()
             raise
     return info.model_id
+
+
+def _signature():
+    """The input and output the UI shows: a float32 batch of 28x28 images, 10 probabilities.
+
+    The served model checks its input itself (serving.as_images: any numeric dtype, rows of
+    784 pixels, finite 0-255 intensities, the reason first when refused). MLflow would enforce
+    a tensor schema strictly (one dtype, one shape) before that code runs, so the signature is
+    marked the way MLflow marks a model that validates its own input (a signature from the
+    predict function's type hint): pyfunc and the scoring server then pass the request through.
+    The scoring server so takes JSON `{"inputs": ...}` and CSV; tests/test_evaluate.py checks
+    both ways in.
+    """
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    side = cfg.IMAGE_SIDE
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, side, side))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, cfg.NUM_CLASSES))]),
+    )
+    signature._is_signature_from_type_hint = True  # the model validates its own input
+    return signature
 
 
 def _discard_failed_uploads() -> None:
