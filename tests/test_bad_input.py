@@ -62,6 +62,10 @@ CASES = {
         command("tune", "--storage", "postgresql://tuner:hunter2@127.0.0.1:9/optuna"),
         "cannot open --storage postgresql://tuner:***@127.0.0.1:9/optuna",
     ),
+    "storage is a folder": (
+        lambda workdir, source: ["tune", "--storage", f"journal:///{workdir}"],
+        "is a folder, not a file",
+    ),
     "unknown run id": (command("evaluate", "--run-id", "0" * 32), "no run 0000"),
     "unknown model uri": (
         command("evaluate", "--model-uri", "models:/nope@champion"),

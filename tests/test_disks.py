@@ -214,10 +214,18 @@ def test_a_read_only_study_storage_is_one_line_naming_its_file(cli, workdir, dat
 
 
 @pytest.mark.slow
-def test_a_study_storage_that_fills_mid_study_is_one_line_naming_its_file(
-    cli, workdir, data_dir, tiny
+@pytest.mark.parametrize(
+    "kind, name, words",
+    [("sqlite", "optuna.db", "disk is full"), ("journal", "optuna.log", "No space left")],
+)
+def test_a_study_storage_that_fills_mid_study_is_one_line_and_goes_on_once_freed(
+    cli, workdir, data_dir, tiny, kind, name, words
 ):
+    """A full disk under the study: one line naming the file; once space is freed the same
+    study goes on (a journal keeps no partial line that would make it unreadable)."""
     import subprocess
+
+    import optuna
 
     from pipeline.config import TuneConfig
     from pipeline.tuning.storage import open_storage
@@ -225,7 +233,7 @@ def test_a_study_storage_that_fills_mid_study_is_one_line_naming_its_file(
 
     disk = workdir / "studies"
     mount_small_disk(disk)
-    storage = f"sqlite:///{disk / 'optuna.db'}"
+    storage = f"{kind}:///{disk / name}"
     try:
         tune = TuneConfig(storage=storage, validation_fraction=0.2)  # as tiny.tune
         create_or_load(tune, "mlp", open_storage(storage), "mnist-mlp")  # the study exists
@@ -236,9 +244,69 @@ def test_a_study_storage_that_fills_mid_study_is_one_line_naming_its_file(
         result = cli("tune", "--arch", "mlp", "--n-trials", "2", "--storage", storage, *tiny.tune)
         assert result.exit_code == 1
         message = one_line_error(result)
-        assert str(disk / "optuna.db") in message and "disk is full" in message, message
-        assert "invalid data in the commit" not in message
+        assert f"the study storage {disk / name} failed" in message and words in message, message
+        assert "invalid data in the commit" not in message and "reach" not in message
         assert "Traceback" not in result.stderr
         assert "RUNNING" not in set(runs()["status"])
+        (disk / "filler").unlink()
+        result = cli("tune", "--arch", "mlp", "--n-trials", "1", "--storage", storage, *tiny.tune)
+        assert result.exit_code == 0, result.stderr
+        study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+        assert optuna.trial.TrialState.COMPLETE in {trial.state for trial in study.trials}
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_journal_append_that_fails_part_way_leaves_the_journal_as_it_was(tmp_path):
+    """A write cut off after its first bytes (a file-size limit: a real EFBIG part-way through
+    the line) is undone: the journal ends with a whole line and the study reads as before."""
+    import subprocess
+    import sys
+
+    journal = tmp_path / "optuna.log"
+    script = f"""
+import os, resource, signal, optuna
+from pipeline.tuning.storage import open_storage
+storage = open_storage("journal:///{journal}")
+study = optuna.create_study(storage=storage, study_name="s")
+study.add_trial(optuna.trial.create_trial(value=1.0))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+size = os.path.getsize({str(journal)!r})
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, size + 10))
+try:
+    study.add_trial(optuna.trial.create_trial(value=2.0))
+except optuna.exceptions.StorageInternalError as error:
+    print("refused:", error)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert "refused: [Errno 27] File too large" in done.stdout, done.stderr[-2000:]
+    assert journal.read_bytes().endswith(b"}\n")
+    import optuna
+
+    from pipeline.tuning.storage import open_storage
+
+    storage = open_storage(f"journal:///{journal}")
+    study = optuna.load_study(study_name="s", storage=storage)
+    study.add_trial(optuna.trial.create_trial(value=3.0))
+    again = optuna.load_study(study_name="s", storage=open_storage(f"journal:///{journal}"))
+    assert [trial.value for trial in again.trials] == [1.0, 3.0]
+
+
+def test_a_journal_line_cut_by_a_killed_writer_is_dropped_when_next_opened(tmp_path):
+    """A writer killed part-way through its line leaves that part at the end (the bytes are
+    what SIGKILL mid-write leaves); the next opening drops it, so later lines stay readable."""
+    import optuna
+
+    from pipeline.tuning.storage import open_storage
+
+    url = f"journal:///{tmp_path / 'optuna.log'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    with (tmp_path / "optuna.log").open("ab") as journal:
+        journal.write(b'{"op_code":5,"worker_id":"dead","trial_id":')  # no line end
+    study = optuna.load_study(study_name="s", storage=open_storage(url))
+    study.add_trial(optuna.trial.create_trial(value=2.0))
+    again = optuna.load_study(study_name="s", storage=open_storage(url))
+    assert [trial.value for trial in again.trials] == [1.0, 2.0]

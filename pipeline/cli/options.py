@@ -27,7 +27,10 @@ CheckpointDir = typer.Option(
     help=f"Where per-run checkpoints are kept (default: {cfg.DEFAULT_CHECKPOINT_DIR}).",
 )
 Storage = typer.Option(
-    None, "--storage", help=f"Optuna storage URL (default: {cfg.DEFAULT_OPTUNA_STORAGE})."
+    None,
+    "--storage",
+    help="Optuna storage URL: sqlite:///FILE, postgresql://..., or journal:///FILE (a journal "
+    f"file) (default: {cfg.DEFAULT_OPTUNA_STORAGE}).",
 )
 
 SystemMetrics = typer.Option(

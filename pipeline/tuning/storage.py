@@ -13,8 +13,10 @@ import optuna
 
 from pipeline import locks, tracking
 from pipeline.errors import PipelineError, first_line, redact, scrub
+from pipeline.tuning import journal
 
 RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run id, in its user attributes
+JOURNAL = "journal:///"  # an Optuna journal file's URL prefix (a project convention)
 
 
 class ReapAndRetry:
@@ -37,8 +39,8 @@ class ReapAndRetry:
 
 def _local_file(url: str) -> Path | None:
     """The file of a local storage: a journal's or SQLite's (None for database servers)."""
-    if url.startswith("journal:///"):
-        return Path(url[len("journal://") :])
+    if url.startswith(JOURNAL):  # as SQLite's: journal:///relative, journal:////absolute
+        return Path(url[len(JOURNAL) :] or ".")
     return locks.sqlite_path(url)
 
 
@@ -48,6 +50,8 @@ def _check_writable(url: str) -> None:
     path = _local_file(url)
     if path is None:
         return
+    if path.is_dir():
+        raise PipelineError(f"cannot open --storage {redact(url)}: {path} is a folder, not a file")
     # SQLite writes a journal beside its file; a new file is made in its nearest folder.
     folder = next(parent for parent in path.absolute().parents if parent.exists())
     if path.exists() and not os.access(path, os.W_OK):
@@ -63,22 +67,34 @@ def failures_named(url: str) -> Iterator[None]:
     commit"."""
     try:
         yield
-    except optuna.exceptions.StorageInternalError as error:
-        cause = error.__cause__ or error
+    except Exception as error:
+        failure = _storage_failure(error)
+        if failure is None:
+            raise
+        cause = failure.__cause__ or failure
         where = _local_file(url) or redact(url)
         raise PipelineError(
             f"the study storage {where} failed: {scrub(first_line(cause), url)}"
         ) from None
 
 
+def _storage_failure(error: BaseException | None) -> BaseException | None:
+    """The storage's own failure behind an error, if there is one: when a trial's result cannot
+    be stored, Optuna's optimize hides that failure behind "AssertionError: Should not reach."
+    (raised while it was handling it)."""
+    while error is not None:
+        if isinstance(error, optuna.exceptions.StorageInternalError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseStorage:
     """The study storage: RDB (SQLite, PostgreSQL) with a heartbeat, or a journal file."""
     _check_writable(url)
     try:
-        if url.startswith("journal:///"):
-            from optuna.storages.journal import JournalFileBackend
-
-            return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal://") :]))
+        if url.startswith(JOURNAL):
+            return optuna.storages.JournalStorage(journal.TidyJournal(str(_local_file(url))))
         connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
         if url.startswith("sqlite"):
             connect_args = {"timeout": 60}  # several local workers wait for the file lock
