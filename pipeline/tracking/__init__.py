@@ -5,7 +5,8 @@ store         set-up (tracking URI, experiment, short HTTP timeouts, reaping dea
 runs          the run context with true end states, and a handle that logs onto a run
 heartbeat     run heartbeats and the reaper
 step_metrics  per-step metrics, buffered and sent asynchronously, spooled when the store is lost
-registry      logged models, resolving model URIs, the model registry's champion gate
+logged_models logging a model into a run: signature, requirements, linked metrics
+registry      resolving and loading model URIs, the model registry's champion gate
 datasets      mlflow.data inputs
 queries       reading runs and metrics back
 """
@@ -13,6 +14,7 @@ queries       reading runs and metrics back
 from pipeline.tracking import names
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.heartbeat import reap
+from pipeline.tracking.logged_models import link_metrics, log_model
 from pipeline.tracking.queries import (
     Match,
     check_resumable,
@@ -30,9 +32,7 @@ from pipeline.tracking.queries import (
 from pipeline.tracking.registry import (
     ModelTarget,
     Registration,
-    link_metrics,
     load_model,
-    log_model,
     register_if_better,
     resolve_model,
 )
