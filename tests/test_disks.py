@@ -310,3 +310,14 @@ def test_a_journal_line_cut_by_a_killed_writer_is_dropped_when_next_opened(tmp_p
     study.add_trial(optuna.trial.create_trial(value=2.0))
     again = optuna.load_study(study_name="s", storage=open_storage(url))
     assert [trial.value for trial in again.trials] == [1.0, 2.0]
+
+
+def test_a_journal_url_reads_its_path_as_sqlites_does(cli, workdir):
+    """journal:///optuna.log is a file in the working folder (as sqlite:///optuna.db), and
+    journal:////abs/path an absolute one: what the README and --storage's help say."""
+    assert cli("init-stores", "--storage", "journal:///optuna.log").exit_code == 0
+    assert (workdir / "optuna.log").is_file()
+    absolute = workdir / "studies" / "optuna.log"
+    absolute.parent.mkdir()
+    assert cli("init-stores", "--storage", f"journal:///{absolute}").exit_code == 0
+    assert absolute.is_file()

@@ -220,8 +220,17 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
         assert answer is not None, "the model server never answered"
         as_integers = ask(images, time.time() + 30)  # uint8 pixels arrive as JSON integers
         assert (as_integers.argmax(axis=1) == answer.argmax(axis=1)).all()
-        as_rows = ask(images.reshape(len(images), -1), time.time() + 30)  # rows of 784 pixels
+        rows = images.reshape(len(images), -1)  # rows of 784 pixels
+        as_rows = ask(rows, time.time() + 30)
         assert (as_rows.argmax(axis=1) == answer.argmax(axis=1)).all()
+        framed = urllib.request.Request(  # the README: only JSON "inputs" is taken
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"dataframe_split": {"data": rows[:2].tolist()}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(framed, timeout=30)
+        assert refused.value.code == 400
         assert "<= 1.0" not in log.read_text()
         ask(images[:5] / 255.0, time.time() + 30)  # scaled to 0-1 by mistake: a warning
         bad = images[:2].astype(float)
