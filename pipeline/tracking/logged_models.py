@@ -66,8 +66,8 @@ def _signature():
     a tensor schema strictly (one dtype, one shape) before that code runs, so the signature is
     marked the way MLflow marks a model that validates its own input (a signature from the
     predict function's type hint): pyfunc and the scoring server then pass the request through.
-    The scoring server so takes JSON `{"inputs": ...}` and CSV; tests/test_evaluate.py checks
-    both ways in.
+    The scoring server then takes JSON `{"inputs": ...}` (not MLflow's `dataframe_*` or
+    `instances`); tests/test_evaluate.py checks pyfunc and the server.
     """
     import numpy as np
     from mlflow.models import ModelSignature
