@@ -612,3 +612,67 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
     frame = runs()
     retrained = frame[frame["tags.pipeline.tuned_from"] == "mnist-mlp"]
     assert list(retrained["params.epochs"]) == [str(best.user_attrs["epochs"])]
+
+
+@pytest.mark.slow
+def test_a_journal_study_fails_the_trials_of_processes_that_ended(cli, workdir, data_dir, tiny):
+    """A journal has no heartbeat: a worker opening the study fails the RUNNING trials whose
+    process ended (here SIGKILLed after it took a trial), and leaves a live process's alone."""
+    import signal
+    import subprocess
+    import sys
+
+    import optuna
+    from conftest import subprocess_env
+
+    from pipeline.tuning.owners import OWNER_ATTR, gone, process_identity
+    from pipeline.tuning.storage import open_storage
+
+    storage = f"journal:///{workdir / 'optuna.log'}"
+    tune = ("tune", "--arch", "mlp", "--n-trials", "1", "--storage", storage, *tiny.tune)
+    assert cli(*tune).exit_code == 0
+    first = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials[0]
+    assert gone(first.user_attrs[OWNER_ATTR])  # its trial process named itself, and has ended
+    script = (
+        "import os, signal, optuna\n"
+        "from pipeline.tuning.owners import OWNER_ATTR, process_identity\n"
+        "from pipeline.tuning.storage import open_storage\n"
+        f"study = optuna.load_study(study_name='mnist-mlp', storage=open_storage({storage!r}))\n"
+        "trial = study.ask()\n"
+        "trial.set_user_attr(OWNER_ATTR, process_identity())\n"
+        "print(trial.number, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead = int(killed.stdout.split()[-1])
+    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+    live = study.ask()  # this process's, alive
+    live.set_user_attr(OWNER_ATTR, process_identity())
+    assert cli(*tune).exit_code == 0
+    states = {
+        t.number: t.state
+        for t in optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials
+    }
+    assert states[dead] == optuna.trial.TrialState.FAIL
+    running = [n for n, state in states.items() if state == optuna.trial.TrialState.RUNNING]
+    assert running == [live.number]
+
+
+def test_a_trials_process_is_judged_ended_only_on_this_machine_and_namespace():
+    from pipeline.tuning.owners import gone, process_identity
+
+    me = process_identity()
+    assert me is not None and not gone(me)
+    boot, namespace, pid, started = me.split("/")
+    assert gone(f"{boot}/{namespace}/{pid}/{int(started) + 1}")  # its pid reused by another
+    assert not gone(f"another-boot/{namespace}/{pid}/1")  # another machine: not judged
+    assert not gone(f"{boot}/pid:[1]/{pid}/1")  # another container: not judged
+    assert not gone("garbled")

@@ -9,6 +9,7 @@ evidence a trial's fits (one, or one per cross-validation fold): curves and per-
 pruning  what a trial reports after each epoch, and the pruners that judge it
 storage  opening a study storage, creating its schema, reaping a dead worker's trial
 journal  a journal-file storage whose appends are all or nothing (no partial line)
+owners   which process runs a trial; failing a journal study's trials whose process ended
 workers  running a worker's trials in fresh child processes, a few at a time
 plots    Optuna's own plots of a study, for its MLflow run
 """

@@ -18,7 +18,7 @@ from pipeline import data, evaluation, tracking, training
 from pipeline.config import TuneConfig, train_config
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
-from pipeline.tuning import plots, verdict, workers
+from pipeline.tuning import owners, plots, verdict, workers
 from pipeline.tuning.pruning import pruner
 from pipeline.tuning.storage import RUN_ATTR, failures_named, open_storage
 from pipeline.tuning.trials import (
@@ -235,6 +235,8 @@ def _tune_arch(
     tracking.setup()
     study_name = tune.study_for(arch)
     study, created = create_or_load(tune, arch, storage, study_name)
+    if isinstance(storage, optuna.storages.JournalStorage):  # no heartbeat to fail them
+        owners.fail_orphans(study)
     parent = _parent_run(study, created)
     tags = {
         names.ARCH: arch,

@@ -24,7 +24,7 @@ from pipeline.config import (
 )
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
-from pipeline.tuning import evidence
+from pipeline.tuning import evidence, owners
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
 from pipeline.tuning.storage import RUN_ATTR, failures_named, open_storage
 
@@ -171,6 +171,7 @@ def _objective(worker: Worker, splits: list[data.Splits]):
             trial.set_user_attr(RUN_ATTR, run.run_id)
             trial.set_user_attr(WORKER_ATTR, worker.name)
             trial.set_user_attr(PROCESS_ATTR, os.getpid())
+            trial.set_user_attr(owners.OWNER_ATTR, owners.process_identity())
             run.log_params(config.params())
             from_curve = epochs_from_curve(tune, arch)
             pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)

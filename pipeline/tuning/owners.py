@@ -1,0 +1,53 @@
+"""Which process runs a trial, and failing the trials whose process is gone.
+
+An RDB storage learns that a trial's process died from its missing heartbeat, and a surviving
+worker runs the trial again (storage.ReapAndRetry). A journal file has no heartbeat: a trial whose
+process was killed, or could not store its end (a full disk), would stay RUNNING for good. So each
+trial records its process as the kernel names it (boot, pid namespace, pid, start time: a pid alone
+is reused, and names another process in another container), and a worker that opens a journal
+study fails the RUNNING trials whose process is known to have ended. A process on another machine
+or in another container is never judged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+
+OWNER_ATTR = "owner"  # the trial's process: boot id/pid namespace/pid/start time
+
+
+def process_identity(pid: int | None = None) -> str | None:
+    """The process, named uniquely on this machine (None where /proc cannot tell)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+        # Field 22 of stat, the start time; fields are counted after the name's closing ")".
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+    return f"{boot}/{namespace}/{pid}/{started}"
+
+
+def gone(owner: str) -> bool:
+    """Whether the process an identity names has ended: it was this machine's and this pid
+    namespace's, and no process with its pid and start time runs now."""
+    here = process_identity()
+    parts = owner.split("/")
+    if here is None or len(parts) != 4 or parts[:2] != here.split("/")[:2]:
+        return False
+    return process_identity(int(parts[2])) != owner
+
+
+def fail_orphans(study: optuna.Study) -> list[int]:
+    """Fail the study's RUNNING trials whose process has ended; their numbers."""
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = trial.user_attrs.get(OWNER_ATTR)
+        if isinstance(owner, str) and gone(owner):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
