@@ -252,7 +252,9 @@ def test_a_study_storage_that_fills_mid_study_is_one_line_and_goes_on_once_freed
         result = cli("tune", "--arch", "mlp", "--n-trials", "1", "--storage", storage, *tiny.tune)
         assert result.exit_code == 0, result.stderr
         study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
-        assert optuna.trial.TrialState.COMPLETE in {trial.state for trial in study.trials}
+        states = [trial.state for trial in study.trials]
+        assert optuna.trial.TrialState.COMPLETE in states
+        assert optuna.trial.TrialState.RUNNING not in states, states  # failed, not left running
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
