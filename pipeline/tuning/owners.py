@@ -42,12 +42,9 @@ def gone(owner: str) -> bool:
     return process_identity(int(parts[2])) != owner
 
 
-def fail_orphans(study: optuna.Study) -> list[int]:
-    """Fail the study's RUNNING trials whose process has ended; their numbers."""
-    failed = []
+def fail_orphans(study: optuna.Study) -> None:
+    """Fail the study's RUNNING trials whose process has ended."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         owner = trial.user_attrs.get(OWNER_ATTR)
         if isinstance(owner, str) and gone(owner):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            failed.append(trial.number)
-    return failed
