@@ -43,7 +43,7 @@ REGISTRY: dict[str, Architecture] = {
     "lstm": Architecture(
         name="lstm",
         builder="build_lstm",
-        summary="LSTM reading 28 rows of 28 pixels",
+        summary="row-by-row LSTM (28 steps of 28 pixels)",
         presets={
             "default": dict(
                 learning_rate=0.003,

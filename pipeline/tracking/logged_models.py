@@ -65,9 +65,9 @@ def _signature():
     784 pixels, finite 0-255 intensities, the reason first when refused). MLflow would enforce
     a tensor schema strictly (one dtype, one shape) before that code runs, so the signature is
     marked the way MLflow marks a model that validates its own input (a signature from the
-    predict function's type hint): pyfunc and the scoring server then pass the request through.
-    The scoring server then takes JSON `{"inputs": ...}` (not MLflow's `dataframe_*` or
-    `instances`); tests/test_evaluate.py checks pyfunc and the server.
+    predict function's type hint): pyfunc and the scoring server pass the request through, and
+    the server takes JSON `{"inputs": ...}` only (not MLflow's `dataframe_*` or `instances`);
+    tests/test_evaluate.py checks pyfunc and the server.
     """
     import numpy as np
     from mlflow.models import ModelSignature
