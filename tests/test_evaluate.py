@@ -263,6 +263,36 @@ def test_served_champion_matches_evaluation(cli, workdir, data_dir, arch):
 
 
 @pytest.mark.slow
+def answers_at_the_models_own_speed(model, images: np.ndarray) -> None:
+    """The served model answers as its Keras model does, through the model's compiled step:
+    never through Keras' predict(), which builds a tf.data pipeline per request; a request
+    larger than one call's chunk is answered whole; float32 input is checked without a copy."""
+    import keras
+
+    from pipeline import serving
+
+    keras_model = model.unwrap_python_model().model
+    floats = images.astype(np.float32)
+    expected = np.asarray(keras_model.predict(floats, verbose=0))
+    copies, size = serving.CHUNK // len(floats) + 1, serving.CHUNK + 3
+    many = np.concatenate([floats] * copies)[:size]
+    original = keras.Model.predict
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the served model called Keras' predict()")
+
+    keras.Model.predict = refuse
+    try:
+        answers = model.predict(images)
+        whole = model.predict(many)
+    finally:
+        keras.Model.predict = original
+    assert (answers.argmax(axis=1) == expected.argmax(axis=1)).all()
+    np.testing.assert_allclose(answers, expected, atol=1e-5)
+    np.testing.assert_allclose(whole, np.concatenate([expected] * copies)[:size], atol=1e-5)
+    assert serving.as_images(floats) is floats  # no copy of a float32 batch
+
+
 def test_logged_model_takes_any_pixel_dtype_without_the_project(
     cli, workdir, data_dir, caplog, tiny
 ):
@@ -278,6 +308,7 @@ def test_logged_model_takes_any_pixel_dtype_without_the_project(
     assert (model.predict(rows).argmax(axis=1) == classes).all()
     assert (model.predict(pd.DataFrame(rows)).argmax(axis=1) == classes).all()
     assert_shows_its_signature(uri)
+    answers_at_the_models_own_speed(model, images)
     assert "<= 1.0" not in caplog.text
     model.predict(images / 255.0)
     assert "all pixel values are <= 1.0" in caplog.text
