@@ -22,8 +22,9 @@ run: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest
 
+# The fast tests on both cores (each test has its own folder and stores, so they run apart).
 test-fast: lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n 2
 
 # The linter, the formatter's check and the type checker (also the pre-commit hooks).
 lint: $(BIN)/.installed

@@ -5,14 +5,15 @@ pruner, what a study finds against its trial 0, on validation and on test.
         --pruners halving none [--workdir DIR] [--tune-args "--epochs-range 2 20"]
 
 In one working directory with its own stores (data from --source), for each arch:
-1. each preset of --starts, and the default preset, trained and evaluated once: their test
-   accuracies (the preset's trial 0 as a model of its own), and the baseline the evaluate stage
-   compares tuned models with;
+1. per sampler seed, each preset of --starts and the default preset, trained (as `train` makes
+   it: that seed, early stopping) and evaluated: the model a study's trial 0 is, and the
+   baseline its tuned model's test_gain is over;
 2. for each start preset, sampler seed and pruner: `pipeline tune --start-from START
    --retrain-best`: trials, epochs trained, pruned share, the val gain over trial 0 with its
    interval and p-value (the tune run's metrics), whether it retrained, the retrained model's test
-   accuracy, its paired test gains over the start preset's model and over the default preset's
-   (from the evaluate runs' per-image results), and the CPU seconds of the study;
+   accuracy, its paired test gain over trial 0's model (from the evaluate runs' per-image
+   results, beside the test_gain the study logged) and over the default preset's, and the CPU
+   seconds of the study;
 3. for a retrained best from a start other than default: the same searched values on the
    default preset's base (its initialiser and batch size): how much of the gap that remains to
    the default preset is the start preset's other settings rather than the searched values.
@@ -76,7 +77,7 @@ def gain_words(metrics: dict, split: str) -> str:
     if keys[0] not in metrics:
         return "none"
     gain, low, high, p_value = (metrics[key] for key in keys)
-    return f"{gain * 100:+.2f} pt [{low * 100:+.2f}, {high * 100:+.2f}] p={p_value:.2g}"
+    return f"{gain:+.2f} pt [{low:+.2f}, {high:+.2f}] p={p_value:.2g}"
 
 
 def one_study(workdir, env, arch, start, seed, pruner, trials, extra, baselines) -> None:
@@ -104,19 +105,29 @@ def one_study(workdir, env, arch, start, seed, pruner, trials, extra, baselines)
         if key != names.BEST_TRIAL_NUMBER
     ]
     evaluated = re.findall(r"^\s+evaluate run (\w{32})", out, re.MULTILINE)
-    if evaluated:
+    if evaluated:  # the retrain evaluated the baseline first when it had to, then the best
         tuned = evaluated[-1]
     else:  # what the best would have scored: the bench reads the test set, the study did not
         line += "; not retrained (not significant), the best trained here anyway"
-        tuned, _ = train_and_evaluate(workdir, env, arch, "--preset", start, *options)
-    accuracy = mlflow.get_run(tuned).data.metrics["test_accuracy"]
-    against = {
-        preset: paired.compare(correct(tuned), correct(run_id)).evidence()
-        for preset, (run_id, _) in baselines.items()
-    }
-    line += f"; the best's test {accuracy:.4f}; test gain " + "; ".join(
-        f"over {preset} {words}" for preset, words in against.items()
+        tuned, _ = train_and_evaluate(
+            workdir, env, arch, "--preset", start, "--seed", str(seed), *options
+        )
+    tuned_metrics = mlflow.get_run(tuned).data.metrics
+    baseline_run, baseline_accuracy = baselines[start]
+    own = gain_words(tuned_metrics, "test")  # the study's own test_gain, when retrained
+    computed = paired.compare(correct(tuned), correct(baseline_run)).evidence()
+    line += (
+        f"; trial 0's model (the {start} preset as train makes it, seed {seed}, evaluate run "
+        f"{baseline_run[:8]}) test {baseline_accuracy:.4f}; the best's test "
+        f"{tuned_metrics['test_accuracy']:.4f}; test gain over trial 0's model {computed}"
+        f" (logged test_gain: {own})"
     )
+    if start != "default":
+        default_run, _ = baselines["default"]
+        line += (
+            "; over the default preset "
+            + paired.compare(correct(tuned), correct(default_run)).evidence()
+        )
     print(line, flush=True)
     if start != "default":  # the searched values on the default preset's other settings
         run_id, on_default = train_and_evaluate(
@@ -154,17 +165,21 @@ def main() -> None:
         run(["download", "--source", options.source], workdir, env)
         run(["init-stores", "--storage", f"sqlite:///{workdir / 'optuna.db'}"], workdir, env)
         for arch in options.arch:
-            baselines = {}
-            for preset in dict.fromkeys([*options.starts, "default"]):
-                cpu = children_cpu()
-                baselines[preset] = train_and_evaluate(workdir, env, arch, "--preset", preset)
-                print(
-                    f"{arch} {preset} preset: test {baselines[preset][1]:.4f} "
-                    f"({children_cpu() - cpu:.0f} CPU-s)",
-                    flush=True,
-                )
-            for start in options.starts:
-                for seed in options.seeds:
+            for seed in options.seeds:
+                # Each preset as `train` makes it with this seed: the model a study's trial 0
+                # is (same preset, seed, split and early stopping), its test_gain's baseline.
+                baselines = {}
+                for preset in dict.fromkeys([*options.starts, "default"]):
+                    cpu = children_cpu()
+                    baselines[preset] = train_and_evaluate(
+                        workdir, env, arch, "--preset", preset, "--seed", str(seed)
+                    )
+                    print(
+                        f"{arch} {preset} preset, seed {seed}: test {baselines[preset][1]:.4f} "
+                        f"({children_cpu() - cpu:.0f} CPU-s)",
+                        flush=True,
+                    )
+                for start in options.starts:
                     for pruner in options.pruners:
                         one_study(
                             workdir,
@@ -175,7 +190,7 @@ def main() -> None:
                             pruner,
                             options.trials,
                             extra,
-                            {p: baselines[p] for p in dict.fromkeys([start, "default"])},
+                            baselines,
                         )
 
 

@@ -13,7 +13,8 @@ locks, interrupts, provenance, fast_exit
 data, fetch     IDX parsing, digest-checked cache and splits; fetching and verifying the files
 paired          paired comparison of two models on the same images: gain, interval, p-value
 keras_runtime   TensorFlow and Keras, imported once and quietly
-models, checkpoints  the Keras models; per-epoch checkpoints
+models, checkpoints, early_stopping
+                the Keras models; per-epoch checkpoints; the epoch a validation curve chooses
 figures         matplotlib figures
 tracking/       the only package importing mlflow (see its map)
 callbacks       the Keras callbacks a fit uses

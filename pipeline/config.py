@@ -122,6 +122,9 @@ class TrainConfig:
     validation_fraction: float = 0.1
     learning_rate_schedule: str = "constant"
     max_steps: int | None = None
+    # Keep the model after the epoch of best validation accuracy (pipeline.early_stopping),
+    # `epochs` the ceiling; train_config turns it on wherever the schedule allows it.
+    early_stopping: bool = False
 
     def __post_init__(self) -> None:
         check_choice("--arch", self.arch, architectures.names())
@@ -140,6 +143,11 @@ class TrainConfig:
             raise PipelineError(f"--max-steps must be a positive integer (got {self.max_steps})")
         _check_seed(self.seed)
         _check_fraction(self.validation_fraction)
+        if self.early_stopping and not stoppable(self.learning_rate_schedule, self.max_steps):
+            raise PipelineError(
+                "--early-stopping needs a constant learning rate and no --max-steps (a "
+                "decaying schedule or a step budget ties the model to its length)"
+            )
 
     def params(self) -> dict[str, object]:
         """The MLflow params of a run with this configuration (max_steps only where used)."""
@@ -177,6 +185,7 @@ def train_config(
     """The preset's values for arch, with every override that is not None applied.
 
     An explicit epoch count replaces a preset's step budget, unless a step budget is given too.
+    Early stopping is on unless said otherwise, where the schedule allows it (see stoppable).
     """
     arch = arch or DEFAULT_ARCH
     preset = preset or DEFAULT_PRESET
@@ -185,7 +194,17 @@ def train_config(
     given = {key: value for key, value in overrides.items() if value is not None}
     if "epochs" in given and "max_steps" not in given:
         values.pop("max_steps", None)
-    return TrainConfig(arch=arch, preset=preset, **{**values, **given})
+    values = {**values, **given}
+    if "early_stopping" not in values:
+        schedule = values.get("learning_rate_schedule", "constant")
+        values["early_stopping"] = stoppable(schedule, values.get("max_steps"))
+    return TrainConfig(arch=arch, preset=preset, **values)
+
+
+def stoppable(schedule: str, max_steps: int | None) -> bool:
+    """Whether a run may stop early: at a constant learning rate with no step budget, the
+    model after epoch k of a long run is the model of a k-epoch run."""
+    return schedule == "constant" and max_steps is None
 
 
 PRESET_FIELDS = (  # what makes a model a preset's: its hyperparameters, not its seed
@@ -195,6 +214,7 @@ PRESET_FIELDS = (  # what makes a model a preset's: its hyperparameters, not its
     "batch_size",
     "learning_rate_schedule",
     "max_steps",
+    "early_stopping",
 )
 
 

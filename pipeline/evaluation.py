@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import data, figures, paired, tracking
-from pipeline.config import DEFAULT_PRESET, NUM_CLASSES, is_preset_run
+from pipeline.config import NUM_CLASSES, is_preset_run
 from pipeline.tracking import names
 
 CORRECT_FILE = "test_correct.txt"  # which test images the model got right (paired.pack)
@@ -31,7 +31,7 @@ class EvalResult:
     registration: tracking.Registration | None
     evaluation_run_id: str = ""
     test_set: str = ""
-    verdict: str = ""  # a tuned model against the default preset's, on the same test images
+    verdict: str = ""  # a tuned model against its study's baseline, on the same test images
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -128,20 +128,26 @@ def _test_set(digest: str) -> tuple[str, str]:
     return names.DATASET_TEST, data.part_digest(digest, "test")
 
 
-def _against_preset(
-    arch: str, digest: str, correct: np.ndarray
+def _against_baseline(
+    trained_tags: dict[str, str], digest: str, correct: np.ndarray
 ) -> tuple[paired.Comparison | None, str]:
-    """A tuned model's test results against the newest evaluated default-preset model of its
-    arch on the same test images: (comparison, sentence); (None, why) when there is none."""
-    baseline = tracking.newest_preset_evaluation(arch, DEFAULT_PRESET, digest)
+    """A tuned model's test results against its study's baseline (the preset trial's config as
+    `train` makes it: the newest evaluated model of that config hash) on the same test images:
+    (comparison, sentence); (None, why) when there is none."""
+    config_hash = trained_tags.get(names.BASELINE_CONFIG_HASH)
+    preset = trained_tags.get(names.BASELINE_PRESET, "start")
+    baseline = tracking.newest_evaluation_of(config_hash, digest) if config_hash else None
     text = tracking.read_text(baseline, CORRECT_FILE) if baseline else None
     if text is None:
         return None, (
-            f"no evaluated {DEFAULT_PRESET}-preset {arch} model on these test images to "
-            "compare with"
+            f"no evaluated model of the study's baseline (the {preset} preset as its trial 0 "
+            "trained it) on these test images to compare with"
         )
     comparison = paired.compare(correct, paired.unpack(text))
-    who = f"the {DEFAULT_PRESET}-preset model (evaluate run {baseline})"
+    who = (
+        f"its study's baseline, the {preset} preset as trial 0 trained it (evaluate run "
+        f"{baseline})"
+    )
     return comparison, comparison.verdict("the tuned model", who) + " on the test set"
 
 
@@ -157,11 +163,7 @@ def _record(
     test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
     comparison = numbers.get("comparison")
     if comparison is not None:  # the tuned model's gain: shown beside its test accuracy
-        test_metrics.update(
-            names.gains(
-                "test", comparison.gain, comparison.low, comparison.high, comparison.p_value
-            )
-        )
+        test_metrics.update(names.gains("test", comparison.points()))
     evaluation_run.log_params({"model_uri": target.model_uri})
     # On the logged model's page too, measured on the test set.
     evaluation_run.log_metrics(test_metrics, model_id=target.model_id, dataset=_test_set(digest))
@@ -234,9 +236,11 @@ def evaluate_run(
         names.TEST_SET: numbers["test_set"],
         **(tags or {}),
     }
+    if names.CONFIG_HASH in trained_tags:  # so that a tuned model finds its baseline here
+        run_tags[names.CONFIG_HASH] = trained_tags[names.CONFIG_HASH]
     if names.TUNED_FROM in trained_tags:
-        numbers["comparison"], numbers["verdict"] = _against_preset(
-            target.arch, dataset.digest, correct
+        numbers["comparison"], numbers["verdict"] = _against_baseline(
+            trained_tags, dataset.digest, correct
         )
     elif is_preset_run(trained_params):  # a baseline later tuned models are compared with
         run_tags[names.PRESET] = trained_params["preset"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from pipeline import checkpoints, data, interrupts, tracking
+from pipeline import checkpoints, data, early_stopping, interrupts, tracking
 from pipeline.config import TrainConfig
 from pipeline.errors import PipelineError
 
@@ -68,11 +68,13 @@ def fit_epochs_to_steps(config: TrainConfig, train_size: int) -> TrainConfig:
 
 @dataclass
 class Fitted:
-    """What fit() leaves behind: the model, its step metrics and the seconds fit took."""
+    """What fit() leaves behind: the model, its step metrics and the seconds fit took; with
+    keep_best, the best epoch's record (the model holds its weights)."""
 
     model: Any  # keras.Model
     metrics: StepMetrics
     seconds: float
+    best: early_stopping.BestEpoch | None = None
 
 
 def fit(
@@ -85,6 +87,7 @@ def fit(
     on_epoch: Callable[[int, dict], None] | None = None,
     on_epoch_model: Callable[[object, tracking.StepMetricSink, int], None] | None = None,
     first_step: int = 0,
+    keep_best: bool = False,
 ) -> Fitted:
     """Fit (or continue, given a checkpoint state) inside the active run.
 
@@ -92,7 +95,8 @@ def fit(
     on_epoch_model(model, sink, epochs_done) (logging the epoch's model, say). A fresh fit's
     step metrics start at first_step (a trial's second fold follows its first on the charts).
     SIGINT / SIGTERM stop training after the current batch, save a checkpoint and raise
-    `interrupts.Interrupted`.
+    `interrupts.Interrupted`. With keep_best, the model ends with the weights of the epoch its
+    validation curve chose (pipeline.early_stopping).
     """
     from pipeline.callbacks import EpochHook, ReportProgress
 
@@ -104,6 +108,17 @@ def fit(
     first_step = state["step"] or first_step
     sink = tracking.StepMetricSink(run_id, first_step, config.batch_size, train_size, spool)
     metrics, checkpoint, callbacks = _recording(config, sink, stop, state, folder)
+    best = early_stopping.BestEpoch(state, folder) if keep_best else None
+    if best is not None:  # before the checkpoint, so that its state holds this epoch's choice
+        callbacks.insert(
+            1,
+            EpochHook(
+                lambda done, logs: best.see(
+                    model, done, float(logs["val_accuracy"]), sink.next_step, sink.last_epoch
+                ),
+                stop,
+            ),
+        )
     if on_epoch is not None:
         callbacks.append(EpochHook(on_epoch, stop))
     if on_epoch_model is not None:
@@ -138,7 +153,10 @@ def fit(
         sink.wait()
         if progress is not None:
             progress.end()
-    return Fitted(model, metrics, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if best is not None:
+        best.restore(model)
+    return Fitted(model, metrics, seconds, best)
 
 
 def _start(

@@ -8,6 +8,7 @@ import statistics
 
 import pandas as pd
 
+from pipeline import paired
 from pipeline.architectures import REGISTRY
 from pipeline.tracking import names
 
@@ -16,7 +17,7 @@ COLUMNS = [
     "arch",
     "variant",
     "test_accuracy",
-    "test_gain",  # a tuned model's, over the default preset's on the same test images
+    "test_gain",  # a tuned model's, over its study's baseline on the same test images
     "val_accuracy",
     "learning_rate",
     "hidden_size",
@@ -69,6 +70,11 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
             evaluated = chosen[values_of(chosen, "metrics.test_accuracy").notna()]
             best = (evaluated if not evaluated.empty else chosen).iloc[0]
             row = {"arch": arch, "variant": variant, "run_id": best["run_id"]}
+            if variant == "tuned best":  # which study, built on which preset
+                study = best.get(tag(names.TUNED_FROM))
+                preset = best.get(tag(names.BASELINE_PRESET))
+                start = f", from the {preset} preset" if isinstance(preset, str) else ""
+                row["variant"] = f"tuned best ({study}{start})"
             for name in COLUMNS[2:-1]:
                 for prefix in ("metrics.", "params."):
                     if f"{prefix}{name}" in best and pd.notna(best[f"{prefix}{name}"]):
@@ -86,7 +92,7 @@ def gain_text(run: pd.Series, split: str) -> str | None:
     if any(value is None or pd.isna(value) for value in values):
         return None
     gain, low, high, p_value = (float(value) for value in values)
-    return f"{gain * 100:+.2f} pt ({low * 100:+.2f} to {high * 100:+.2f}), p {p_value:.2g}"
+    return f"{gain:+.2f} pt ({low:+.2f} to {high:+.2f}), p = {paired.p_text(p_value)}"
 
 
 def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:

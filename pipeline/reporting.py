@@ -142,9 +142,11 @@ def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
             "## Tuning",
             "",
             "val_gain: the best trial over the study's preset trial on the same validation "
-            "images, in points, with its 95 % interval (paired bootstrap) and exact McNemar "
-            "p-value; test_gain above: a tuned model over the newest evaluated default-preset "
-            "model on the same test images.",
+            "images, in points, with its 95 % interval and p-value adjusted for choosing the "
+            "best among the study's complete trials (max-T paired bootstrap); test_gain above: "
+            "a tuned model over its study's baseline (the start preset as trial 0 trained it) "
+            "on the same test images, exact McNemar p-value. Better, within noise or worse: at "
+            "the 5 % level.",
             "",
             markdown_table(tuning.drop(columns=["verdict", "pruning"]))
             if not tuning.empty

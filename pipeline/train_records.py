@@ -27,16 +27,19 @@ def _datasets(splits: data.Splits) -> dict[str, tuple[str, str]]:
     }
 
 
-def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, splits) -> str:
-    """Log the model as it is after sink.next_step steps, linked to the last epoch's train and
-    validation metrics and their datasets; its models:/ URI."""
+def log_model(
+    run: tracking.Run, model, config: TrainConfig, name: str, step: int, epoch_metrics, splits
+) -> str:
+    """Log the model as it is after `step` steps, linked to that epoch's train and validation
+    metrics (epoch_metrics, as the step metric sink recorded them) and their datasets; its
+    models:/ URI."""
     from pipeline import models
 
-    values = {metric.key: metric.value for metric in sink.last_epoch}
+    values = {metric.key: metric.value for metric in epoch_metrics}
     accuracy = values.get(names.VAL_ACCURACY)
     description = (
         f"{name}: {architecture(config.arch).summary} of size {config.hidden_size} after "
-        f"{sink.next_step} training steps "
+        f"{step} training steps "
         f"(batch {config.batch_size}) on {names.DATASET_TRAIN}"
         + (
             f"; validation accuracy {accuracy:.4f} on {names.DATASET_VALIDATION}"
@@ -45,8 +48,8 @@ def log_model(run: tracking.Run, model, config: TrainConfig, name: str, sink, sp
         )
         + f". {SERVING_CONTRACT}"
     )
-    model_id = tracking.log_model(models.serving_model(model), name, sink.next_step, description)
-    tracking.link_metrics(run.run_id, model_id, sink.last_epoch, _datasets(splits))
+    model_id = tracking.log_model(models.serving_model(model), name, step, description)
+    tracking.link_metrics(run.run_id, model_id, epoch_metrics, _datasets(splits))
     return f"models:/{model_id}"
 
 

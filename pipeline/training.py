@@ -26,6 +26,7 @@ class TrainResult:
     samples_per_second: float
     steps: int
     model_uri: str
+    best_epoch: int | None = None  # with early stopping: the epoch the model is from
 
 
 def _resume_state(checkpoint_dir: Path, run_id: str, digest: str, data_dir: Path) -> dict:
@@ -117,7 +118,15 @@ def train(
             name = run.name or name  # a resumed run keeps its name
 
             def per_epoch(model, sink, done: int) -> None:
-                train_records.log_model(run, model, config, f"{name}-epoch{done}", sink, splits)
+                train_records.log_model(
+                    run,
+                    model,
+                    config,
+                    f"{name}-epoch{done}",
+                    sink.next_step,
+                    sink.last_epoch,
+                    splits,
+                )
 
             fitted = fitting.fit(
                 config,
@@ -127,6 +136,7 @@ def train(
                 state,
                 progress,
                 on_epoch_model=per_epoch if log_checkpoints else None,
+                keep_best=config.early_stopping,
             )
             return _finish(run, config, fitted, splits, checkpoint_dir, state, name)
 
@@ -134,23 +144,37 @@ def train(
 def _finish(
     run, config, fitted: fitting.Fitted, splits, checkpoint_dir, state, name
 ) -> TrainResult:
-    """Check the fit, log the outputs and summarise the run."""
+    """Check the fit, log the outputs (the best epoch's model, with early stopping) and
+    summarise the run."""
     _check_fitted(fitted, config, checkpoint_dir, run.run_id)
     run.log_metrics({"train_seconds": fitted.seconds})
+    sink, best = fitted.metrics.sink, fitted.best
+    step, epoch_metrics, stopped = sink.next_step, sink.last_epoch, ""
+    if best is not None and best.epoch is not None:
+        step, epoch_metrics = best.step or step, best.metrics or epoch_metrics
+        run.set_tags({names.BEST_EPOCH: str(best.epoch)})
+        stopped = (
+            f" Early stopping: the model is the one after epoch {best.epoch} of "
+            f"{config.epochs}, where validation accuracy peaked."
+        )
     model_uri = train_records.log_model(
-        run, fitted.model, config, name, fitted.metrics.sink, splits
+        run, fitted.model, config, name, step, epoch_metrics, splits
     )
     run.set_tags({names.MODEL_URI: model_uri})
     train_records.log_curves(run)
     final = tracking.latest_metrics(run.run_id)
-    steps = fitted.metrics.sink.next_step
+    if best is not None and best.epoch is not None:
+        final = {**final, **{metric.key: metric.value for metric in epoch_metrics}}
+        if best.state.get("best_accuracy") is not None:
+            final[names.VAL_ACCURACY] = best.state["best_accuracy"]
+    steps = sink.next_step
     trained = (steps - (state["step"] if state else 0)) * config.batch_size
     schedule = "cosine-decayed" if config.learning_rate_schedule == "cosine" else "constant"
     run.describe(
         f"Trained {name}, the {architecture(config.arch).summary} with hidden size "
         f"{config.hidden_size}: {steps} steps of batch {config.batch_size} ({config.epochs} "
         f"epochs) with Adam at a {schedule} learning rate of {config.learning_rate:g}, on "
-        f"{len(splits.y_train)} training images in {fitted.seconds:.0f} s of fitting. "
+        f"{len(splits.y_train)} training images in {fitted.seconds:.0f} s of fitting.{stopped} "
         f"Validation accuracy {final.get('val_accuracy', float('nan')):.4f} (loss "
         f"{final.get('val_loss', float('nan')):.4f}) on {len(splits.y_val)} held-out images. "
         f"Model {model_uri}."
@@ -165,4 +189,5 @@ def _finish(
         samples_per_second=min(trained, len(splits.y_train) * config.epochs) / fitted.seconds,
         steps=steps,
         model_uri=model_uri,
+        best_epoch=best.epoch if best is not None else None,
     )

@@ -18,9 +18,10 @@ from pipeline import (
     tracking,
     training,
 )
-from pipeline.config import MainConfig, TuneConfig, train_config
+from pipeline.config import MainConfig, TrainConfig, TuneConfig, train_config
 from pipeline.tracking import names
 from pipeline.tuning import study
+from pipeline.tuning.trials import baseline_tags, preset_config, tuned_config, tuned_label
 
 
 @dataclass
@@ -108,7 +109,10 @@ def run_main(
 
 def _arch_steps(job: _Job, arch: str) -> None:
     config, data_dir = job.config, job.config.data.data_dir
-    overrides, tuned = {}, {}
+    # (step name, config, tags, run label) of each model to train and evaluate, in order
+    models: list[tuple[str, TrainConfig, dict[str, str], str | None]] = [
+        (arch, train_config(arch, config.preset), {}, None)
+    ]
     if config.tune:
         tune_config = TuneConfig(arch=arch, n_trials=config.n_trials, storage=config.storage)
         key = cache_key("tune", {"arch": arch, "n_trials": config.n_trials}, job.digest)
@@ -126,43 +130,64 @@ def _arch_steps(job: _Job, arch: str) -> None:
         if paired.significant(
             gains.get(names.VAL_GAIN, 0.0), gains.get(names.VAL_GAIN_P_VALUE, 1.0)
         ):
-            overrides = {
+            best = {
                 "learning_rate": float(found[names.best("learning_rate")]),
                 "hidden_size": int(found[names.best("hidden_size")]),
                 "epochs": int(found[names.best("epochs")]),
             }
-            tuned = {names.TUNED_FROM: tune_config.study_for(arch)}
+            tuned = {
+                names.TUNED_FROM: tune_config.study_for(arch),
+                **baseline_tags(tune_config, arch),
+            }
+            # The study's baseline first (the model its claims are over), then the winner.
+            models = [
+                (f"{arch} baseline", preset_config(tune_config, arch), {}, None),
+                (
+                    arch,
+                    tuned_config(tune_config, arch, best),
+                    tuned,
+                    tuned_label(tune_config, arch),
+                ),
+            ]
         else:
             job.say(
                 f"tune {arch}: {found.get(names.VERDICT, 'no verdict')}; so no tuned model: "
                 f"training the {config.preset} preset"
             )
-    train = train_config(arch, "default" if tuned else config.preset, **overrides)
+    for step, train, tags, label in models:
+        accuracy = _train_and_evaluate(job, step, train, tags, label)
+    job.main.log_metrics({f"{arch}_test_accuracy": accuracy})
+    job.result.test_accuracy[arch] = accuracy
+
+
+def _train_and_evaluate(
+    job: _Job, step: str, train: TrainConfig, tuned: dict[str, str], label: str | None
+) -> float:
+    """The train and evaluate steps of one model; its test accuracy."""
+    config, data_dir = job.config, job.config.data.data_dir
     # A tuned run is its own step even when the study's best is a preset another run trained:
     # the report then shows a "tuned best" row, and the run says which study chose it.
     key = cache_key("train", {**train.params(), **tuned}, job.digest)
     trained = job.step(
-        f"train {arch}",
+        f"train {step}",
         key,
         lambda tags: (
             training.train(
                 train,
                 data_dir,
                 config.checkpoint_dir,
-                progress=job.progress(f"train {arch}"),
+                progress=job.progress(f"train {step}"),
                 tags={**tags, **tuned},
-                label="tuned" if tuned else None,
+                label=label,
             ).run_id
         ),
     )
     key = cache_key("evaluate", {"run": trained}, job.digest)
     evaluated = job.step(
-        f"evaluate {arch}",
+        f"evaluate {step}",
         key,
         lambda tags: (
             evaluation.evaluate_run(data_dir, run_id=trained, tags=tags).evaluation_run_id
         ),
     )
-    accuracy = tracking.latest_metrics(evaluated)["test_accuracy"]  # reused steps too
-    job.main.log_metrics({f"{arch}_test_accuracy": accuracy})
-    job.result.test_accuracy[arch] = accuracy
+    return tracking.latest_metrics(evaluated)["test_accuracy"]  # reused steps too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import one_line_error, run_status, runs
 
@@ -153,3 +154,24 @@ def test_a_sigkill_inside_a_checkpoint_write_leaves_a_part_that_resume_removes(w
     # partial file goes all the same.
     assert resumed.returncode == 0 or "no checkpoint" in resumed.stderr, resumed.stderr
     assert not list(folder.glob(".*.part"))  # the killed writer's partial file is gone
+
+
+def test_the_best_epochs_weights_survive_a_resume(tmp_path):
+    """Early stopping's choice lives in the checkpoint state and folder: a resumed run restores
+    the best epoch's weights even when that epoch was trained before the interruption."""
+    from pipeline.early_stopping import BestEpoch
+    from pipeline.keras_runtime import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    state: dict = {}
+    best = BestEpoch(state, tmp_path)
+    for epoch, accuracy in enumerate([0.9, 0.5, 0.8, 0.8], start=1):
+        model.set_weights([np.full((3, 2), epoch, "float32"), np.zeros(2, "float32")])
+        best.see(model, epoch, accuracy, step=10 * epoch, metrics=[])
+    # Epoch 1 comes before the first epoch a curve may choose; 3 and 4 tie: the later.
+    assert (state["best_epoch"], state["best_step"]) == (4, 40)
+    model.set_weights([np.full((3, 2), 5.0, "float32"), np.zeros(2, "float32")])
+    best.see(model, 5, 0.6, step=50, metrics=[])  # worse: kept out
+    resumed = BestEpoch(dict(state), tmp_path)  # as --resume reads them back
+    resumed.restore(model)
+    assert (model.get_weights()[0] == 4.0).all()

@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"fetch"},
     {"paired"},
     {"keras_runtime"},
-    {"models", "checkpoints"},
+    {"models", "checkpoints", "early_stopping"},
     {"figures"},
     {"tracking"},
     {"callbacks"},

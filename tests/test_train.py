@@ -87,6 +87,42 @@ def test_params_and_every_step_logged(cli, data_dir, arch, tiny):
         assert [step for step, _ in metric_steps(run_id, key)][-2:] in ([8, 17], [16, 17])
 
 
+def test_early_stopping_keeps_the_model_of_the_best_epoch(cli, data_dir, tiny):
+    """--epochs is the ceiling: the logged model is the one after the epoch (from 2 on) of best
+    validation accuracy, the latest on a tie, as a study's trials choose."""
+    from pipeline import data
+    from pipeline.early_stopping import best_epoch
+
+    row = train(cli, "--arch", "mlp", *tiny.model, "--epochs", "8", "--learning-rate", "0.15")
+    run_id = row["run_id"]
+    history = metric_steps(run_id, "val_accuracy")
+    curve = [value for _, value in history]
+    chosen = best_epoch(curve, (2, 8))
+    assert chosen < 8, curve  # the case shows whether the best epoch's weights are kept
+    run = mlflow.get_run(run_id)
+    assert run.data.params["early_stopping"] == "True"
+    assert run.data.tags["pipeline.best_epoch"] == str(chosen)
+    assert f"the one after epoch {chosen} of 8" in run.data.tags["mlflow.note.content"]
+    step = history[chosen - 1][0] + 1  # steps done after that epoch
+    assert [output.step for output in run.outputs.model_outputs] == [step]
+    model = mlflow.pyfunc.load_model(run.data.tags["pipeline.model_uri"])
+    splits = data.split_train_validation(data.load_dataset(data_dir), 0.1, 0)
+    accuracy = (model.predict(splits.x_val).argmax(axis=1) == splits.y_val).mean()
+    assert accuracy == pytest.approx(curve[chosen - 1], abs=1e-6)
+    full = train(
+        cli,
+        "--arch",
+        "mlp",
+        *tiny.model,
+        "--epochs",
+        "8",
+        "--learning-rate",
+        "0.05",
+        "--no-early-stopping",
+    )
+    assert "pipeline.best_epoch" not in mlflow.get_run(full["run_id"]).data.tags
+
+
 def test_logged_model_predicts_digits_from_raw_images(cli, data_dir, workdir, tiny):
     row = train(cli, "--arch", "mlp", "--epochs", "2", *tiny.model, "--learning-rate", "0.01")
     from pipeline import checkpoints, fitting

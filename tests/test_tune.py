@@ -676,3 +676,42 @@ def test_a_trials_process_is_judged_ended_only_on_this_machine_and_namespace():
     assert not gone(f"another-boot/{namespace}/{pid}/1")  # another machine: not judged
     assert not gone(f"{boot}/pid:[1]/{pid}/1")  # another container: not judged
     assert not gone("garbled")
+
+
+# Run the CLI with a note on stdout when Optuna or MLflow is first imported.
+IMPORT_PROBE = """
+import sys
+class Seen:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("optuna", "mlflow"):
+            print("IMPORTING", name, flush=True)
+        return None
+sys.meta_path.insert(0, Seen())
+from pipeline.cli.app import run
+run(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_study_says_what_it_does_from_its_first_moment(workdir, data_dir, tiny):
+    """The first line comes before Optuna and MLflow are imported; then the study and its run,
+    then the first trial's start, before any trial's result; every line reaches a pipe as it is
+    printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, "tune", "--storage", storage_url(workdir)]
+        + [*tiny.tune, "--n-trials", "2", "--epochs-range", "2", "3", "--pruner", "none"],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("tune mlp: 2 trials of study mnist-mlp in sqlite:///"), lines
+    assert lines[1].startswith("IMPORTING"), lines
+    status = next(i for i, line in enumerate(lines) if line.startswith("study mnist-mlp created"))
+    started = next(i for i, line in enumerate(lines) if "training (up to 3 epochs)" in line)
+    finished = [i for i, line in enumerate(lines) if re.match(r"trial +\d .* best ", line)]
+    assert status < started < finished[0] and len(finished) == 2, lines
+    assert sum("training (up to" in line for line in lines) == 1  # the worker's first only

@@ -42,7 +42,11 @@ def test_fifty_more_right_of_2000_is_a_significant_gain():
     assert found.gain == pytest.approx(0.025)
     assert found.p_value < 0.001 and found.significant
     assert 0 < found.low < 0.025 < found.high
-    assert not paired.compare(baseline, better).significant  # a loss is no gain
+    worse = paired.compare(baseline, better)
+    assert not worse.significant and worse.outcome == paired.WORSE  # a loss, worded as one
+    assert worse.verdict("the tuned model", "the preset").startswith(
+        "the tuned model is worse than the preset beyond noise, by -2.50 pt"
+    )
     assert paired.compare(better, baseline) == found  # one record, one interval
 
 
@@ -52,7 +56,49 @@ def test_a_small_difference_among_many_disagreements_is_noise():
     found = paired.compare(other, baseline)
     assert found.gain == pytest.approx(3 / 2000)
     assert found.p_value > 0.5 and found.low < 0 < found.high and not found.significant
-    assert "does not beat" in found.verdict("the tuned model", "the preset")
+    assert found.outcome == paired.WITHIN_NOISE
+    assert "the tuned model is within noise of the preset (+0.15 pt" in found.verdict(
+        "the tuned model", "the preset"
+    )
+
+
+def near_copies(rng, trials: int, images: int) -> np.ndarray:
+    """Per-image answers of trials + 1 models of equal expected accuracy (row 0 the preset):
+    every image has its own difficulty, every model its own luck."""
+    difficulty = rng.beta(0.3, 6, images)  # most images easy, a few hard
+    return rng.random((trials + 1, images)) > difficulty
+
+
+def test_near_identical_trials_claim_a_winner_rarely_once_the_choice_is_counted():
+    rng = np.random.default_rng(7)
+    studies, naive, adjusted = 200, 0, 0
+    for _ in range(studies):
+        answers = near_copies(rng, 19, 800)
+        best = 1 + int(answers[1:].sum(axis=1).argmax())
+        others = [answers[k] for k in range(1, 20) if k != best]
+        naive += paired.compare(answers[best], answers[0]).significant
+        adjusted += paired.after_selection(answers[best], others, answers[0]).significant
+    assert adjusted / studies <= 0.08, adjusted
+    assert naive / studies > 0.08 and naive > adjusted, (naive, adjusted)
+
+
+def test_a_studys_verdict_counts_the_trials_its_best_was_chosen_from():
+    answers = near_copies(np.random.default_rng(3), 19, 2000)
+    study = optuna.create_study(direction="maximize")
+    preset = {names.PRESET: "default", "epochs": 7, "epochs_trained": 20}
+    for number, correct in enumerate(answers):
+        params = {"learning_rate": 0.001 * (1 + number / 100), "hidden_size": 256}
+        _add(study, params, float(correct.mean()), correct, **(preset if number == 0 else {}))
+    found = verdict.judge(study, "default")
+    best = found.best.number
+    others = [answers[k] for k in range(1, 20) if k != best]
+    bounded = paired.after_selection(answers[best], others, answers[0])
+    assert found.comparison == bounded
+    assert found.apparent == paired.compare(answers[best], answers[0])
+    assert found.comparison.p_value > found.apparent.p_value  # the choice costs evidence
+    assert found.comparison.high - found.comparison.low > found.apparent.high - found.apparent.low
+    assert "adjusted for choosing the best of 19 complete trials" in found.sentence
+    assert "trial 0 (the default preset, 7 of 20 epochs by its validation curve)" in found.sentence
 
 
 def test_per_image_answers_survive_the_round_trip_as_text():
@@ -103,7 +149,9 @@ def test_the_best_is_judged_against_the_preset_trial_on_the_same_images(workdir)
     found = verdict.judge(study, "default")
     assert found.significant and found.comparison.gain == pytest.approx(0.025)
     assert found.sentence.startswith("the best, trial 0 (learning_rate 0.003, hidden_size 512)")
-    assert "beats trial 1 (the default preset) by +2.50 pt (95 % interval" in found.sentence
+    assert "beats trial 1 (the default preset) beyond noise by +2.50 pt (95 % interval" in (
+        found.sentence
+    )
     assert verdict.pruning(study) == (
         pytest.approx(1 / 3),
         "1 of 3 trials pruned (1 after epoch 3)",
@@ -154,30 +202,42 @@ def test_retrain_best_without_a_significant_gain_trains_nothing(cli, workdir, da
     result = cli("tune", "--storage", storage, *args, "--retrain-best")
     assert result.exit_code == 0, result.stderr
     # One trial: the preset itself is the best, so nothing beat it.
-    assert "Verdict: no configuration beat trial 0 (the default preset) beyond noise" in (
-        result.stdout
-    )
+    assert "Verdict: no configuration beat trial 0 (the default preset, " in result.stdout
+    assert "by its validation curve): it is the best" in result.stdout
     line = "--retrain-best trained nothing for mlp, the champion stays: no configuration beat"
     assert [text for text in result.stdout.splitlines() if text.startswith(line)]
     assert mlflow.MlflowClient().search_registered_models() == []
     frame = runs()
     assert set(frame["tags.pipeline.stage"]) == {"tune", "trial"}  # no train, no evaluate
     parent = frame[frame["tags.pipeline.stage"] == "tune"].iloc[0]
-    assert parent["metrics.val_gain"] == 0.0 and parent["metrics.val_gain_p_value"] == 1.0
-    assert (parent["metrics.val_gain_low"], parent["metrics.val_gain_high"]) == (0.0, 0.0)
+    assert parent["metrics.val_gain_pt"] == 0.0 and parent["metrics.val_gain_p_value"] == 1.0
+    assert (parent["metrics.val_gain_low_pt"], parent["metrics.val_gain_high_pt"]) == (0.0, 0.0)
 
 
 @pytest.mark.slow
-def test_a_tuned_model_is_compared_with_the_default_preset_on_the_same_test_images(
+def test_a_tuned_models_test_gain_is_over_its_studys_baseline_not_a_full_length_preset(
     cli, workdir, data_dir
 ):
     from pipeline import training
+    from pipeline.tuning.trials import baseline_tags, preset_config
 
-    assert cli("train", "--arch", "mlp", "--no-progress").exit_code == 0  # the default preset
-    preset_run = runs().iloc[0]["run_id"]
-    assert cli("evaluate", "--run-id", preset_run, "--no-register").exit_code == 0
+    tune = TuneConfig()
+    assert cli("train", "--arch", "mlp", "--no-progress").exit_code == 0  # the baseline
+    baseline_run = runs().iloc[0]["run_id"]
+    assert cli("evaluate", "--run-id", baseline_run, "--no-register").exit_code == 0
+    # A newer default-preset model trained the full 20 epochs: not what trial 0 trains.
+    assert cli("train", "--arch", "mlp", "--no-early-stopping", "--no-progress").exit_code == 0
+    full_run = runs().iloc[0]["run_id"]
+    assert cli("evaluate", "--run-id", full_run, "--no-register").exit_code == 0
+    baseline = mlflow.get_run(baseline_run).data
+    assert baseline.params["early_stopping"] == "True" and names.BEST_EPOCH in baseline.tags
+    assert mlflow.get_run(full_run).data.params["early_stopping"] == "False"
+    hashed = baseline_tags(tune, "mlp")
+    assert baseline.tags[names.CONFIG_HASH] == hashed[names.BASELINE_CONFIG_HASH]
+    assert preset_config(tune, "mlp").early_stopping
+
     config = train_config("mlp", "default", learning_rate=0.02, hidden_size=16, epochs=3)
-    tags = {names.TUNED_FROM: "mnist-mlp"}
+    tags = {names.TUNED_FROM: "mnist-mlp", **hashed}
     tuned_run = training.train(config, data_dir, workdir / "checkpoints", tags=tags).run_id
     result = cli("evaluate", "--run-id", tuned_run, "--no-register")
     assert result.exit_code == 0, result.stderr
@@ -185,32 +245,54 @@ def test_a_tuned_model_is_compared_with_the_default_preset_on_the_same_test_imag
     frame = runs()
     evaluations = frame[frame["tags.pipeline.stage"] == "evaluate"]
     by_run = evaluations.set_index("tags.pipeline.evaluated_run")
-    assert by_run.loc[preset_run, "tags.pipeline.preset"] == "default"  # a baseline
     tuned = by_run.loc[tuned_run]
-    assert tuned.isna()["tags.pipeline.preset"]  # a tuned model is no baseline
     correct = {
         run: paired.unpack(tracking.read_text(by_run.loc[run, "run_id"], "test_correct.txt"))
-        for run in (preset_run, tuned_run)
+        for run in (baseline_run, tuned_run)
     }
-    expected = paired.compare(correct[tuned_run], correct[preset_run])
-    gain = tuned["metrics.test_accuracy"] - by_run.loc[preset_run, "metrics.test_accuracy"]
+    expected = paired.compare(correct[tuned_run], correct[baseline_run])
+    gain = tuned["metrics.test_accuracy"] - by_run.loc[baseline_run, "metrics.test_accuracy"]
     assert expected.gain == pytest.approx(gain)
-    for key, value in names.gains(
-        "test", expected.gain, expected.low, expected.high, expected.p_value
-    ).items():
+    for key, value in names.gains("test", expected.points()).items():
         assert tuned[f"metrics.{key}"] == pytest.approx(value), key
         assert mlflow.get_run(tuned_run).data.metrics[key] == pytest.approx(value), key
+    assert key.endswith("p_value") and names.TEST_GAIN.endswith("_pt")  # points, as worded
     assert "paired: the tuned model" in result.stdout
-    assert "the default-preset model (evaluate run" in tuned["tags.mlflow.note.content"]
+    note = tuned["tags.mlflow.note.content"]
+    evaluated = by_run.loc[baseline_run, "run_id"]
+    assert f"the default preset as trial 0 trained it (evaluate run {evaluated})" in note
+    assert by_run.loc[full_run, "run_id"] not in note
 
     report = cli("report", "--output-dir", workdir / "out")
     assert report.exit_code == 0, report.stderr
     row = next(
         line
         for line in (workdir / "out" / "report.md").read_text().splitlines()
-        if "| mlp | tuned best |" in line
+        if "| mlp | tuned best (mnist-mlp, from the default preset) |" in line
     )
     assert f"| {expected.gain * 100:+.2f} pt ({expected.low * 100:+.2f} to " in row
+
+
+@pytest.mark.slow
+def test_trial_0_is_the_model_train_makes_of_the_preset(cli, workdir, data_dir):
+    """One baseline: the study's preset trial and `train`'s preset model are the same model,
+    stopped at the same epoch, right on the same validation images."""
+    from pipeline import data
+
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    args = ("--arch", "mlp", "--n-trials", "1", "--validation-fraction", "0.2")
+    assert cli("tune", "--storage", storage, *args).exit_code == 0
+    (trial,) = optuna.load_study(study_name="mnist-mlp", storage=storage).trials
+    assert trial.user_attrs[names.PRESET] == "default"
+    result = cli("train", "--arch", "mlp", "--validation-fraction", "0.2", "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    train_run = runs().query("`tags.pipeline.stage` == 'train'").iloc[0]
+    assert train_run["tags.pipeline.best_epoch"] == str(trial.user_attrs["epochs"])
+    model = mlflow.pyfunc.load_model(train_run["tags.pipeline.model_uri"])
+    splits = data.split_train_validation(data.load_dataset(data_dir), 0.2, 0)
+    answers = model.predict(splits.x_val).argmax(axis=1) == splits.y_val
+    assert np.array_equal(answers, paired.unpack(trial.user_attrs[VAL_CORRECT_ATTR]))
+    assert train_run["metrics.val_accuracy"] is not None
 
 
 def test_fold_splits_validate_every_training_image_once_stratified():

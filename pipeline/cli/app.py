@@ -29,6 +29,7 @@ from pipeline.cli.options import (
     given,
 )
 from pipeline.config import DataConfig, TrainConfig, TuneConfig
+from pipeline.early_stopping import FIRST_EPOCH
 from pipeline.errors import (
     PipelineError,
     StageInterrupted,
@@ -132,6 +133,13 @@ def train(
         help="Share of the training set held out for validation "
         f"(default: {default_of(TrainConfig, 'validation_fraction')}).",
     ),
+    early_stopping: bool = typer.Option(
+        None,
+        "--early-stopping/--no-early-stopping",
+        help=f"Keep the model after the epoch (from {FIRST_EPOCH} on) of best validation "
+        "accuracy, --epochs the ceiling, as a study's trials do (default: on at a constant "
+        "learning rate without --max-steps).",
+    ),
     resume: str = typer.Option(
         None,
         "--resume",
@@ -163,6 +171,7 @@ def train(
         seed=seed,
         learning_rate_schedule=learning_rate_schedule,
         validation_fraction=validation_fraction,
+        early_stopping=early_stopping,
     )
     if resume and options:
         names = ", ".join("--" + name.replace("_", "-") for name in options)
@@ -319,16 +328,18 @@ def tune(
             trials_per_process=trials_per_process,
         )
     )
-    from pipeline.tuning import study
-
     _system_metrics(system_metrics)
     for each in config.arches():
+        console.print_tune_start(config, each)  # before the seconds of importing Optuna, MLflow
+        from pipeline.tuning import study
+
         result = study.tune_arch(
             config,
             each,
             data_dir_of(data_dir),
             checkpoint_dir_of(checkpoint_dir),
             console.print_trial,
+            on_status=console.print_status,
         )
         console.print_study_summary(result)
 
@@ -496,6 +507,9 @@ def run(argv: list[str] | None = None) -> None:
     """The console script (and `python -m pipeline`): main(), then a quick exit."""
     from pipeline import fast_exit
 
+    # Each progress line reaches a pipe or a log file as it is printed, not at exit.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         main(argv)
         code = 0

@@ -179,8 +179,28 @@ def _params(params: dict) -> str:
     )
 
 
+def print_tune_start(config, arch: str) -> None:
+    """The first line of one arch's `tune` (a TuneConfig), before the stores are opened."""
+    print(
+        f"tune {arch}: {config.n_trials} trial{'s' * (config.n_trials != 1)} of study "
+        f"{config.study_for(arch)} in "
+        f"{redact(config.storage)}; opening the study and the MLflow store"
+    )
+
+
+def print_status(line: str) -> None:
+    print(line)
+
+
 def print_trial(done) -> None:
-    """The live line per finished trial (a tuning.trials.TrialDone)."""
+    """The live line per finished trial (a tuning.trials.TrialDone), and one when the worker's
+    first trial starts training (a TrialStarted)."""
+    if not hasattr(done, "trial"):
+        print(
+            f"trial {done.number:>3}  {_params(done.params)}  training (up to {done.epochs} "
+            "epochs); a line per finished trial follows"
+        )
+        return
     trial, best = done.trial, done.best
     params = _params(done.params)
     pruned = trial.state.name == "PRUNED"

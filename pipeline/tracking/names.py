@@ -30,6 +30,10 @@ OFFICIAL_DATA = "pipeline.official_data"
 # train
 MODEL_URI = "pipeline.model_uri"  # the run's final model, models:/MODEL_ID
 TUNED_FROM = "pipeline.tuned_from"  # the study whose best configuration the run trained
+# A tuned run's baseline: the config hash of its study's preset trial (what `train` makes of the
+# start preset), and that preset's name; its test gain is over the model of that config hash.
+BASELINE_CONFIG_HASH = "pipeline.baseline_config_hash"
+BASELINE_PRESET = "pipeline.baseline_preset"
 
 # evaluate (some also on the train run it scored)
 EVALUATED_RUN = "pipeline.evaluated_run"
@@ -78,17 +82,19 @@ TRAIN_SECONDS = "train_seconds"
 TEST_LOSS = "test_loss"
 TEST_ACCURACY = "test_accuracy"
 BEST_VAL_ACCURACY = "best_val_accuracy"
-# Paired gains (pipeline.paired), accuracy fractions like the accuracies they compare: the
-# study's best over its preset trial on the validation images (tune run), and a tuned model over
-# the newest evaluated default-preset model on the test images (evaluate run).
-VAL_GAIN = "val_gain"
-VAL_GAIN_LOW = "val_gain_low"  # its 95 % interval
-VAL_GAIN_HIGH = "val_gain_high"
-VAL_GAIN_P_VALUE = "val_gain_p_value"  # exact McNemar
-TEST_GAIN = "test_gain"
-TEST_GAIN_LOW = "test_gain_low"
-TEST_GAIN_HIGH = "test_gain_high"
-TEST_GAIN_P_VALUE = "test_gain_p_value"
+# Paired gains (pipeline.paired), in points like every sentence that states them: the study's
+# best over its preset trial on the validation images (tune run; interval and p-value adjusted
+# for choosing the best among the complete trials), and a tuned model over its study's preset
+# trained the same way, on the same test images (evaluate run).
+VAL_GAIN = "val_gain_pt"
+VAL_GAIN_LOW = "val_gain_low_pt"  # its 95 % interval
+VAL_GAIN_HIGH = "val_gain_high_pt"
+VAL_GAIN_P_VALUE = "val_gain_p_value"
+VAL_GAIN_UNADJUSTED_P_VALUE = "val_gain_unadjusted_p_value"  # exact McNemar, as if not chosen
+TEST_GAIN = "test_gain_pt"
+TEST_GAIN_LOW = "test_gain_low_pt"
+TEST_GAIN_HIGH = "test_gain_high_pt"
+TEST_GAIN_P_VALUE = "test_gain_p_value"  # exact McNemar
 PRUNED_SHARE = "pruned_share"  # of a study's finished trials
 FOLD_VAL_ACCURACY = "fold_val_accuracy"  # a cross-validated trial's, step = fold (1..K)
 CROSS_VAL_ACCURACY = "cross_val_accuracy"  # their mean: the trial's objective
@@ -121,9 +127,10 @@ GAINS = {
 }
 
 
-def gains(split: str, gain: float, low: float, high: float, p_value: float) -> dict[str, float]:
-    """The four metrics of a paired comparison on split "val" or "test"."""
-    return dict(zip(GAINS[split], (gain, low, high, p_value), strict=True))
+def gains(split: str, points: tuple[float, float, float, float]) -> dict[str, float]:
+    """The four metrics of a paired comparison on split "val" or "test": (gain, low, high) in
+    points and the p-value (paired.Comparison.points())."""
+    return dict(zip(GAINS[split], points, strict=True))
 
 
 def column(kind: str, key: str) -> str:

@@ -49,15 +49,14 @@ def read_text(run_id: str, artifact_file: str) -> str | None:
         return None
 
 
-def newest_preset_evaluation(arch: str, preset: str, digest: str) -> str | None:
-    """The newest FINISHED evaluate run, in the current experiment, of an untuned model of
-    arch trained with the preset's own values, on the data of this digest (same test images)."""
+def newest_evaluation_of(config_hash: str, digest: str) -> str | None:
+    """The newest FINISHED evaluate run, in the current experiment, of a model trained with the
+    config of this hash, on the data of this digest (same test images)."""
     found = mlflow.search_runs(
         experiment_ids=[current_experiment_id()],
         filter_string=(
-            f"tags.`{names.STAGE}` = 'evaluate' and tags.`{names.ARCH}` = '{arch}' and "
-            f"tags.`{names.PRESET}` = '{preset}' and tags.`{names.DATA_DIGEST}` = '{digest}' "
-            "and attributes.status = 'FINISHED'"
+            f"tags.`{names.STAGE}` = 'evaluate' and tags.`{names.CONFIG_HASH}` = '{config_hash}' "
+            f"and tags.`{names.DATA_DIGEST}` = '{digest}' and attributes.status = 'FINISHED'"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=1,

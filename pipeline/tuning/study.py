@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 
 from pipeline import data, evaluation, tracking, training
-from pipeline.config import TuneConfig, train_config
+from pipeline.config import TuneConfig
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
 from pipeline.tuning import owners, plots, verdict, workers
@@ -24,10 +24,15 @@ from pipeline.tuning.storage import RUN_ATTR, failures_named, open_storage
 from pipeline.tuning.trials import (
     PROCESS_ATTR,
     TrialDone,
+    TrialStarted,
     Worker,
+    baseline_tags,
+    preset_config,
     preset_params,
     sampler,
     trial_params,
+    tuned_config,
+    tuned_label,
 )
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -157,8 +162,9 @@ def _summarise(
     if found.baseline is not None:
         run.set_tags({names.BASELINE_TRIAL: str(found.baseline.number)})
     if found.comparison is not None:
-        c = found.comparison
-        run.log_metrics(names.gains("val", c.gain, c.low, c.high, c.p_value))
+        run.log_metrics(names.gains("val", found.comparison.points()))
+    if found.apparent is not None:
+        run.log_metrics({names.VAL_GAIN_UNADJUSTED_P_VALUE: found.apparent.p_value})
     searched = "learning rate, hidden size, epochs" + (
         ", batch size and schedule" if tune.search == "wide" else ""
     )
@@ -181,18 +187,22 @@ def _summarise(
     return found, pruned_words
 
 
-def retrain(tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path):
+def retrain(
+    tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path, digest: str
+) -> evaluation.EvalResult:
     """Train the best configuration (the start preset with the best's values) on the training
-    split, then evaluate and register it."""
-    config = train_config(
-        arch,
-        tune.start_from,
-        **params,
-        seed=tune.seed,
-        validation_fraction=tune.validation_fraction,
-    )
-    tags = {names.TUNED_FROM: tune.study_for(arch)}
-    result = training.train(config, data_dir, checkpoint_dir, tags=tags, label="tuned")
+    split, then evaluate and register it. First, unless a model of it is evaluated on this data
+    already, the study's baseline (its preset trial as `train` makes it) is trained and
+    evaluated too, so that the tuned model's test gain is over the model the study compared it
+    with."""
+    baseline = preset_config(tune, arch)
+    if tracking.newest_evaluation_of(tracking.config_hash(baseline.params()), digest) is None:
+        trained = training.train(baseline, data_dir, checkpoint_dir)
+        evaluation.evaluate_run(data_dir, run_id=trained.run_id)
+    config = tuned_config(tune, arch, params)
+    tags = {names.TUNED_FROM: tune.study_for(arch), **baseline_tags(tune, arch)}
+    label = tuned_label(tune, arch)
+    result = training.train(config, data_dir, checkpoint_dir, tags=tags, label=label)
     return evaluation.evaluate_run(data_dir, run_id=result.run_id)
 
 
@@ -209,17 +219,20 @@ def tune_arch(
     arch: str,
     data_dir: Path,
     checkpoint_dir: Path,
-    on_trial: Callable[[TrialDone], None] = lambda _: None,
+    on_trial: Callable[[TrialDone | TrialStarted], None] = lambda _: None,
     tags: dict[str, str] | None = None,
+    on_status: Callable[[str], None] = lambda _: None,
 ) -> StudyResult:
     """Run this worker's trials of one arch's study (in fresh processes, `trials_per_process`
-    at a time: see workers), then summarise the study on its parent run."""
+    at a time: see workers), then summarise the study on its parent run. on_trial hears of the
+    worker's first trial starting and of every trial it finishes; on_status, in words, of the
+    study and its run once they are open."""
     # The CLI prints a line per trial; Optuna's own warnings would add a traceback per failure.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Bad URLs and unreachable servers fail here, before any study or run exists.
     storage = open_storage(tune.storage, tune.heartbeat_seconds)
     with failures_named(tune.storage):
-        return _tune_arch(tune, arch, data_dir, checkpoint_dir, on_trial, tags, storage)
+        return _tune_arch(tune, arch, data_dir, checkpoint_dir, on_trial, tags, storage, on_status)
 
 
 def _tune_arch(
@@ -227,9 +240,10 @@ def _tune_arch(
     arch: str,
     data_dir: Path,
     checkpoint_dir: Path,
-    on_trial: Callable[[TrialDone], None],
+    on_trial: Callable[[TrialDone | TrialStarted], None],
     tags: dict[str, str] | None,
     storage: optuna.storages.BaseStorage,
+    on_status: Callable[[str], None],
 ) -> StudyResult:
     dataset = data.load_dataset(data_dir)
     tracking.setup()
@@ -247,6 +261,12 @@ def _tune_arch(
     with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as run:
         if parent is None:
             study.set_user_attr(PARENT_ATTR, run.run_id)
+        so_far = len(study.get_trials(deepcopy=False))
+        on_status(
+            f"study {study_name} "
+            + ("created" if created else f"joined ({so_far} trials so far)")
+            + f", MLflow run {run.run_id}; starting a trial process (it loads TensorFlow)"
+        )
         worker = Worker(
             tune,
             arch,
@@ -269,7 +289,9 @@ def _tune_arch(
         found, pruning = _summarise(study, tune, run)
         best, retrained, not_retrained = found.best, None, ""
         if tune.retrain_best and best is not None and found.significant:
-            retrained = retrain(tune, arch, trial_params(best), data_dir, checkpoint_dir)
+            retrained = retrain(
+                tune, arch, trial_params(best), data_dir, checkpoint_dir, dataset.digest
+            )
         elif tune.retrain_best:
             not_retrained = (
                 f"--retrain-best trained nothing for {arch}, the champion stays: "

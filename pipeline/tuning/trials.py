@@ -22,6 +22,7 @@ from pipeline.config import (
     architecture,
     train_config,
 )
+from pipeline.early_stopping import FIRST_EPOCH, best_epoch
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
 from pipeline.tuning import evidence, owners
@@ -49,6 +50,15 @@ class TrialDone:
     @property
     def params(self) -> dict[str, object]:
         return trial_params(self.trial)
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    """A worker's first trial has begun training (its process is up and TensorFlow loaded)."""
+
+    number: int
+    params: dict[str, object]
+    epochs: int  # the epochs it trains at most
 
 
 def sampler(
@@ -85,14 +95,6 @@ def trial_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
     if EPOCHS_ATTR in trial.user_attrs:
         params["epochs"] = trial.user_attrs[EPOCHS_ATTR]
     return params
-
-
-def best_epoch(curve: list[float], epochs: tuple[int, int]) -> int:
-    """The epoch count within the range (low, high) after which validation accuracy was
-    highest; on a tie the latest, so that a plateau leaves a trial (the preset, say) as trained."""
-    low, high = epochs
-    counted = range(low, min(high, len(curve)) + 1)
-    return max(counted, key=lambda epoch: (curve[epoch - 1], epoch))
 
 
 def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
@@ -141,16 +143,75 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
         epochs=epochs,
         seed=tune.seed,
         validation_fraction=tune.validation_fraction,
+        early_stopping=epochs_from_curve(tune, arch),
         **wide,
     )
 
 
-def _objective(worker: Worker, splits: list[data.Splits]):
+def preset_config(tune: TuneConfig, arch: str) -> TrainConfig:
+    """What a study's preset trial trains: the start preset as `train` makes it (its own epochs
+    as the ceiling, early stopping where the study's trials choose epochs by their curve), with
+    the study's seed and validation share. The baseline of the study's every claim."""
+    return train_config(
+        arch,
+        tune.start_from,
+        seed=tune.seed,
+        validation_fraction=tune.validation_fraction,
+        early_stopping=epochs_from_curve(tune, arch),
+    )
+
+
+def baseline_tags(tune: TuneConfig, arch: str) -> dict[str, str]:
+    """The tags that tell a tuned train run which model its test gain is over: its study's
+    baseline (preset_config)."""
+    baseline = preset_config(tune, arch)
+    return {
+        names.BASELINE_CONFIG_HASH: tracking.config_hash(baseline.params()),
+        names.BASELINE_PRESET: baseline.preset,
+    }
+
+
+def tuned_config(tune: TuneConfig, arch: str, params: dict) -> TrainConfig:
+    """What --retrain-best and `main --tune` train: the start preset with the best's values,
+    the study's seed and validation share, and its trials' epoch rule (so the retrained model
+    is the trial's)."""
+    return train_config(
+        arch,
+        tune.start_from,
+        **params,
+        seed=tune.seed,
+        validation_fraction=tune.validation_fraction,
+        early_stopping=epochs_from_curve(tune, arch),
+    )
+
+
+def tuned_label(tune: TuneConfig, arch: str) -> str:
+    """A tuned run's name after its arch: the study that chose it and the preset it built on."""
+    return f"tuned-by-{tune.study_for(arch)}-from-{tune.start_from}"
+
+
+def epoch_window(
+    tune: TuneConfig, arch: str, config: TrainConfig, preset: bool
+) -> tuple[int, int]:
+    """The epoch counts a trial's curve chooses among: the study's range, or for the preset
+    trial the range `train` chooses among (so it is the model `train` makes)."""
+    if preset:
+        return FIRST_EPOCH, config.epochs
+    return tune.epochs_for(arch)
+
+
+def _objective(
+    worker: Worker, splits: list[data.Splits], on_start: Callable[[TrialStarted], None]
+):
     tune, arch, data_dir = worker.tune, worker.arch, worker.data_dir
     study_name = tune.study_for(arch)
 
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, tune, arch)
+        is_preset = names.PRESET in trial.user_attrs
+        if is_preset:
+            config = preset_config(tune, arch)
+        on_start(TrialStarted(trial.number, dict(trial.params), config.epochs))
         fitting.clear_state()  # no model or graph growth over a long study
         tags = {
             names.ARCH: arch,
@@ -175,7 +236,8 @@ def _objective(worker: Worker, splits: list[data.Splits]):
             run.log_params(config.params())
             from_curve = epochs_from_curve(tune, arch)
             pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)
-            low, high = tune.epochs_for(arch) if from_curve else (config.epochs, config.epochs)
+            window = epoch_window(tune, arch, config, is_preset)
+            low, high = window if from_curve else (config.epochs, config.epochs)
             folds = evidence.fit_folds(
                 config, splits, run, data_dir, pruning, range(low, high + 1)
             )
@@ -184,7 +246,7 @@ def _objective(worker: Worker, splits: list[data.Splits]):
             # folds, the mean of the folds' models after that epoch count.
             epochs, outcome = config.epochs, f"{config.epochs} epochs; validation accuracy"
             if from_curve:
-                epochs = best_epoch(folds.curve, tune.epochs_for(arch))
+                epochs = best_epoch(folds.curve, window)
                 trial.set_user_attr(EPOCHS_ATTR, epochs)
                 run.set_tags({names.BEST_EPOCH: str(epochs)})
                 outcome = f"best epoch count {epochs} of {config.epochs}; validation accuracy"
@@ -231,7 +293,11 @@ class Worker:
     joined: int | None  # its pid, when it joined a study another worker made (see sampler)
 
     def run_share(
-        self, n_trials: int, deadline: float | None, share: int, tell: Callable[[TrialDone], None]
+        self,
+        n_trials: int,
+        deadline: float | None,
+        share: int,
+        tell: Callable[[TrialDone | TrialStarted], None],
     ) -> int:
         """Run up to n_trials of the study in this (fresh) process, none started after
         deadline (a time.time()): the share-th share of the worker's trials. The data is loaded
@@ -258,7 +324,11 @@ class Worker:
         fitting.clear_state()
         # From now, after this process's start-up; past the deadline, Optuna starts no trial.
         timeout = None if deadline is None else deadline - time.time()
-        ran = []
+        ran: list[int] = []
+
+        def started(event: TrialStarted) -> None:
+            if share == 0 and not ran:  # the worker's first: a line once its process is up
+                tell(event)
 
         def done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             ran.append(trial.number)
@@ -271,7 +341,7 @@ class Worker:
         with warnings.catch_warnings(), failures_named(tune.storage):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.optimize(
-                _objective(self, splits),
+                _objective(self, splits, started),
                 n_trials=n_trials,
                 timeout=timeout,
                 catch=(PipelineError,),

@@ -11,7 +11,7 @@ import optuna
 from pipeline import paired
 from pipeline.tracking import names
 from pipeline.tuning.pruning import PRUNED_AT_ATTR
-from pipeline.tuning.trials import VAL_CORRECT_ATTR, trial_params
+from pipeline.tuning.trials import EPOCHS_ATTR, TRAINED_ATTR, VAL_CORRECT_ATTR, trial_params
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -25,6 +25,7 @@ class Verdict:
     sentence: str
     baseline: optuna.trial.FrozenTrial | None  # the preset trial
     best: optuna.trial.FrozenTrial | None
+    apparent: paired.Comparison | None = None  # the same, as if the best had not been chosen
 
     @property
     def significant(self) -> bool:
@@ -48,21 +49,30 @@ def _describe(trial: optuna.trial.FrozenTrial) -> str:
     return f"trial {trial.number} ({params})"
 
 
+def _baseline_words(baseline: optuna.trial.FrozenTrial, start_from: str) -> str:
+    """'trial 0 (the default preset, 7 of 20 epochs by its validation curve)'."""
+    words = f"the {start_from} preset"
+    chosen, trained = baseline.user_attrs.get(EPOCHS_ATTR), baseline.user_attrs.get(TRAINED_ATTR)
+    if chosen is not None and trained is not None:
+        words += f", {chosen} of {trained} epochs by its validation curve"
+    return f"trial {baseline.number} ({words})"
+
+
 def judge(study: optuna.Study, start_from: str) -> Verdict:
-    """The best complete trial against the preset trial, on the same validation images."""
+    """The best complete trial against the preset trial, on the same validation images, its
+    p-value and interval adjusted for having been chosen among the complete trials."""
     complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
     best = study.best_trial if complete else None
     baseline = preset_trial(study)
-    preset = f"the {start_from} preset"
     if baseline is None:
         return Verdict(
             None,
-            f"no preset trial ran (the ranges exclude {preset}), so there is no baseline to "
-            "compare the best with",
+            f"no preset trial ran (the ranges exclude the {start_from} preset), so there is no "
+            "baseline to compare the best with",
             None,
             best,
         )
-    who = f"trial {baseline.number} ({preset})"
+    who = _baseline_words(baseline, start_from)
     if baseline.state != COMPLETE or best is None:
         state = baseline.state.name.lower()
         return Verdict(None, f"{who} ended {state}: no paired comparison", baseline, best)
@@ -77,21 +87,43 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
     if best.number == baseline.number:
         answers = paired.unpack(best.user_attrs[VAL_CORRECT_ATTR])
         comparison = paired.compare(answers, answers)
-        return Verdict(
-            comparison, f"no configuration beat {who} beyond noise: it is the best", baseline, best
-        )
-    comparison = paired.compare(
-        paired.unpack(best.user_attrs[VAL_CORRECT_ATTR]),
-        paired.unpack(baseline.user_attrs[VAL_CORRECT_ATTR]),
+        return Verdict(comparison, f"no configuration beat {who}: it is the best", baseline, best)
+    return _after_selection(best, baseline, complete, who)
+
+
+def _after_selection(
+    best: optuna.trial.FrozenTrial,
+    baseline: optuna.trial.FrozenTrial,
+    complete: list[optuna.trial.FrozenTrial],
+    who: str,
+) -> Verdict:
+    """The best against the baseline, adjusted for having been chosen among the complete trials
+    (paired.after_selection), in one of three outcomes."""
+    others = [
+        paired.unpack(trial.user_attrs[VAL_CORRECT_ATTR])
+        for trial in complete
+        if trial.number not in (best.number, baseline.number)
+        and VAL_CORRECT_ATTR in trial.user_attrs
+    ]
+    chosen = paired.unpack(best.user_attrs[VAL_CORRECT_ATTR])
+    base = paired.unpack(baseline.user_attrs[VAL_CORRECT_ATTR])
+    comparison = paired.after_selection(chosen, others, base)
+    adjusted = ""
+    if others and comparison.gain > 0:
+        adjusted = f", adjusted for choosing the best of {len(others) + 1} complete trials"
+    numbers = (
+        f"{comparison.gain * 100:+.2f} pt ({comparison.interval()}, p = "
+        f"{paired.p_text(comparison.p_value)}{adjusted})"
     )
-    if comparison.significant:
-        sentence = f"the best, {_describe(best)}, beats {who} by {comparison.evidence()}"
-    else:
+    best_words = f"the best, {_describe(best)},"
+    if comparison.outcome == paired.WITHIN_NOISE:
         sentence = (
-            f"no configuration beat {who} beyond noise: the best, {_describe(best)}, "
-            f"{comparison.evidence()}"
+            f"no configuration beat {who} beyond noise: {best_words} is within noise of it, "
+            f"{numbers}"
         )
-    return Verdict(comparison, sentence, baseline, best)
+    else:
+        sentence = paired.sentence(comparison.outcome, best_words, who, numbers)
+    return Verdict(comparison, sentence, baseline, best, paired.compare(chosen, base))
 
 
 def pruning(study: optuna.Study) -> tuple[float, str]:
