@@ -151,7 +151,9 @@ def _finish(
     sink, best = fitted.metrics.sink, fitted.best
     step, epoch_metrics, stopped = sink.next_step, sink.last_epoch, ""
     if best is not None and best.epoch is not None:
-        step, epoch_metrics = best.step or step, best.metrics or epoch_metrics
+        # A resumed run whose best epoch came before the interruption has no record of that
+        # epoch's metrics in this process: its model is then linked to none, not the last's.
+        step, epoch_metrics = best.step or step, best.metrics
         run.set_tags({names.BEST_EPOCH: str(best.epoch)})
         stopped = (
             f" Early stopping: the model is the one after epoch {best.epoch} of "

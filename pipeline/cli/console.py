@@ -144,8 +144,13 @@ def print_train_summary(result) -> None:
         f"\nTrained {config.arch} ({config.preset} preset): {result.steps} steps, "
         f"{config.epochs} epochs in {result.seconds:.1f} s "
         f"({result.samples_per_second:,.0f} samples/s)\n"
-        f"  val_accuracy {result.val_accuracy:.4f}   val_loss {result.val_loss:.4f}\n"
-        f"  run   {result.run_id}\n"
+        f"  val_accuracy {result.val_accuracy:.4f}   val_loss {result.val_loss:.4f}"
+        + (
+            f"   (early stopping: the model after epoch {result.best_epoch})\n"
+            if result.best_epoch is not None
+            else "\n"
+        )
+        + f"  run   {result.run_id}\n"
         f"  model {result.model_uri}\n"
         f"  UI    mlflow ui --backend-store-uri {redact(tracking_uri())}  then open\n"
         f"        {_ui_url()}/#/experiments/{result.experiment_id}/runs/{result.run_id}"
