@@ -152,13 +152,7 @@ def preset_config(tune: TuneConfig, arch: str) -> TrainConfig:
     """What a study's preset trial trains: the start preset as `train` makes it (its own epochs
     as the ceiling, early stopping where the study's trials choose epochs by their curve), with
     the study's seed and validation share. The baseline of the study's every claim."""
-    return train_config(
-        arch,
-        tune.start_from,
-        seed=tune.seed,
-        validation_fraction=tune.validation_fraction,
-        early_stopping=epochs_from_curve(tune, arch),
-    )
+    return tuned_config(tune, arch, {})
 
 
 def baseline_tags(tune: TuneConfig, arch: str) -> dict[str, str]:
