@@ -241,6 +241,12 @@ def runs(experiment: str = "mnist"):
     return mlflow.search_runs(experiment_names=[experiment])
 
 
+def children(parent_id: str):
+    """The runs whose parent is parent_id."""
+    frame = runs()
+    return frame[frame.get("tags.mlflow.parentRunId") == parent_id]
+
+
 def run_status(run_id: str) -> str:
     """A run's status in the current tracking store (as runs() reads it)."""
     import mlflow

@@ -175,3 +175,11 @@ def test_the_best_epochs_weights_survive_a_resume(tmp_path):
     resumed = BestEpoch(dict(state), tmp_path)  # as --resume reads them back
     resumed.restore(model)
     assert (model.get_weights()[0] == 4.0).all()
+
+
+def test_resume_with_options_that_change_the_run_is_refused(cli, data_dir):
+    result = cli("train", "--resume", "0123456789abcdef", "--arch", "lstm", "--epochs", "2")
+    assert result.exit_code == 1
+    message = one_line_error(result)
+    assert "--arch, --epochs" in message and "--resume" in message
+    assert len(runs()) == 0

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from pipeline import architectures
-
 PACKAGE = REPO / "pipeline"
 
 # Lowest layer first: a module imports only from earlier layers, or from its own package.
@@ -167,8 +165,3 @@ def test_tracked_keys_are_spelled_only_in_the_names_module():
     ]
     assert spelled == []
     assert key_literals(ast.parse('tags = {f"pipeline.step.{name}": 1}')), "the check can fail"
-
-
-def test_every_architecture_has_the_same_presets():
-    for entry in architectures.REGISTRY.values():
-        assert tuple(entry.presets) == architectures.preset_names(), entry.name

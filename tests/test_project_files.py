@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
-import re
 import tomllib
 from pathlib import Path
 
@@ -108,21 +108,6 @@ def test_conda_pins_match_pyproject_and_what_is_installed():
     assert set(pins) - {"python", "pip"} == runtime
 
 
-def test_readme_quickstart_is_what_ci_runs():
-    readme = (REPO / "README.md").read_text()
-    ci = (REPO / ".ci" / "run").read_text()
-    commands = re.findall(r"^make (\w+)", readme, flags=re.M)
-    assert commands[:2] == ["run", "test"]
-    assert "make test" in ci
-
-
-def test_readme_states_how_many_trials_a_process_runs():
-    from pipeline.config import TRIALS_PER_PROCESS
-
-    readme = (REPO / "README.md").read_text()
-    assert f"{TRIALS_PER_PROCESS} at a time (`--trials-per-process`)" in readme
-
-
 def test_mlflow_run_folders_default_to_the_workspace_not_the_checkout(monkeypatch, tmp_path):
     from pipeline.cli.mlproject import with_workspace, workspace
 
@@ -143,3 +128,18 @@ def test_mlflow_run_folders_default_to_the_workspace_not_the_checkout(monkeypatc
         "/w/reports",
     ]
     assert with_workspace(["report"], Path("/w")) == ["report", "--output-dir", "/w/reports"]
+
+
+def test_every_package_folder_ships_in_the_distribution():
+    """A `pip install .` (not editable) holds every subpackage: tracking/ and tuning/ too."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = setuptools["packages"]
+    inits = REPO.glob("pipeline/**/__init__.py")
+    folders = {".".join(init.parent.relative_to(REPO).parts) for init in inits}
+    assert {"pipeline", "pipeline.tracking", "pipeline.tuning"} <= folders
+    if isinstance(packages, list):
+        shipped = set(packages)
+    else:
+        patterns = packages["find"]["include"]
+        shipped = {name for name in folders if any(fnmatch.fnmatch(name, p) for p in patterns)}
+    assert folders <= shipped

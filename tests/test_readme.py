@@ -1,0 +1,69 @@
+"""The README tells the truth: its preset table and option lists are the code's."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+from pipeline import architectures
+
+
+def readme() -> str:
+    return (REPO / "README.md").read_text()
+
+
+def preset_facts(arch: str, values: dict) -> list[str]:
+    """What the README's preset table must say of one preset (the code is the truth)."""
+    rate = f"{values['learning_rate']:.0e}".replace("e-0", "e-")
+    size = values["hidden_size"]
+    facts = [f"{size}-{size} ReLU" if arch == "mlp" else f"LSTM {size}", f"Adam({rate}"]
+    facts.append(f"batch {values['batch_size']}")
+    if values.get("max_steps"):
+        facts.append(f"{values['max_steps']:,} steps".replace(",", " "))
+    else:
+        facts.append(f"{values['epochs']} epochs")
+    if values.get("learning_rate_schedule") == "cosine":
+        facts.append("cosine decay")
+    return facts
+
+
+def test_readme_preset_table_is_the_code():
+    text = readme()
+    for preset in architectures.preset_names():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{preset}`"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+        assert len(cells) == len(architectures.names())
+        for arch, cell in zip(architectures.names(), cells, strict=True):
+            values = architectures.REGISTRY[arch].presets[preset]
+            for fact in preset_facts(arch, values):
+                assert fact in cell, (preset, arch, fact, cell)
+            assert ("cosine" in cell) == (values.get("learning_rate_schedule") == "cosine")
+
+
+def test_readme_names_every_option_of_every_stage():
+    import typer.main
+
+    from pipeline.cli.app import app
+
+    text = readme()
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            for option in param.opts:
+                if option != "--help":
+                    assert f"`{option}" in text or f"{option} " in text, (name, option)
+
+
+def test_readme_quickstart_is_what_ci_runs():
+    text = readme()
+    ci = (REPO / ".ci" / "run").read_text()
+    commands = re.findall(r"^make (\w+)", text, flags=re.M)
+    assert commands[:2] == ["run", "test"]
+    assert "make test" in ci
+
+
+def test_readme_states_how_many_trials_a_process_runs():
+    from pipeline.config import TRIALS_PER_PROCESS
+
+    text = readme()
+    assert f"{TRIALS_PER_PROCESS} at a time (`--trials-per-process`)" in text
