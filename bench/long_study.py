@@ -27,6 +27,8 @@ from pathlib import Path
 
 import optuna
 
+from pipeline.tracking import names
+
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
 
@@ -72,9 +74,9 @@ def study(workdir: Path, source: str, trials: int, workers: int, epochs: list[st
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
             print(
                 f"  trial {index:3d} (#{trial.number}, {trial.state.name.lower()}): "
-                f"rss {trial.user_attrs.get('rss_mb', '-')} MB, {seconds:.1f} s"
+                f"rss {trial.user_attrs.get(names.RSS_ATTR, '-')} MB, {seconds:.1f} s"
             )
-    rss = [t.user_attrs["rss_mb"] for t in done[10:] if "rss_mb" in t.user_attrs]
+    rss = [t.user_attrs[names.RSS_ATTR] for t in done[10:] if names.RSS_ATTR in t.user_attrs]
     first, last = per_hour(done[:50]), per_hour(done[-50:])
     print(
         f"  after trial 10: rss {min(rss)}-{max(rss)} MB (spread {max(rss) - min(rss)} MB; "

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import data
-from pipeline.config import HIDDEN_SIZE_RANGE, LEARNING_RATE_RANGE, train_config
+from pipeline.config import train_config
+from pipeline.tune_config import HIDDEN_SIZE_RANGE, LEARNING_RATE_RANGE
 from pipeline.tuning.trials import best_epoch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import optuna
 
-from pipeline.config import TuneConfig
-from pipeline.tuning.pruning import PRUNED_AT_ATTR
-from pipeline.tuning.trials import TRAINED_ATTR, trial_params
+from pipeline.tracking import names
+from pipeline.tune_config import TuneConfig
+from pipeline.tuning.trials import trial_params
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PRUNER = TuneConfig().pruner
@@ -63,9 +63,9 @@ def epochs_trained(study: optuna.Study) -> int:
     total = 0
     for trial in study.trials:
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            total += trial.user_attrs[TRAINED_ATTR]
+            total += trial.user_attrs[names.TRAINED_ATTR]
         elif trial.state == optuna.trial.TrialState.PRUNED:
-            total += trial.user_attrs[PRUNED_AT_ATTR]
+            total += trial.user_attrs[names.PRUNED_AT_ATTR]
     return total
 
 
@@ -168,7 +168,11 @@ def main() -> None:
                 retrain=True,
                 search=options.search,
             )
-            rss = [t.user_attrs.get("rss_mb") for t in found.trials if "rss_mb" in t.user_attrs]
+            rss = [
+                t.user_attrs.get(names.RSS_ATTR)
+                for t in found.trials
+                if names.RSS_ATTR in t.user_attrs
+            ]
             print(
                 f"{arch} tuned ({options.workers} worker(s), TPE seed 0, {DEFAULT_PRUNER}, "
                 f"{options.search} search): "

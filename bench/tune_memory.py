@@ -23,7 +23,7 @@ from pathlib import Path
 
 import optuna
 
-from pipeline.tuning.trials import TRAINED_ATTR
+from pipeline.tracking import names
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = [sys.executable, "-m", "pipeline"]
@@ -81,9 +81,9 @@ def main() -> None:
             seconds = time.perf_counter() - started
             trials = optuna.load_study(study_name="mnist-mlp", storage=storage).trials
             marks = sorted({1, 10, 11, 20, 21, len(trials)} & set(range(1, len(trials) + 1)))
-            rss = "  ".join(f"#{n}: {trials[n - 1].user_attrs['rss_mb']}" for n in marks)
+            rss = "  ".join(f"#{n}: {trials[n - 1].user_attrs[names.RSS_ATTR]}" for n in marks)
             processes = len({trial.user_attrs["process"] for trial in trials})
-            epochs = sum(trial.user_attrs[TRAINED_ATTR] for trial in trials)
+            epochs = sum(trial.user_attrs[names.TRAINED_ATTR] for trial in trials)
             print(
                 f"--trials-per-process {per_process:>3}: {len(trials)} trials in {processes} "
                 f"process(es), {epochs} epochs, {seconds:.0f} s "

@@ -1,20 +1,21 @@
 """How often a study claims a winner that is not there, and whether it still finds one that is.
 
     python bench/verdict_null.py --source ../shared/data/mnist [--studies 20] [--trials 20]
-                                 [--train-images 19690] [--power-seeds 0 1] [--workdir DIR]
+                                 [--power-seeds 0 1] [--workdir DIR]
 
-Null studies: `pipeline tune` with near-copy ranges (learning rate 0.00099-0.00101, hidden size
-255-257, every other setting the default preset's, no pruning), so every trial is the preset
-again up to its luck; --studies of them, each with its own --seed (split, initialisation,
-sampler), on the first --train-images training images of --source (all of the subset by
-default: with 3,000 images, 300 validation images, near-copies disagreed on too few images for
-either test to claim anything in 10 studies; a full-subset study takes about 10 minutes).
-Each study's verdict is read from its tune run: a claim is
-"better beyond noise" (gain > 0, p < 0.05). Today's test (the best against trial 0 by exact
-McNemar on the images that chose it: `val_gain_unadjusted_p_value`) against the verdict's own,
-adjusted for the choice (`val_gain_p_value`): claims in studies, with a 95 % Wilson interval.
-Then, from every null study's stored per-image answers, 2,000 resampled sub-studies (trial 0
-and 10 of its other trials at random) the same two ways.
+Null studies: each of --studies is a study whose --trials trials all train the MLP's default
+preset as a study's preset trial does (its epochs the ceiling, the epoch its validation curve
+chooses, pipeline.early_stopping), each trial from its own initialisation and shuffle seed, on
+the study's own validation split (seed = the study's number) of all of --source: every trial is
+the preset again up to its luck, as near-copies of it in a real study would be. (Near-copy
+ranges in `pipeline tune` share one seed, so its trials were too alike to disagree on enough
+images: 0 claims either way in 11 studies.) Trial 0 is the baseline; the best of the others on
+the validation images is compared with it two ways: today's test (exact McNemar on the images
+that chose it, as `val_gain_unadjusted_p_value`) and the verdict's own, adjusted for the choice
+(`val_gain_p_value`, pipeline.paired.after_selection). A claim is "better beyond noise"
+(gain > 0, p < 0.05); claims in studies with a 95 % Wilson interval. Then 2,000 resampled
+sub-studies (trial 0 and 10 of its others at random) the same two ways. Each trial's per-image
+answers are kept in --workdir, so an interrupted run goes on where it stopped.
 
 Power: `pipeline tune --start-from seed` (default ranges and pruner, --trials) on all of
 --source, one per --power-seeds seed: the verdict, adjusted and not.
@@ -23,7 +24,6 @@ Power: `pipeline tune --start-from seed` (default ranges and pruner, --trials) o
 from __future__ import annotations
 
 import argparse
-import gzip
 import math
 import os
 import resource
@@ -31,18 +31,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
 import numpy as np
-import optuna
 
-from pipeline import paired
+from pipeline import data, early_stopping, paired
 from pipeline.tracking import names
-from pipeline.tuning.trials import VAL_CORRECT_ATTR
+from pipeline.tune_config import TuneConfig
+from pipeline.tuning.baseline import preset_config
 
 PIPELINE = [sys.executable, "-m", "pipeline"]
-NEAR_COPY = ["--learning-rate-range", "0.00099", "0.00101", "--hidden-size-range", "255", "257"]
 
 
 def children_cpu() -> float:
@@ -54,27 +54,6 @@ def run(args: list[str], workdir: Path, env: dict) -> None:
     done = subprocess.run([*PIPELINE, *args], capture_output=True, text=True, cwd=workdir, env=env)
     if done.returncode:
         raise SystemExit(f"pipeline {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    magic = 0x0803 if array.ndim == 3 else 0x0801
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
-
-
-def smaller_source(source: Path, folder: Path, train_images: int) -> Path:
-    """The first train_images training images of source (and its whole test set), as IDX."""
-    from pipeline import data
-
-    folder.mkdir(parents=True, exist_ok=True)
-    images = data.parse_idx(source / "train-images-idx3-ubyte.gz", "images")
-    labels = data.parse_idx(source / "train-labels-idx1-ubyte.gz", "labels")
-    write_idx(folder / "train-images-idx3-ubyte.gz", images[:train_images])
-    write_idx(folder / "train-labels-idx1-ubyte.gz", labels[:train_images])
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (folder / name).write_bytes((source / name).read_bytes())
-    return folder
 
 
 def wilson(claims: int, total: int) -> str:
@@ -89,6 +68,103 @@ def wilson(claims: int, total: int) -> str:
     return f"{claims}/{total} = {100 * share:.1f} % (95 % interval {low:.1f}-{high:.1f} %)"
 
 
+def null_trial(splits: data.Splits, study: int, trial: int) -> np.ndarray:
+    """One trial of a null study: the default MLP preset as a study's preset trial trains it,
+    from its own seed; its per-image answers on the validation images at the chosen epoch."""
+    from pipeline import fitting
+    from pipeline.keras_runtime import keras
+
+    seed = int(np.random.SeedSequence([study, trial]).generate_state(1)[0])
+    config = replace(preset_config(TuneConfig(seed=study), "mlp"), seed=seed)
+    keras.utils.set_random_seed(seed)
+    model = fitting.new_model(config, len(splits.y_train))
+    x_train, x_val = splits.x_train.astype(np.float32), splits.x_val.astype(np.float32)
+    curve, answers = [], []
+    for _ in range(config.epochs):
+        model.fit(x_train, splits.y_train, batch_size=config.batch_size, epochs=1, verbose=0)
+        correct = model.predict_on_batch(x_val).argmax(axis=1) == splits.y_val
+        curve.append(float(correct.mean()))
+        answers.append(correct)
+    chosen = early_stopping.best_epoch(curve, (early_stopping.FIRST_EPOCH, config.epochs))
+    fitting.clear_state()
+    return answers[chosen - 1]
+
+
+def null_study(dataset: data.Dataset, study: int, trials: int, folder: Path) -> list[np.ndarray]:
+    """Every trial's per-image answers (trial 0 first), trained or read from folder."""
+    splits = data.split_train_validation(dataset, 0.1, study)
+    answers = []
+    for trial in range(trials):
+        path = folder / f"study{study}-trial{trial}.npy"
+        if not path.is_file():
+            np.save(path.with_suffix(".tmp.npy"), null_trial(splits, study, trial))
+            path.with_suffix(".tmp.npy").rename(path)
+        answers.append(np.load(path))
+    return answers
+
+
+def claims(best: np.ndarray, others: list[np.ndarray], baseline: np.ndarray) -> tuple[bool, bool]:
+    """(today's test claims, the adjusted verdict claims) for best chosen among others."""
+    return (
+        paired.compare(best, baseline).significant,
+        paired.after_selection(best, others, baseline).significant,
+    )
+
+
+def chosen(trials: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The best of trials on the validation images (the first on a tie) and the rest."""
+    best = max(range(len(trials)), key=lambda i: (trials[i].sum(), -i))
+    return trials[best], [t for i, t in enumerate(trials) if i != best]
+
+
+def resampled(studies: list[list[np.ndarray]], draws: int, size: int) -> tuple[int, int, int]:
+    """(draws, today's claims, adjusted claims) over sub-studies of trial 0 and `size` others."""
+    rng = np.random.default_rng(0)
+    today = adjusted = 0
+    for draw in range(draws):
+        base, *others = studies[draw % len(studies)]
+        best, rest = chosen([others[i] for i in rng.choice(len(others), size, replace=False)])
+        said_today, said_adjusted = claims(best, rest, base)
+        today, adjusted = today + said_today, adjusted + said_adjusted
+    return draws, today, adjusted
+
+
+def null_studies(options: argparse.Namespace, workdir: Path, env: dict) -> None:
+    run(["download", "--source", str(options.source.resolve())], workdir, env)
+    dataset = data.load_dataset(workdir / "data" / "mnist")
+    folder = workdir / "null"
+    folder.mkdir(exist_ok=True)
+    today = adjusted = 0
+    studies = []
+    for study in range(options.studies):
+        started = time.process_time()
+        trials = null_study(dataset, study, options.trials, folder)
+        best, rest = chosen(trials[1:])
+        said_today, said_adjusted = claims(best, rest, trials[0])
+        today, adjusted = today + said_today, adjusted + said_adjusted
+        gain = paired.compare(best, trials[0])
+        adjusted_p = paired.after_selection(best, rest, trials[0]).p_value
+        print(
+            f"null study {study}: trial 0 {100 * trials[0].mean():.2f} %, best of "
+            f"{len(trials) - 1} {100 * best.mean():.2f} %, gain {gain.points()[0]:+.2f} pt, "
+            f"p today {gain.p_value:.3g}, adjusted {adjusted_p:.3g}; "
+            f"{time.process_time() - started:.0f} CPU s",
+            flush=True,
+        )
+        studies.append(trials)
+    total = options.studies
+    print(
+        f"null studies claiming a winner: today's test {wilson(today, total)}; adjusted "
+        f"{wilson(adjusted, total)}"
+    )
+    draws, today, adjusted = resampled(studies, 2000, min(10, options.trials - 2))
+    print(
+        f"resampled sub-studies (trial 0 and 10 others): today's test {wilson(today, draws)}; "
+        f"adjusted {wilson(adjusted, draws)}",
+        flush=True,
+    )
+
+
 def verdict_of(study_name: str) -> dict[str, float]:
     (parent,) = mlflow.search_runs(
         search_all_experiments=True,
@@ -98,95 +174,8 @@ def verdict_of(study_name: str) -> dict[str, float]:
     return parent.data.metrics
 
 
-def claims(metrics: dict[str, float]) -> tuple[bool, bool]:
-    """(today's test claims, the adjusted verdict claims)."""
-    gain = metrics.get(names.VAL_GAIN, 0.0)
-    today = paired.significant(gain, metrics.get(names.VAL_GAIN_UNADJUSTED_P_VALUE, 1.0))
-    return today, paired.significant(gain, metrics.get(names.VAL_GAIN_P_VALUE, 1.0))
-
-
-def resampled(stores: list[tuple[str, str]], draws: int, size: int) -> tuple[int, int, int]:
-    """(draws, today's claims, adjusted claims) over sub-studies of trial 0 and `size` others."""
-    rng = np.random.default_rng(0)
-    studies = []
-    for storage, name in stores:
-        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        complete = [t for t in trials if VAL_CORRECT_ATTR in t.user_attrs]
-        baseline = next(t for t in complete if names.PRESET in t.user_attrs)
-        others = [t for t in complete if t.number != baseline.number]
-        studies.append(
-            (
-                paired.unpack(baseline.user_attrs[VAL_CORRECT_ATTR]),
-                [paired.unpack(t.user_attrs[VAL_CORRECT_ATTR]) for t in others],
-            )
-        )
-    today = adjusted = 0
-    for draw in range(draws):
-        base, others = studies[draw % len(studies)]
-        chosen = [others[i] for i in rng.choice(len(others), size, replace=False)]
-        best = max(range(size), key=lambda i: chosen[i].sum())
-        rest = [c for i, c in enumerate(chosen) if i != best]
-        today += paired.compare(chosen[best], base).significant
-        adjusted += paired.after_selection(chosen[best], rest, base).significant
-    return draws, today, adjusted
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, required=True)
-    parser.add_argument("--studies", type=int, default=20)
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--train-images", type=int, default=19_690)
-    parser.add_argument("--power-seeds", type=int, nargs="*", default=[0, 1])
-    parser.add_argument("--workdir", type=Path)
-    options = parser.parse_args()
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="verdict-null-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    print(f"working directory {workdir}", flush=True)
-    small = smaller_source(
-        options.source.resolve(), workdir / "source-small", options.train_images
-    )
-    run(["init-stores"], workdir, env)
-    run(["download", "--source", str(small), "--data-dir", "data/small"], workdir, env)
+def power(options: argparse.Namespace, workdir: Path, env: dict) -> None:
     storage = f"sqlite:///{workdir / 'optuna.db'}"
-    today = adjusted = 0
-    stores = []
-    for seed in range(options.studies):
-        name = f"null-{seed}"
-        started, cpu = time.time(), children_cpu()
-        run(
-            ["tune", "--arch", "mlp", "--n-trials", str(options.trials), "--seed", str(seed)]
-            + ["--study-name", name, "--storage", storage, "--pruner", "none", *NEAR_COPY]
-            + ["--data-dir", "data/small", "--trials-per-process", str(options.trials)],
-            workdir,
-            env,
-        )
-        metrics = verdict_of(name)
-        said_today, said_adjusted = claims(metrics)
-        today, adjusted = today + said_today, adjusted + said_adjusted
-        stores.append((storage, name))
-        print(
-            f"null study {seed}: gain {metrics.get(names.VAL_GAIN, 0):+.2f} pt, p today "
-            f"{metrics.get(names.VAL_GAIN_UNADJUSTED_P_VALUE, 1):.3g}, adjusted "
-            f"{metrics.get(names.VAL_GAIN_P_VALUE, 1):.3g}; {time.time() - started:.0f} s, "
-            f"{children_cpu() - cpu:.0f} CPU s",
-            flush=True,
-        )
-    total = options.studies
-    print(
-        f"null studies claiming a winner: today's test {wilson(today, total)}; adjusted "
-        f"{wilson(adjusted, total)}"
-    )
-    draws, today, adjusted = resampled(stores, 2000, min(10, options.trials - 2))
-    print(
-        f"resampled sub-studies (trial 0 and 10 others): today's test {wilson(today, draws)}; "
-        f"adjusted {wilson(adjusted, draws)}",
-        flush=True,
-    )
-    run(["download", "--source", str(options.source.resolve())], workdir, env)
     for seed in options.power_seeds:
         name = f"power-seed-{seed}"
         started, cpu = time.time(), children_cpu()
@@ -197,9 +186,11 @@ def main() -> None:
             env,
         )
         metrics = verdict_of(name)
-        said_today, said_adjusted = claims(metrics)
+        gain = metrics.get(names.VAL_GAIN, 0.0)
+        said_today = paired.significant(gain, metrics.get(names.VAL_GAIN_UNADJUSTED_P_VALUE, 1.0))
+        said_adjusted = paired.significant(gain, metrics.get(names.VAL_GAIN_P_VALUE, 1.0))
         print(
-            f"seed-start study, seed {seed}: gain {metrics.get(names.VAL_GAIN, 0):+.2f} pt "
+            f"seed-start study, seed {seed}: gain {gain:+.2f} pt "
             f"({metrics.get(names.VAL_GAIN_LOW, 0):+.2f} to "
             f"{metrics.get(names.VAL_GAIN_HIGH, 0):+.2f}), "
             f"p today {metrics.get(names.VAL_GAIN_UNADJUSTED_P_VALUE, 1):.2g}, adjusted "
@@ -207,6 +198,25 @@ def main() -> None:
             f"{said_adjusted}; {time.time() - started:.0f} s, {children_cpu() - cpu:.0f} CPU s",
             flush=True,
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, required=True)
+    parser.add_argument("--studies", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--power-seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--workdir", type=Path)
+    options = parser.parse_args()
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="verdict-null-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    print(f"working directory {workdir}", flush=True)
+    run(["init-stores"], workdir, env)
+    null_studies(options, workdir, env)
+    power(options, workdir, env)
 
 
 if __name__ == "__main__":

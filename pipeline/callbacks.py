@@ -51,8 +51,8 @@ class StepMetrics(keras.callbacks.Callback):
             {
                 names.TRAIN_LOSS: logs.get("loss"),  # Keras' mean over the epoch's batches
                 names.TRAIN_ACCURACY: logs.get("accuracy"),
-                names.VAL_LOSS: logs.get("val_loss"),
-                names.VAL_ACCURACY: logs.get("val_accuracy"),
+                names.VAL_LOSS: logs.get(names.VAL_LOSS),
+                names.VAL_ACCURACY: logs.get(names.VAL_ACCURACY),
                 names.EPOCH_SECONDS: seconds,
                 names.SAMPLES_PER_SECOND: trained / seconds if seconds > 0 else None,
             }

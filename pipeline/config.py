@@ -59,8 +59,13 @@ MAX_SEED = 2**32 - 1
 # (`make run` asks for both archs; --arch lstm or both for the rest).
 DEFAULT_ARCH = "mlp"
 DEFAULT_PRESET = "default"
-# Trials one process runs before a fresh one takes over: Keras keeps ~10 MB of every fit.
+# Trials one process runs before a fresh one takes over: Keras keeps part of every fit
+# (bench/tune_memory.py).
 TRIALS_PER_PROCESS = 10
+# Heartbeats a trial's worker may miss before the study takes it for dead (Optuna's grace).
+HEARTBEAT_GRACE_BEATS = 3
+# A run is stale after this many of its own heartbeat intervals without a beat (`reap`).
+MISSED_BEATS = 4
 
 
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -81,12 +86,12 @@ def arch_choices(name: str) -> tuple[str, ...]:
     return architectures.names() if name == ALL_ARCHITECTURES else (name,)
 
 
-def _check_seed(seed: int) -> None:
+def check_seed(seed: int) -> None:
     if not 0 <= seed <= MAX_SEED:
         raise PipelineError(f"--seed must be between 0 and {MAX_SEED} (got {seed})")
 
 
-def _check_fraction(fraction: float) -> None:
+def check_fraction(fraction: float) -> None:
     if not 0 < fraction < 1:
         raise PipelineError(
             f"--validation-fraction must be between 0 and 1, exclusive (got {fraction})"
@@ -141,8 +146,8 @@ class TrainConfig:
                 raise PipelineError(f"{option} must be a positive integer (got {value})")
         if self.max_steps is not None and self.max_steps < 1:
             raise PipelineError(f"--max-steps must be a positive integer (got {self.max_steps})")
-        _check_seed(self.seed)
-        _check_fraction(self.validation_fraction)
+        check_seed(self.seed)
+        check_fraction(self.validation_fraction)
         if self.early_stopping and not stoppable(self.learning_rate_schedule, self.max_steps):
             raise PipelineError(
                 "--early-stopping needs a constant learning rate and no --max-steps (a "
@@ -277,105 +282,3 @@ def tracking_uri() -> str:
 def experiment_name() -> str:
     """MLFLOW_EXPERIMENT_NAME when set, else the house experiment."""
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-
-
-# The search space shared by every architecture; the epoch range comes from the registry.
-LEARNING_RATE_RANGE = (1e-4, 1e-2)
-HIDDEN_SIZE_RANGE = (32, 512)
-MAX_FOLDS = 10
-# --search wide also searches these (the default search keeps the preset's).
-SEARCHES = ("standard", "wide")
-BATCH_SIZES = (32, 64, 128, 256)
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """An Optuna search: budget, storage, sampler, pruner and the search ranges."""
-
-    arch: str = DEFAULT_ARCH
-    n_trials: int = 20
-    timeout_seconds: float | None = None
-    study_name: str | None = None
-    storage: str = DEFAULT_OPTUNA_STORAGE
-    sampler: str = "tpe"
-    pruner: str = "halving"
-    seed: int = 0
-    learning_rate_range: tuple[float, float] = LEARNING_RATE_RANGE
-    hidden_size_range: tuple[int, int] = HIDDEN_SIZE_RANGE
-    epochs_range: tuple[int, int] | None = None  # None: the registry's range for each arch
-    search: str = "standard"
-    start_from: str = DEFAULT_PRESET  # the preset trials build on, trial 0 when in the ranges
-    folds: int = 1  # k-fold cross-validation of every trial (1: one validation split)
-    validation_fraction: float = 0.1
-    retrain_best: bool = False
-    heartbeat_seconds: int = 10
-    trials_per_process: int = TRIALS_PER_PROCESS
-
-    def __post_init__(self) -> None:
-        arch_choices(self.arch)
-        check_choice("--sampler", self.sampler, SAMPLERS)
-        check_choice("--pruner", self.pruner, PRUNERS)
-        check_choice("--search", self.search, SEARCHES)
-        check_choice("--start-from", self.start_from, architectures.preset_names())
-        if not 1 <= self.folds <= MAX_FOLDS:
-            raise PipelineError(f"--folds must be 1 to {MAX_FOLDS} (got {self.folds})")
-        if self.n_trials < 1:
-            raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
-        if self.timeout_seconds is not None and not self.timeout_seconds > 0:
-            raise PipelineError(f"--timeout must be > 0 seconds (got {self.timeout_seconds})")
-        _check_seed(self.seed)
-        if self.trials_per_process < 1:
-            raise PipelineError(
-                f"--trials-per-process must be at least 1 (got {self.trials_per_process})"
-            )
-        if self.heartbeat_seconds < 1:
-            raise PipelineError(f"--heartbeat must be >= 1 second (got {self.heartbeat_seconds})")
-        if not self.storage or "://" not in self.storage:
-            raise PipelineError(
-                f"--storage {self.storage!r} is not a URL (e.g. {DEFAULT_OPTUNA_STORAGE})"
-            )
-        ranges = [
-            ("--learning-rate-range", self.learning_rate_range),
-            ("--hidden-size-range", self.hidden_size_range),
-        ]
-        if self.epochs_range is not None:
-            ranges.append(("--epochs-range", self.epochs_range))
-        for option, (low, high) in ranges:
-            if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
-                raise PipelineError(f"{option} needs 0 < LOW < HIGH (got {low} {high})")
-        _check_fraction(self.validation_fraction)
-
-    def arches(self) -> tuple[str, ...]:
-        return arch_choices(self.arch)
-
-    def study_for(self, arch: str) -> str:
-        """The study name for arch (the given name gets an -arch suffix when tuning several)."""
-        if self.study_name is None:
-            return f"mnist-{arch}"
-        return f"{self.study_name}-{arch}" if len(self.arches()) > 1 else self.study_name
-
-    def epochs_for(self, arch: str) -> tuple[int, int]:
-        return self.epochs_range or architecture(arch).tuning_epochs()
-
-
-@dataclass(frozen=True)
-class MainConfig:
-    """What the main job runs."""
-
-    data: DataConfig = DataConfig()
-    preset: str = DEFAULT_PRESET
-    arch: str = DEFAULT_ARCH
-    tune: bool = False
-    n_trials: int = 10
-    storage: str = DEFAULT_OPTUNA_STORAGE
-    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
-    report_dir: Path = DEFAULT_REPORT_DIR
-
-    def __post_init__(self) -> None:
-        check_choice("--preset", self.preset, architectures.preset_names())
-        arch_choices(self.arch)
-        if self.n_trials < 1:
-            raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
-
-    def arches(self) -> tuple[str, ...]:
-        return arch_choices(self.arch)

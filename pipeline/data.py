@@ -172,7 +172,7 @@ def read_manifest(data_dir: Path) -> dict | None:
 
 def load_dataset(data_dir: Path) -> Dataset:
     """Load the processed cache written by the download stage, checked against its manifest's
-    digest on every load (about 20 ms for MNIST), so no run trains on or is tagged with data
+    digest on every load (a fast hash), so no run trains on or is tagged with data
     other than what the digest names."""
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)

@@ -2,43 +2,46 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pipeline import fetch
-from pipeline.config import DataConfig
 from pipeline.errors import redact
 
-
-def run_download(
-    config: DataConfig,
-    force: bool = False,
-    progress: fetch.Progress | None = None,
-    tags: dict[str, str] | None = None,
-) -> tuple[fetch.DownloadResult, str | None]:
-    """Fetch, verify and cache; log a download run unless a verified cache made it a no-op."""
-    result = fetch.download(config, force=force, progress=progress)
-    if result.skipped:
-        return result, None
-    return result, record(result, tags)
+if TYPE_CHECKING:  # the stage imports MLflow only when it records a run
+    from pipeline import tracking
 
 
-def record(result: fetch.DownloadResult, tags: dict[str, str] | None = None) -> str:
+def record(
+    result: fetch.DownloadResult, tags: dict[str, str] | None = None, *, store: tracking.Store
+) -> str:
     """A download run: source, checksums, counts, officialness and the dataset."""
     import numpy as np
 
     from pipeline import data, tracking
     from pipeline.tracking import names
 
-    tracking.setup()
+    store.open()
     tags = {
         names.DATA_DIGEST: result.digest,
         names.OFFICIAL_DATA: str(result.official).lower(),
         **(tags or {}),
     }
     with tracking.run("download", run_name="download", tags=tags) as run:
-        run.log_params({"source": redact(result.source)[:500], "official": result.official})
+        run.log_params(
+            {
+                names.SOURCE_PARAM: redact(result.source)[:500],
+                names.OFFICIAL_PARAM: result.official,
+            }
+        )
         for name, entry in result.files.items():
             stem = name.split(".")[0]
-            run.log_params({f"md5.{stem}": entry["md5"], f"official.{stem}": entry["official"]})
-        run.log_metrics({f"{split}_count": count for split, count in result.counts.items()})
+            run.log_params(
+                {
+                    names.file_md5(stem): entry[fetch.MD5_KEY],
+                    names.file_official(stem): entry[fetch.OFFICIAL_KEY],
+                }
+            )
+        run.log_metrics({names.image_count(split): n for split, n in result.counts.items()})
         kind = "the official MNIST files" if result.official else "NOT the official MNIST files"
         how = "Verified the cached" if result.skipped else "Downloaded and verified"
         run.describe(

@@ -83,10 +83,10 @@ def worst_misclassified(probabilities: np.ndarray, labels: np.ndarray, count: in
 def summary_markdown(result_numbers: dict, report: pd.DataFrame, pairs) -> str:
     """A short markdown summary of one evaluation."""
     lines = [
-        f"# Evaluation of {result_numbers['model_uri']}",
+        f"# Evaluation of {result_numbers[names.MODEL_URI_PARAM]}",
         "",
-        f"- test accuracy: **{result_numbers['test_accuracy']:.4f}**",
-        f"- test loss: {result_numbers['test_loss']:.4f}",
+        f"- test accuracy: **{result_numbers[names.TEST_ACCURACY]:.4f}**",
+        f"- test loss: {result_numbers[names.TEST_LOSS]:.4f}",
         f"- test set: {result_numbers['test_set']}",
         *([f"- paired: {result_numbers['verdict']}"] if result_numbers.get("verdict") else []),
         "- most confused (true → predicted, images): "
@@ -160,11 +160,11 @@ def _record(
     register: bool,
 ) -> tracking.Registration | None:
     """Log the evaluation on its own run and on the train run; register and gate the champion."""
-    test_metrics = {key: numbers[key] for key in ("test_accuracy", "test_loss")}
+    test_metrics = {key: numbers[key] for key in (names.TEST_ACCURACY, names.TEST_LOSS)}
     comparison = numbers.get("comparison")
     if comparison is not None:  # the tuned model's gain: shown beside its test accuracy
         test_metrics.update(names.gains("test", comparison.points()))
-    evaluation_run.log_params({"model_uri": target.model_uri})
+    evaluation_run.log_params({names.MODEL_URI_PARAM: target.model_uri})
     # On the logged model's page too, measured on the test set.
     evaluation_run.log_metrics(test_metrics, model_id=target.model_id, dataset=_test_set(digest))
     evaluation_run.log_artifacts(folder)
@@ -175,8 +175,8 @@ def _record(
     trained.set_tags({names.EVALUATED_ON: digest, names.EVALUATED_MODEL: target.model_uri})
     summary = (
         f"Evaluated {target.model_uri} ({target.arch}, from run {target.run_id}) on "
-        f"{numbers['test_set']}: test accuracy {numbers['test_accuracy']:.4f}, test loss "
-        f"{numbers['test_loss']:.4f}."
+        f"{numbers['test_set']}: test accuracy {numbers[names.TEST_ACCURACY]:.4f}, test loss "
+        f"{numbers[names.TEST_LOSS]:.4f}."
     )
     if numbers.get("verdict"):
         summary += f" Paired: {numbers['verdict']}."
@@ -190,7 +190,7 @@ def _record(
     )
     registration = None
     if register and target.registrable:
-        registration = tracking.register_if_better(target, numbers["test_accuracy"], summary)
+        registration = tracking.register_if_better(target, numbers[names.TEST_ACCURACY], summary)
         decision = {names.CHAMPION_DECISION: registration.describe()}
         evaluation_run.set_tags(decision)
         trained.set_tags(decision)
@@ -205,13 +205,15 @@ def evaluate_run(
     model_uri: str | None = None,
     register: bool = True,
     tags: dict[str, str] | None = None,
+    *,
+    store: tracking.Store,
 ) -> EvalResult:
     """Evaluate a train run's model (or any model URI) on the test set and log the results.
 
     The evaluate run is a child of the active run (the main job, a study) or, on its own, of
     the train run it scores.
     """
-    tracking.setup()
+    store.open()
     target = tracking.resolve_model(run_id, model_uri)  # bad ids and URIs fail here
     dataset = data.load_dataset(data_dir)
     model = tracking.load_model(target.model_uri)
@@ -219,9 +221,9 @@ def evaluate_run(
     matrix = confusion_matrix(dataset.y_test, probabilities.argmax(axis=1))
     report, pairs = per_class_report(matrix), most_confused(matrix)
     numbers: dict[str, Any] = {
-        "model_uri": target.model_uri,
-        "test_accuracy": float(np.trace(matrix) / matrix.sum()),
-        "test_loss": cross_entropy(probabilities, dataset.y_test),
+        names.MODEL_URI_PARAM: target.model_uri,
+        names.TEST_ACCURACY: float(np.trace(matrix) / matrix.sum()),
+        names.TEST_LOSS: cross_entropy(probabilities, dataset.y_test),
         "test_set": dataset.test_set(),
     }
     correct = probabilities.argmax(axis=1) == dataset.y_test
@@ -263,8 +265,8 @@ def evaluate_run(
         experiment_id=target.experiment_id,
         model_uri=target.model_uri,
         arch=target.arch,
-        test_accuracy=numbers["test_accuracy"],
-        test_loss=numbers["test_loss"],
+        test_accuracy=numbers[names.TEST_ACCURACY],
+        test_loss=numbers[names.TEST_LOSS],
         confused_pairs=pairs,
         registration=registration,
         evaluation_run_id=evaluation_run.run_id,

@@ -1,9 +1,10 @@
 """Leaving the process: what normal exit does that matters, without the slow part.
 
 After the last atexit handler, CPython tears down every module and native library; with
-TensorFlow, MLflow and SQLAlchemy loaded that takes 1-4 s on a small machine and does nothing a
-finished command needs. So the console script flushes, waits for non-daemon threads and runs the
-atexit handlers (MLflow's flushes among them), exactly as a normal exit would, then ends at once.
+TensorFlow, MLflow and SQLAlchemy loaded that takes seconds on a small machine
+(bench/cli_latency.py) and does nothing a finished command needs. So the console script
+flushes, waits for non-daemon threads and runs the atexit handlers (MLflow's flushes among
+them), exactly as a normal exit would, then ends at once.
 """
 
 from __future__ import annotations

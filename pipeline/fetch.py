@@ -5,25 +5,24 @@ No tracking here: the download stage (downloading.py) records what this cached a
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import shutil
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import data, locks
+from pipeline import data, locks, transfer
 from pipeline.config import MNIST_FILES, OFFICIAL_CHECKSUMS, DataConfig, PipelineError
 from pipeline.errors import redact, redact_text
 
-CHUNK = 1 << 16
+# Keys of a file's entry in the manifest (and DownloadResult.files).
+MD5_KEY = "md5"
+OFFICIAL_KEY = "official"
 SUM_FILES = {"SHA256SUMS": "sha256", "MD5SUMS": "md5"}
-Progress = Callable[..., None]  # (label, done, total or None, unit="bytes")
+Progress = transfer.Progress
 
 
 @dataclass(frozen=True)
@@ -43,65 +42,10 @@ class DownloadResult:
 def _hashes(path: Path) -> dict[str, str]:
     md5, sha256 = hashlib.md5(), hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
+        for chunk in iter(lambda: handle.read(transfer.CHUNK), b""):
             md5.update(chunk)
             sha256.update(chunk)
-    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
-
-
-def _stream(reader, dest: Path, label: str, total: int | None, progress: Progress | None):
-    done = 0
-    with dest.open("wb", buffering=0) as out:  # unbuffered: a full disk fails in write()
-        for chunk in iter(lambda: reader.read(CHUNK), b""):
-            try:
-                view = memoryview(chunk)
-                while view:  # a raw write may take part of the chunk
-                    view = view[out.write(view) or 0 :]
-            except OSError as error:  # disk full, quota: say which file
-                raise PipelineError(f"cannot write {dest}: {error.strerror or error}") from None
-            done += len(chunk)
-            if progress:
-                progress(label, done, total)
-
-
-def _request(url: str) -> urllib.request.Request:
-    """A GET for url; credentials in the URL (user:password@) become a Basic auth header."""
-    parts = urllib.parse.urlsplit(url)
-    headers = {"User-Agent": "mnist-pipeline"}
-    if parts.username is not None:
-        user, password = parts.username, parts.password or ""
-        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
-        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        url = urllib.parse.urlunsplit(parts._replace(netloc=host))
-    return urllib.request.Request(url, headers=headers)
-
-
-def _http_get(url: str, dest: Path, config: DataConfig, progress: Progress | None) -> None:
-    """GET url into dest with bounded retries; raises the last error."""
-    label = url.rsplit("/", 1)[-1]
-    for attempt in range(config.retries):
-        try:
-            request = _request(url)
-            with urllib.request.urlopen(request, timeout=config.timeout_seconds) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                _stream(response, dest, label, total, progress)
-            return
-        except urllib.error.HTTPError as error:
-            if error.code < 500 or attempt + 1 == config.retries:
-                raise
-        except (urllib.error.URLError, TimeoutError, ConnectionError):
-            if attempt + 1 == config.retries:
-                raise
-        time.sleep(0.5 * 2**attempt)
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code}"
-    if isinstance(error, urllib.error.URLError):
-        return str(error.reason)
-    return str(error) or type(error).__name__
+    return {MD5_KEY: md5.hexdigest(), "sha256": sha256.hexdigest()}
 
 
 def _from_mirrors(name: str, dest: Path, config: DataConfig, expected_md5: str, progress) -> str:
@@ -110,11 +54,11 @@ def _from_mirrors(name: str, dest: Path, config: DataConfig, expected_md5: str, 
     for mirror in config.mirrors:
         url = urllib.parse.urljoin(mirror if mirror.endswith("/") else mirror + "/", name)
         try:
-            _http_get(url, dest, config, progress)
+            transfer.http_get(url, dest, config, progress)
         except (urllib.error.URLError, OSError) as error:
-            tried.append(f"{redact(url)} ({_describe(error)})")
+            tried.append(f"{redact(url)} ({transfer.describe(error)})")
             continue
-        md5 = _hashes(dest)["md5"]
+        md5 = _hashes(dest)[MD5_KEY]
         if md5 == expected_md5:
             return url
         tried.append(f"{redact(url)} (checksum mismatch: MD5 {md5}, expected {expected_md5})")
@@ -153,16 +97,16 @@ def _from_source(
                 return None
             raise PipelineError(f"{name}: missing from source folder {base}")
         with path.open("rb") as reader:
-            _stream(reader, dest, name, path.stat().st_size, progress)
+            transfer.stream(reader, dest, name, path.stat().st_size, progress)
         return str(path)
     url = base + name
     try:
-        _http_get(url, dest, config, progress)
+        transfer.http_get(url, dest, config, progress)
     except (urllib.error.URLError, OSError) as error:
         if optional:
             return None
         raise PipelineError(
-            f"{name}: could not fetch {redact(url)} ({_describe(error)})"
+            f"{name}: could not fetch {redact(url)} ({transfer.describe(error)})"
         ) from None
     return url
 
@@ -198,8 +142,8 @@ def _fetch_all(staging: Path, config: DataConfig, checksums, progress) -> dict[s
                 f"{name}: checksum mismatch ({algorithm.upper()} {hashes[algorithm]}, the "
                 f"source's {algorithm.upper()}SUMS says {expected})"
             )
-        official = hashes["md5"] == checksums[name]
-        files[name] = {**hashes, "official": official, "origin": redact(origin or "")}
+        official = hashes[MD5_KEY] == checksums[name]
+        files[name] = {**hashes, OFFICIAL_KEY: official, "origin": redact(origin or "")}
     return files
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from pipeline import checkpoints, data, early_stopping, interrupts, tracking
 from pipeline.config import TrainConfig
 from pipeline.errors import PipelineError
+from pipeline.tracking import names
 
 if TYPE_CHECKING:  # callbacks imports Keras: at run time only once a model is fitted
     from pipeline.callbacks import EpochCheckpoint, StepMetrics
@@ -114,7 +115,7 @@ def fit(
             1,
             EpochHook(
                 lambda done, logs: best.see(
-                    model, done, float(logs["val_accuracy"]), sink.next_step, sink.last_epoch
+                    model, done, float(logs[names.VAL_ACCURACY]), sink.next_step, sink.last_epoch
                 ),
                 stop,
             ),

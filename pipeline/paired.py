@@ -115,7 +115,7 @@ def compare(new: np.ndarray, baseline: np.ndarray) -> Comparison:
     gain = (new_only - baseline_only) / images
     if discordant == 0:  # the same answers: no evidence either way
         return Comparison(images, 0, 0, 0.0, 0.0, 0.0, 1.0)
-    from scipy.stats import binomtest  # 0.3 s to import: only when comparing
+    from scipy.stats import binomtest  # slow to import: only when comparing
 
     p_value = float(min(1.0, binomtest(new_only, discordant, 0.5).pvalue))
     shares = np.array([new_only, baseline_only, images - discordant]) / images

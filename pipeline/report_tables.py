@@ -16,15 +16,15 @@ VARIANTS = ("seed preset", "default preset", "tuned best")
 COLUMNS = [
     "arch",
     "variant",
-    "test_accuracy",
+    names.TEST_ACCURACY,
     "test_gain",  # a tuned model's, over its study's baseline on the same test images
-    "val_accuracy",
+    names.VAL_ACCURACY,
     "learning_rate",
     "hidden_size",
     "epochs",
     "batch_size",
-    "train_seconds",
-    "samples_per_second",
+    names.TRAIN_SECONDS,
+    names.SAMPLES_PER_SECOND,
     "run_id",
 ]
 
@@ -58,7 +58,7 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
             {
                 "arch": arch,
                 "variant": "notebook (published)",
-                "test_accuracy": entry.notebook_accuracy,
+                names.TEST_ACCURACY: entry.notebook_accuracy,
             }
         )
         for variant in VARIANTS:
@@ -100,7 +100,14 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
     summed: a resumed study's wall time; with workers at once, more than the wall time), best
     value and params."""
     if frame.empty or tag(names.STUDY) not in frame:
-        columns = ["study", "arch", "trials", "pruned_share", "tune_seconds", "best_val_accuracy"]
+        columns = [
+            "study",
+            "arch",
+            "trials",
+            names.PRUNED_SHARE,
+            "tune_seconds",
+            names.BEST_VAL_ACCURACY,
+        ]
         words = ["verdict", "pruning"]  # shown under the table
         return pd.DataFrame(columns=[*columns, "val_gain", "best_params", *words])
     parents = frame[values_of(frame, tag(names.STAGE)) == "tune"]
@@ -120,9 +127,11 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
                 "study": study,
                 "arch": latest.get(tag(names.ARCH)),
                 "trials": trials,
-                "pruned_share": pruned / trials if trials else 0.0,
+                names.PRUNED_SHARE: pruned / trials if trials else 0.0,
                 "tune_seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds().sum(),
-                "best_val_accuracy": latest.get(names.column("metrics", names.BEST_VAL_ACCURACY)),
+                names.BEST_VAL_ACCURACY: latest.get(
+                    names.column("metrics", names.BEST_VAL_ACCURACY)
+                ),
                 "val_gain": gain_text(latest, "val"),
                 "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
                 "verdict": latest.get(tag(names.VERDICT)),
@@ -146,8 +155,8 @@ def with_median_throughput(table: pd.DataFrame, histories: dict) -> pd.DataFrame
     """samples_per_second as the median over each run's epochs: its latest value is one epoch's,
     at the mercy of whatever else the machine ran then."""
     medians = [
-        statistics.median(value for _, value in histories[run_id]["samples_per_second"])
-        if run_id in histories and histories[run_id]["samples_per_second"]
+        statistics.median(value for _, value in histories[run_id][names.SAMPLES_PER_SECOND])
+        if run_id in histories and histories[run_id][names.SAMPLES_PER_SECOND]
         else None
         for run_id in table["run_id"]
     ]

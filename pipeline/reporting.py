@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import config as cfg
 from pipeline import data, figures, tracking
 from pipeline.errors import PipelineError, redact
 from pipeline.report_tables import (
@@ -37,15 +36,18 @@ class Report:
     run_id: str
 
 
-def load_runs(experiment: str, run_ids: list[str] | None = None) -> pd.DataFrame:
+def load_runs(
+    store: tracking.Store, experiment: str, run_ids: list[str] | None = None
+) -> pd.DataFrame:
     """The runs the report draws on, newest first: the train runs (its table picks the newest of
     each arch and variant), every study's tune run and the newest download; or only run_ids,
     when given. Each is one server-side query by stage, so a store full of trial runs costs
     little here (each query scans the stage tags once: bench/store_scale.py)."""
     experiment_id = tracking.experiment_id_of(experiment)
     if experiment_id is None:
-        uri = redact(cfg.tracking_uri())
-        raise PipelineError(f"--experiment {experiment}: no such experiment in {uri}")
+        raise PipelineError(
+            f"--experiment {experiment}: no such experiment in {redact(store.uri)}"
+        )
     train = tracking.Match(tags={names.STAGE: "train"})
     if run_ids:
         frame = tracking.finished_runs(experiment_id, replace(train, run_ids=tuple(run_ids)))
@@ -167,13 +169,15 @@ def render(table: pd.DataFrame, tuning: pd.DataFrame, data_line: str) -> str:
     )
 
 
-def write_report(folder: Path, experiment: str | None = None, run_ids=None) -> Report:
+def write_report(
+    folder: Path, experiment: str | None = None, run_ids=None, *, store: tracking.Store
+) -> Report:
     """Write report.md and learning_curves.png into folder and log them on a report run.
 
     Each file is written under a temporary name and renamed, so a failed write keeps the old one.
     """
-    tracking.setup()
-    frame = load_runs(experiment or tracking.current_experiment(), run_ids)
+    store.open()
+    frame = load_runs(store, experiment or tracking.current_experiment(), run_ids)
     table, tuning = comparison_table(frame), tuning_summary(frame)
     histories = {
         row.run_id: {key: tracking.metric_history(row.run_id, key) for key in HISTORIES}
@@ -208,9 +212,9 @@ def describe(table: pd.DataFrame, tuning: pd.DataFrame) -> str:
         return "Report with the notebooks' published numbers only: no train runs yet."
     best = []
     for arch, rows in runs.groupby("arch", sort=False):
-        tested = rows[rows["test_accuracy"].notna()]
+        tested = rows[rows[names.TEST_ACCURACY].notna()]
         if not tested.empty:
-            top = tested.loc[tested["test_accuracy"].astype(float).idxmax()]
+            top = tested.loc[tested[names.TEST_ACCURACY].astype(float).idxmax()]
             best.append(f"{arch} {float(top.test_accuracy):.4f} ({top.variant})")
     return (
         f"Report comparing {len(runs)} train runs with the notebooks"

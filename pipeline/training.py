@@ -78,11 +78,13 @@ def train(
     tags: dict[str, str] | None = None,
     label: str | None = None,
     log_checkpoints: bool = False,
+    *,
+    store: tracking.Store,
 ) -> TrainResult:
     """Train one model in one MLflow run (or continue an interrupted run with resume=RUN_ID).
 
     The run and its model are named for the config (label replaces the preset's name, say
-    "tuned"); with log_checkpoints each epoch's model is logged too."""
+    "tuned"); with log_checkpoints each epoch's model is logged too. The run goes to store."""
     dataset = data.load_dataset(data_dir)
     state = None
     with contextlib.ExitStack() as held:
@@ -94,7 +96,7 @@ def train(
             raise PipelineError("nothing to train: give a configuration or --resume RUN_ID")
         splits = data.split_train_validation(dataset, config.validation_fraction, config.seed)
         config = fitting.fit_epochs_to_steps(config, len(splits.y_train))
-        tracking.setup()
+        store.open()
         checkpoints.tidy(checkpoint_dir)  # partial files of runs killed mid-write
         if resume:
             tracking.check_resumable(resume)
@@ -147,7 +149,7 @@ def _finish(
     """Check the fit, log the outputs (the best epoch's model, with early stopping) and
     summarise the run."""
     _check_fitted(fitted, config, checkpoint_dir, run.run_id)
-    run.log_metrics({"train_seconds": fitted.seconds})
+    run.log_metrics({names.TRAIN_SECONDS: fitted.seconds})
     sink, best = fitted.metrics.sink, fitted.best
     step, epoch_metrics, stopped = sink.next_step, sink.last_epoch, ""
     if best is not None and best.epoch is not None:
@@ -177,16 +179,16 @@ def _finish(
         f"{config.hidden_size}: {steps} steps of batch {config.batch_size} ({config.epochs} "
         f"epochs) with Adam at a {schedule} learning rate of {config.learning_rate:g}, on "
         f"{len(splits.y_train)} training images in {fitted.seconds:.0f} s of fitting.{stopped} "
-        f"Validation accuracy {final.get('val_accuracy', float('nan')):.4f} (loss "
-        f"{final.get('val_loss', float('nan')):.4f}) on {len(splits.y_val)} held-out images. "
+        f"Validation accuracy {final.get(names.VAL_ACCURACY, float('nan')):.4f} (loss "
+        f"{final.get(names.VAL_LOSS, float('nan')):.4f}) on {len(splits.y_val)} held-out images. "
         f"Model {model_uri}."
     )
     return TrainResult(
         run_id=run.run_id,
         experiment_id=run.experiment_id,
         config=config,
-        val_accuracy=final.get("val_accuracy", float("nan")),
-        val_loss=final.get("val_loss", float("nan")),
+        val_accuracy=final.get(names.VAL_ACCURACY, float("nan")),
+        val_loss=final.get(names.VAL_LOSS, float("nan")),
         seconds=fitted.seconds,
         samples_per_second=min(trained, len(splits.y_train) * config.epochs) / fitted.seconds,
         steps=steps,

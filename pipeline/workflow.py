@@ -18,10 +18,11 @@ from pipeline import (
     tracking,
     training,
 )
-from pipeline.config import MainConfig, TrainConfig, TuneConfig, train_config
+from pipeline.config import TrainConfig, train_config
 from pipeline.tracking import names
+from pipeline.tune_config import MainConfig, TuneConfig
 from pipeline.tuning import study
-from pipeline.tuning.trials import baseline_tags, preset_config, tuned_config, tuned_label
+from pipeline.tuning.baseline import baseline_tags, preset_config, tuned_config, tuned_label
 
 
 @dataclass
@@ -53,6 +54,7 @@ class _Job:
     digest: str
     say: Callable[[str], None]
     progress: Callable[[str], fitting.Progress | None]
+    store: tracking.Store
 
     def step(self, name: str, key: str, work: Callable[[dict[str, str]], str]) -> str:
         """Reuse a finished identical step, or run it with the cache key on its run."""
@@ -69,31 +71,36 @@ class _Job:
 
 def run_main(
     config: MainConfig,
+    store: tracking.Store,
     say: Callable[[str], None] = print,
     progress: Callable[[str], fitting.Progress | None] = lambda label: None,
 ) -> MainResult:
     """Run every step as a child of one parent run; identical finished steps are reused.
 
-    progress(label) shows a training's progress (label: "train mlp", say)."""
-    tracking.setup()
+    progress(label) shows a training's progress (label: "train mlp", say); every run goes to
+    store."""
+    store.open()
     result = MainResult()
     tags = {names.PRESET: config.preset, names.TUNE: str(config.tune).lower()}
     with tracking.run("main", f"main-{config.preset}", tags) as main:
         result.run_id = main.run_id
         downloaded = fetch.download(config.data)
-        job = _Job(config, main, result, downloaded.digest, say, progress)
-        key = cache_key("download", {"source": config.data.source}, downloaded.digest)
+        job = _Job(config, main, result, downloaded.digest, say, progress, store)
+        key = cache_key("download", {names.SOURCE_PARAM: config.data.source}, downloaded.digest)
         previous = tracking.find_finished(names.CACHE_KEY, key) if downloaded.skipped else None
         if previous is not None:
             say(f"download: verified data already in {config.data.data_dir}; reusing")
             result.add(main, "download", previous, True)
         else:
             result.add(
-                main, "download", downloading.record(downloaded, {names.CACHE_KEY: key}), False
+                main,
+                "download",
+                downloading.record(downloaded, {names.CACHE_KEY: key}, store=store),
+                False,
             )
         for arch in config.arches():
             _arch_steps(job, arch)
-        report = reporting.write_report(config.report_dir)
+        report = reporting.write_report(config.report_dir, store=store)
         result.add(main, "report", report.run_id, False)
         say(f"report: {config.report_dir / 'report.md'}")
         reused = sum(1 for _, _, was_reused in result.steps if was_reused)
@@ -121,7 +128,7 @@ def _arch_steps(job: _Job, arch: str) -> None:
             key,
             lambda tags: (
                 study.tune_arch(
-                    tune_config, arch, data_dir, config.checkpoint_dir, tags=tags
+                    tune_config, arch, data_dir, config.checkpoint_dir, tags=tags, store=job.store
                 ).parent_run_id
             ),
         )
@@ -179,6 +186,7 @@ def _train_and_evaluate(
                 progress=job.progress(f"train {step}"),
                 tags={**tags, **tuned},
                 label=label,
+                store=job.store,
             ).run_id
         ),
     )
@@ -187,7 +195,9 @@ def _train_and_evaluate(
         f"evaluate {step}",
         key,
         lambda tags: (
-            evaluation.evaluate_run(data_dir, run_id=trained, tags=tags).evaluation_run_id
+            evaluation.evaluate_run(
+                data_dir, run_id=trained, tags=tags, store=job.store
+            ).evaluation_run_id
         ),
     )
-    return tracking.latest_metrics(evaluated)["test_accuracy"]  # reused steps too
+    return tracking.latest_metrics(evaluated)[names.TEST_ACCURACY]  # reused steps too

@@ -337,11 +337,10 @@ def add_hopeless_baseline(storage: str, study_name: str) -> None:
 
     from pipeline import paired
     from pipeline.tracking import names
-    from pipeline.tuning.trials import VAL_CORRECT_ATTR
 
     study = optuna.load_study(study_name=study_name, storage=storage)
-    done = next(t for t in study.trials if VAL_CORRECT_ATTR in t.user_attrs)
-    images = len(paired.unpack(done.user_attrs[VAL_CORRECT_ATTR]))
+    done = next(t for t in study.trials if names.VAL_CORRECT_ATTR in t.user_attrs)
+    images = len(paired.unpack(done.user_attrs[names.VAL_CORRECT_ATTR]))
     study.add_trial(
         optuna.trial.create_trial(
             params={"learning_rate": 1e-7, "hidden_size": 8},
@@ -352,7 +351,7 @@ def add_hopeless_baseline(storage: str, study_name: str) -> None:
             value=0.0,
             user_attrs={
                 names.PRESET: "default",
-                VAL_CORRECT_ATTR: paired.pack(np.zeros(images, dtype=bool)),
+                names.VAL_CORRECT_ATTR: paired.pack(np.zeros(images, dtype=bool)),
             },
         )
     )

@@ -9,15 +9,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline import architectures
-from pipeline.config import (
-    MainConfig,
-    ReapConfig,
-    TrainConfig,
-    TuneConfig,
-    parse_duration,
-    train_config,
-)
+from pipeline.config import ReapConfig, TrainConfig, parse_duration, train_config
 from pipeline.errors import PipelineError
+from pipeline.tune_config import MainConfig, TuneConfig
 
 ARCHES = ", ".join(architectures.names())
 

@@ -227,7 +227,7 @@ def test_a_study_storage_that_fills_mid_study_is_one_line_and_goes_on_once_freed
 
     import optuna
 
-    from pipeline.config import TuneConfig
+    from pipeline.tune_config import TuneConfig
     from pipeline.tuning.storage import open_storage
     from pipeline.tuning.study import create_or_load
 

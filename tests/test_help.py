@@ -10,7 +10,8 @@ import typer.main
 
 from pipeline import config as cfg
 from pipeline.cli.app import app
-from pipeline.config import MainConfig, TuneConfig, train_config
+from pipeline.config import train_config
+from pipeline.tune_config import MainConfig, TuneConfig
 
 COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 
@@ -61,3 +62,30 @@ def test_help_lists_every_stage(cli):
     listed = re.findall(r"^  (\S+)  ", result.stdout.split("Commands:", 1)[1], re.M)
     assert listed == list(COMMANDS), listed
     assert "Fetch, verify and cache" in result.stdout
+
+
+CONFIGS = {"tune": TuneConfig, "main": MainConfig, "train": None}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_defaults_help_states_are_the_configs(cli, name):
+    """A help text's "(default: X)" for a config field is that field's default, read from the
+    code, not restated by hand (train's fields default to the preset's or to TrainConfig's)."""
+    shown = entries(cli(name, "--help").stdout)
+    config = CONFIGS[name]
+    checked = 0
+    for param in COMMANDS[name].params:
+        text = " ".join(shown[param.opts[0]].split())
+        if config is None:
+            if param.name not in ("seed", "validation_fraction"):
+                continue  # the preset's, or a stage option
+            value = getattr(train_config(), param.name)
+        elif param.name in config.__dataclass_fields__:
+            value = getattr(config(), param.name)
+        else:
+            continue
+        if value is None or isinstance(value, bool):
+            continue  # said in words (no limit), or by Click itself ([default: no-tune])
+        assert f"(default: {value})" in text, (name, param.opts[0], text, value)
+        checked += 1
+    assert checked >= 2

@@ -18,7 +18,7 @@ def test_the_default_pruner_judges_no_trial_before_epoch_3():
     """Successive halving from epoch 3 (15 % of a schedule): an early epoch's accuracy hardly
     ranks a trial's final one (bench/pruner_replay.py), so a hopeless trial still trains three
     epochs, then stops."""
-    from pipeline.config import TuneConfig
+    from pipeline.tune_config import TuneConfig
     from pipeline.tuning.pruning import pruner
 
     for arch, search, first in (

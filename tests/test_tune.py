@@ -155,7 +155,8 @@ def test_a_study_name_reused_for_another_arch_is_refused(cli, workdir, data_dir,
 @pytest.mark.slow
 def test_wide_search_also_searches_batch_size_and_schedule(cli, workdir, data_dir, tiny):
     from pipeline.architectures import REGISTRY
-    from pipeline.config import BATCH_SIZES, SCHEDULES
+    from pipeline.config import SCHEDULES
+    from pipeline.tune_config import BATCH_SIZES
 
     preset = REGISTRY["mlp"].presets["default"]
     seeded = tune(

@@ -18,6 +18,8 @@ from conftest import (
 )
 from study_helpers import storage_url, study_runs, tune
 
+from pipeline.tracking import names
+
 
 @pytest.mark.slow
 def test_two_workers_share_one_study(cli, workdir, data_dir, tiny):
@@ -147,7 +149,7 @@ CREATE = """
 import sys, time
 from pipeline.tuning import storage as study_storage
 from pipeline.tuning.study import create_or_load
-from pipeline.config import TuneConfig
+from pipeline.tune_config import TuneConfig
 start = float(sys.argv[2])
 tune = TuneConfig(storage=sys.argv[1])
 storage = study_storage.open_storage(tune.storage)
@@ -216,7 +218,7 @@ def test_a_worker_runs_its_trials_in_fresh_processes(cli, workdir, data_dir, tin
     processes = [trial.user_attrs["process"] for trial in trials]
     assert processes[0] == processes[1] != processes[2] == processes[3]
     assert os.getpid() not in processes
-    assert all(trial.user_attrs["rss_mb"] > 0 for trial in trials)
+    assert all(trial.user_attrs[names.RSS_ATTR] > 0 for trial in trials)
     # A second process seeded like the first would propose the first's points again.
     assert trials[2].params != trials[0].params and trials[3].params != trials[1].params
     parents, trial_runs = study_runs("mnist-mlp")
@@ -290,21 +292,23 @@ def test_a_journal_study_fails_the_trials_of_processes_that_ended(cli, workdir, 
     import optuna
     from conftest import subprocess_env
 
-    from pipeline.tuning.owners import OWNER_ATTR, gone, process_identity
+    from pipeline.tuning.owners import gone, process_identity
     from pipeline.tuning.storage import open_storage
 
     storage = f"journal:///{workdir / 'optuna.log'}"
     tune = ("tune", "--arch", "mlp", "--n-trials", "1", "--storage", storage, *tiny.tune)
     assert cli(*tune).exit_code == 0
     first = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials[0]
-    assert gone(first.user_attrs[OWNER_ATTR])  # its trial process named itself, and has ended
+    assert gone(
+        first.user_attrs[names.OWNER_ATTR]
+    )  # its trial process named itself, and has ended
     script = (
         "import os, signal, optuna\n"
-        "from pipeline.tuning.owners import OWNER_ATTR, process_identity\n"
+        "from pipeline.tuning.owners import process_identity\n"
         "from pipeline.tuning.storage import open_storage\n"
         f"study = optuna.load_study(study_name='mnist-mlp', storage=open_storage({storage!r}))\n"
         "trial = study.ask()\n"
-        "trial.set_user_attr(OWNER_ATTR, process_identity())\n"
+        "trial.set_user_attr(names.OWNER_ATTR, process_identity())\n"
         "print(trial.number, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -320,7 +324,7 @@ def test_a_journal_study_fails_the_trials_of_processes_that_ended(cli, workdir, 
     dead = int(killed.stdout.split()[-1])
     study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
     live = study.ask()  # this process's, alive
-    live.set_user_attr(OWNER_ATTR, process_identity())
+    live.set_user_attr(names.OWNER_ATTR, process_identity())
     assert cli(*tune).exit_code == 0
     states = {
         t.number: t.state

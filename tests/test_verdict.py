@@ -3,6 +3,8 @@ descriptions, and --retrain-best only for a real winner."""
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import numpy as np
 import optuna
@@ -11,12 +13,13 @@ from conftest import runs
 
 from pipeline import paired, tracking
 from pipeline.architectures import REGISTRY
-from pipeline.config import TuneConfig, train_config
+from pipeline.config import train_config
 from pipeline.tracking import names
+from pipeline.tune_config import TuneConfig
 from pipeline.tuning import study as studies
 from pipeline.tuning import verdict
 from pipeline.tuning.storage import open_storage
-from pipeline.tuning.trials import VAL_CORRECT_ATTR, suggest
+from pipeline.tuning.trials import suggest
 
 
 def answers(right: int, images: int = 2000, first_wrong: int = 0) -> np.ndarray:
@@ -120,7 +123,7 @@ def _add(study, number_params: dict, value: float, correct=None, state="COMPLETE
         "hidden_size": optuna.distributions.IntDistribution(8, 1024, log=True),
     }
     if correct is not None:
-        attrs[VAL_CORRECT_ATTR] = paired.pack(correct)
+        attrs[names.VAL_CORRECT_ATTR] = paired.pack(correct)
     study.add_trial(
         optuna.trial.create_trial(
             params=number_params,
@@ -163,7 +166,7 @@ def test_when_the_ranges_exclude_the_preset_no_trial_is_enqueued_and_the_run_say
     study = _study("excluded", tune, workdir)
     assert study.trials == []  # the default MLP trains 20 epochs: outside 2-4
     _add(study, {"learning_rate": 0.003, "hidden_size": 512}, 0.975, answers(1950))
-    tracking.setup()
+    tracking.Store(os.environ["MLFLOW_TRACKING_URI"]).open()
     with tracking.run("tune", "tune-excluded", {}) as run:
         found, _ = studies._summarise(study, tune, run)
     assert found.comparison is None and not found.significant
@@ -219,7 +222,7 @@ def test_a_tuned_models_test_gain_is_over_its_studys_baseline_not_a_full_length_
     cli, workdir, data_dir
 ):
     from pipeline import training
-    from pipeline.tuning.trials import baseline_tags, preset_config
+    from pipeline.tuning.baseline import baseline_tags, preset_config
 
     tune = TuneConfig()
     assert cli("train", "--arch", "mlp", "--no-progress").exit_code == 0  # the baseline
@@ -238,7 +241,10 @@ def test_a_tuned_models_test_gain_is_over_its_studys_baseline_not_a_full_length_
 
     config = train_config("mlp", "default", learning_rate=0.02, hidden_size=16, epochs=3)
     tags = {names.TUNED_FROM: "mnist-mlp", **hashed}
-    tuned_run = training.train(config, data_dir, workdir / "checkpoints", tags=tags).run_id
+    store = tracking.Store(os.environ["MLFLOW_TRACKING_URI"])
+    tuned_run = training.train(
+        config, data_dir, workdir / "checkpoints", tags=tags, store=store
+    ).run_id
     result = cli("evaluate", "--run-id", tuned_run, "--no-register")
     assert result.exit_code == 0, result.stderr
 
@@ -291,7 +297,7 @@ def test_trial_0_is_the_model_train_makes_of_the_preset(cli, workdir, data_dir):
     model = mlflow.pyfunc.load_model(train_run["tags.pipeline.model_uri"])
     splits = data.split_train_validation(data.load_dataset(data_dir), 0.2, 0)
     answers = model.predict(splits.x_val).argmax(axis=1) == splits.y_val
-    assert np.array_equal(answers, paired.unpack(trial.user_attrs[VAL_CORRECT_ATTR]))
+    assert np.array_equal(answers, paired.unpack(trial.user_attrs[names.VAL_CORRECT_ATTR]))
     assert train_run["metrics.val_accuracy"] is not None
 
 
@@ -327,13 +333,13 @@ def test_cross_validated_trials_are_judged_on_every_training_image(cli, workdir,
     study = optuna.load_study(study_name="mnist-mlp", storage=storage)
     train_images = 300  # the synthetic training file (validation comes from it)
     for trial in study.trials:
-        assert len(paired.unpack(trial.user_attrs[VAL_CORRECT_ATTR])) == train_images
+        assert len(paired.unpack(trial.user_attrs[names.VAL_CORRECT_ATTR])) == train_images
         run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
         folds = mlflow.MlflowClient().get_metric_history(run.info.run_id, "fold_val_accuracy")
         assert sorted(metric.step for metric in folds) == [1, 2, 3]
         assert trial.value == pytest.approx(np.mean([metric.value for metric in folds]))
         assert trial.value == pytest.approx(
-            paired.unpack(trial.user_attrs[VAL_CORRECT_ATTR]).mean(), abs=1e-6
+            paired.unpack(trial.user_attrs[names.VAL_CORRECT_ATTR]).mean(), abs=1e-6
         )
         assert run.data.tags["pipeline.folds"] == "3"
         # Optuna saw the first fold's epochs only (pruning judges it alone).

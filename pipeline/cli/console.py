@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from pipeline.config import DEFAULT_UI_HOST, DEFAULT_UI_PORT, tracking_uri
+from pipeline.config import DEFAULT_UI_HOST, DEFAULT_UI_PORT
 from pipeline.errors import redact
 
 stderr = Console(stderr=True)
@@ -152,7 +152,7 @@ def print_train_summary(result) -> None:
         )
         + f"  run   {result.run_id}\n"
         f"  model {result.model_uri}\n"
-        f"  UI    mlflow ui --backend-store-uri {redact(tracking_uri())}  then open\n"
+        f"  UI    pipeline ui  then open\n"
         f"        {_ui_url()}/#/experiments/{result.experiment_id}/runs/{result.run_id}"
     )
 
@@ -170,7 +170,7 @@ def print_eval_summary(result) -> None:
     if result.registration:
         lines.append(f"  registry: {result.registration.describe()}")
     lines.append(
-        f"  UI: mlflow ui --backend-store-uri {redact(tracking_uri())}  then open "
+        f"  UI: pipeline ui  then open "
         f"{_ui_url()}/#/experiments/{result.experiment_id}/runs/{result.run_id}"
     )
     print("\n".join(lines))
@@ -212,7 +212,7 @@ def print_trial(done) -> None:
     value = "failed" if trial.value is None and not pruned else f"{trial.value or 0:.4f}"
     if pruned:
         last = max(trial.intermediate_values, default=0)
-        epoch = trial.user_attrs.get("pruned_at_epoch", "?")
+        epoch = done.pruned_at or "?"
         value = f"pruned after epoch {epoch} ({trial.intermediate_values.get(last, 0):.4f})"
     best = f"best {best.value:.4f} (#{best.number})" if best is not None else "no best yet"
     print(f"trial {trial.number:>3}  {params}  {value}  {best}")
@@ -267,3 +267,16 @@ def print_reap_summary(reaped, tidied: list) -> None:
         print(f"marked run {run_id} KILLED")
     count = len(reaped.killed)
     print(f"{count} stale run(s) marked KILLED" if count else "No stale runs.")
+
+
+def print_main_summary(result) -> None:
+    reused = sum(1 for _, _, was_reused in result.steps if was_reused)
+    print(f"main run {result.run_id}: {len(result.steps)} steps, {reused} reused")
+
+
+def print_report_summary(written, folder) -> None:
+    """The report's table as the terminal shows it, and where it went."""
+    from pipeline import reporting
+
+    print(reporting.markdown_table(written.table.drop(columns=["run_id"])))
+    print(f"\nWrote {folder / 'report.md'} and figures; report run {written.run_id}")

@@ -11,7 +11,6 @@ import time
 import urllib.request
 from collections.abc import Callable
 
-from pipeline import config as cfg
 from pipeline.errors import redact
 
 JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"  # MLflow's switch for its job runner
@@ -26,18 +25,18 @@ WHERE = (
 )
 
 
-def server_env() -> dict[str, str]:
+def server_env(tracking_uri: str) -> dict[str, str]:
     """The UI server's environment: the store URI (in the environment, not on its command line,
     where `ps` would show any password to every user), and MLflow's GenAI job runner off unless
     the user asks for it.
 
-    The runner starts eight more processes that cost the server's start-up twice the CPU
-    (measured: 68 s against 31 s of CPU) and run nothing this project records; on a small
+    The runner starts eight more processes that double the CPU of the server's start-up and
+    run nothing this project records; on a small
     machine they compete with a training started beside the UI.
     """
     env = dict(os.environ)
     env.setdefault(JOB_EXECUTION, "false")
-    env[BACKEND_STORE] = cfg.tracking_uri()
+    env[BACKEND_STORE] = tracking_uri
     return env
 
 
@@ -50,13 +49,18 @@ def _answers(url: str) -> bool:
 
 
 def serve(
-    host: str, port: int, storage: str, experiment_id: str, say: Callable[[str], None]
+    host: str,
+    port: int,
+    tracking_uri: str,
+    storage: str,
+    experiment_id: str,
+    say: Callable[[str], None],
 ) -> int:
     """Run `mlflow ui` until it exits or this process gets SIGINT/SIGTERM; its exit code.
 
     The URL is printed once the server answers, as the deep link to the experiment's runs."""
     command = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
-    server = subprocess.Popen(command, env=server_env())
+    server = subprocess.Popen(command, env=server_env(tracking_uri))
 
     def stop_server(_signal_number, _frame) -> None:
         server.terminate()  # the server stops its own workers

@@ -1,7 +1,7 @@
 """The only package that imports mlflow: a small API the stages call.
 
 names         every tag, param and metric key the project writes or reads
-store         set-up (tracking URI, experiment, short HTTP timeouts, reaping dead runs)
+store         the store a process opens once (tracking URI, experiment, reaping dead runs)
 runs          the run context with true end states, and a handle that logs onto a run
 heartbeat     run heartbeats and the reaper
 step_metrics  per-step metrics, buffered and sent asynchronously, spooled when the store is lost
@@ -43,10 +43,11 @@ from pipeline.tracking.runs import (
 )
 from pipeline.tracking.step_metrics import StepMetricSink, replay_spool
 from pipeline.tracking.store import (
+    Store,
+    configure_process,
     current_experiment,
     current_experiment_id,
     record_system_metrics,
-    setup,
 )
 
 __all__ = [
@@ -80,5 +81,6 @@ __all__ = [
     "resolve_model",
     "run",
     "run_tags",
-    "setup",
+    "Store",
+    "configure_process",
 ]

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 
 import mlflow
 
+from pipeline import config as cfg
 from pipeline.tracking import names
-
-MISSED_BEATS = 4  # a run is stale after this many of its own intervals without a beat
 
 
 def heartbeat_seconds() -> float:
@@ -80,11 +79,11 @@ def beats_elsewhere(run) -> bool:
 def lease(run) -> float:
     """How long a run may stay silent before it counts as dead: four of its own intervals."""
     try:
-        return MISSED_BEATS * float(
+        return cfg.MISSED_BEATS * float(
             run.data.tags.get(names.HEARTBEAT_INTERVAL, heartbeat_seconds())
         )
     except ValueError:
-        return MISSED_BEATS * heartbeat_seconds()
+        return cfg.MISSED_BEATS * heartbeat_seconds()
 
 
 def _silence(run, now: float, stale_after: float | None, older_than: float | None):
@@ -97,7 +96,7 @@ def _silence(run, now: float, stale_after: float | None, older_than: float | Non
             return None
         return now - run.info.start_time / 1000, older_than
     interval = float(run.data.tags.get(names.HEARTBEAT_INTERVAL, heartbeat_seconds()))
-    return now - float(stamp), stale_after or MISSED_BEATS * interval
+    return now - float(stamp), stale_after or cfg.MISSED_BEATS * interval
 
 
 def _fail_pending_models(client: mlflow.MlflowClient, run) -> None:

@@ -28,13 +28,13 @@ def log_model(model, name: str, step: int, description: str) -> str:
     dtype without this project installed, and its signature (see `_signature`) shows the
     images it scores. Model names cannot hold dots, so a name's dots become underscores.
     """
-    import keras
     import mlflow.pyfunc
-    import tensorflow
+
+    from pipeline.keras_runtime import keras, tf
 
     # Explicit requirements: MLflow's inference would re-load the model in a subprocess.
     requirements = [
-        f"tensorflow=={tensorflow.__version__}",
+        f"tensorflow=={tf.__version__}",
         f"keras=={keras.__version__}",
         f"mlflow=={mlflow.__version__}",
     ]
@@ -105,7 +105,7 @@ def _discard_failed_uploads() -> None:
 @contextlib.contextmanager
 def _pins_trusted():
     """Skip MLflow's check that a model's pip requirements match the running environment while
-    logging: it indexes every installed package's files (1-3 s per process), and our pins are
+    logging: it indexes every installed package's files (seconds per process), and our pins are
     read from that very environment."""
     from mlflow.utils import environment
 

@@ -1,4 +1,5 @@
-"""Every tag, param and metric key the project writes to MLflow or reads back, defined once.
+"""Every tag, param and metric key the project writes to MLflow or reads back, and every Optuna
+user attribute it sets or reads, defined once.
 
 The MLflow UI compares runs column by column, so a key spelled twice risks a silent new column:
 no other module spells a `pipeline.`, `optuna.` or `best.` key (tests/test_house_rules.py).
@@ -111,9 +112,47 @@ SOURCE_PARAM = "source"  # download
 OFFICIAL_PARAM = "official"
 
 
+# Optuna user attributes. A study's: its MLflow run and what every trial shares.
+PARENT_ATTR = "mlflow_parent_run_id"  # the study's MLflow run
+ARCH_ATTR = "arch"
+SEARCH_ATTR = "search"
+START_ATTR = "start_from"
+SEED_ATTR = "seed"
+FRACTION_ATTR = "validation_fraction"
+FOLDS_ATTR = "folds"
+# A trial's (and PRESET, on the study's preset trial).
+RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run
+OWNER_ATTR = "owner"  # the trial's process: boot id/pid namespace/pid/start time
+WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
+PROCESS_ATTR = "process"  # pid of its child that ran the trial (see tuning.workers)
+EPOCHS_ATTR = "epochs"  # the epoch count a trial's learning curve chose
+TRAINED_ATTR = "epochs_trained"  # the epochs a complete trial trained
+PRUNED_AT_ATTR = "pruned_at_epoch"  # the epochs a pruned trial trained
+RSS_ATTR = "rss_mb"  # the trial process's resident memory after the trial, in MB
+# Which validation images the trial's objective model got right (paired.pack): the evidence a
+# study's verdict compares. In the study's storage, beside the value it explains, so that any
+# worker reads it in one query, with no artifact download per trial.
+VAL_CORRECT_ATTR = "val_correct"
+
+
 def best(param: str) -> str:
     """The study run's tag holding its best configuration's value of param."""
     return BEST_PREFIX + param
+
+
+def file_md5(stem: str) -> str:
+    """The download run's param holding a file's MD5 (stem: train-images-idx3-ubyte, say)."""
+    return f"md5.{stem}"
+
+
+def file_official(stem: str) -> str:
+    """The download run's param saying whether a file is the official one."""
+    return f"official.{stem}"
+
+
+def image_count(split: str) -> str:
+    """The download run's metric counting a split's images (train, test)."""
+    return f"{split}_count"
 
 
 def step(name: str) -> str:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import mlflow
 
-from pipeline import config as cfg
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import heartbeat, names
 from pipeline.tracking.store import current_experiment_id
@@ -82,7 +81,7 @@ def check_resumable(run_id: str) -> None:
     try:
         found = mlflow.get_run(run_id)
     except Exception:
-        uri = redact(cfg.tracking_uri())
+        uri = redact(mlflow.get_tracking_uri())
         raise PipelineError(f"--resume {run_id}: no such run in {uri}") from None
     if found.info.status == "FINISHED":
         raise PipelineError(f"--resume {run_id}: the run already finished")

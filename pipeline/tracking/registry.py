@@ -45,7 +45,7 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
         raise PipelineError("give exactly one of --run-id or --model-uri")
     if model_uri and not model_uri.startswith(("runs:/", "models:/")):
         raise PipelineError(f"--model-uri {model_uri}: expected {cfg.MODEL_URI_FORMS}")
-    store = redact(cfg.tracking_uri())
+    store = redact(mlflow.get_tracking_uri())
     uri = model_uri or ""
     if run_id:
         try:

@@ -1,4 +1,5 @@
-"""Store set-up: which tracking store and experiment, with short HTTP timeouts and a reap."""
+"""The tracking store: opened once per process (which store and experiment, dead runs reaped),
+and the process-wide settings a command-line process uses it with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import contextlib
 import logging
 import os
 import sqlite3
-import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
@@ -29,11 +31,10 @@ DESCRIPTION = (
 )
 
 
-def setup(experiment: str | None = None, reap: bool = True, step_of: str | None = None) -> str:
-    """Point MLflow at the configured store and experiment (see _experiment; step_of: the run
-    id whose steps this process's runs are, a study's in its trial processes, say); reap dead
-    runs; returns the tracking URI."""
-    uri = cfg.tracking_uri()
+def configure_process(uri: str) -> None:
+    """Process-wide settings for a command-line process using the store at uri (the CLI edge
+    calls this once; a stage never does): quiet MLflow loggers, no artifact progress bars, no
+    printed run URL that would carry a password, and short HTTP retries against a server."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
     # A store error is reported as one line by the stage; MLflow would log its traceback too.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
@@ -41,17 +42,47 @@ def setup(experiment: str | None = None, reap: bool = True, step_of: str | None 
     if redact(uri) != uri:  # MLflow prints "View run at <URL>" with the URL's password
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri.startswith(("http://", "https://")):
-        # MLflow's own defaults retry for minutes; a CLI should say within ~30 s that the
+        # MLflow's own defaults retry for minutes; a CLI should say within seconds that the
         # server is unreachable (users can still raise these).
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "8")
+
+
+@dataclass
+class Store:
+    """The tracking store a process's stages log to, opened on first use and only once: MLflow
+    pointed at it and at the experiment (see _experiment; step_of: the run id whose steps this
+    process's runs are, a study's in its trial processes, say), and, with reap, runs whose
+    process died marked KILLED, each said through say."""
+
+    uri: str
+    reap: bool = True
+    step_of: str | None = None
+    say: Callable[[str], None] = lambda line: None
+    opened: bool = field(default=False, init=False)
+
+    def open(self) -> Store:
+        if self.opened:
+            return self
+        _open(self.uri, self.step_of)
+        self.opened = True
+        if self.reap:  # runs whose process died (SIGKILL) end KILLED, not RUNNING forever
+            reaped = heartbeat.reap()
+            for run_id in reaped.killed:
+                self.say(f"marked run {run_id} KILLED: its process stopped sending heartbeats")
+            for run_id, why in reaped.skipped:
+                self.say(f"left run {run_id} RUNNING: {why}")
+        return self
+
+
+def _open(uri: str, step_of: str | None) -> None:
     mlflow.set_tracking_uri(uri)
     try:
         # The first access creates a SQLite store's schema: one local process at a time.
         with locks.store_creation(uri):
             _check_database(uri)
-            chosen = mlflow.set_experiment(**_experiment(experiment, step_of))
+            chosen = mlflow.set_experiment(**_experiment(step_of))
             _gather_statistics(uri)
         # A description the user wrote stays; MLflow's shared Default experiment is not ours.
         if names.NOTE not in chosen.tags and chosen.experiment_id != DEFAULT_EXPERIMENT_ID:
@@ -62,23 +93,15 @@ def setup(experiment: str | None = None, reap: bool = True, step_of: str | None 
         raise PipelineError(
             f"cannot use tracking store {redact(uri)}: {scrub(first_line(error), uri)}"
         ) from None
-    if reap:  # runs whose process died (SIGKILL) end KILLED instead of staying RUNNING forever
-        reaped = heartbeat.reap()
-        for run_id in reaped.killed:
-            message = f"marked run {run_id} KILLED: its process stopped sending heartbeats"
-            print(message, file=sys.stderr)
-        for run_id, why in reaped.skipped:
-            print(f"left run {run_id} RUNNING: {why}", file=sys.stderr)
-    return uri
 
 
 def _gather_statistics(uri: str) -> None:
     """Give a SQLite store's query planner statistics once it holds metrics (ANALYZE, sampled).
 
     Without them SQLite reads one run's metric history through the (key, ...) index, every
-    run's points of that metric: 0.1-0.2 s per history with 20,000 trial runs in the store, a few
-    ms with statistics (bench/store_scale.py). Sampled, ANALYZE takes about 10 ms there; it
-    runs again only if the statistics table lacks the metrics."""
+    run's points of that metric: a store of many trial runs answers a history tens of times
+    slower (bench/store_scale.py measures both, and ANALYZE itself). It runs again only if the
+    statistics table lacks the metrics."""
     path = locks.sqlite_path(uri)
     if path is None or not path.exists():
         return
@@ -95,7 +118,7 @@ def _gather_statistics(uri: str) -> None:
 
 def _check_database(uri: str) -> None:
     """Fail at once on a database store that cannot be opened: MLflow retries opening it nine
-    times, about 100 s of sleeps, which helps a database server that is still starting but
+    times, sleeping longer each time, which helps a database server that is still starting but
     leaves a user who mistyped a URL or points at a read-only folder waiting in silence. (The
     stage reports what this raises as one line.)"""
     path = locks.sqlite_path(uri)
@@ -124,13 +147,11 @@ def _check_database(uri: str) -> None:
             engine.dispose()
 
 
-def _experiment(name: str | None, step_of: str | None = None) -> dict[str, Any]:
-    """Where this stage's runs go: the given experiment; else that of the run it is a step of
+def _experiment(step_of: str | None = None) -> dict[str, Any]:
+    """Where this process's runs go: the experiment of the run they are steps of
     (the main job, a study: active here, or step_of); else the run `mlflow run` made
     (MLFLOW_RUN_ID, which MLflow drops once adopted); else MLFLOW_EXPERIMENT_NAME,
     MLFLOW_EXPERIMENT_ID, or the house default."""
-    if name is not None:
-        return {"experiment_name": name}
     active = mlflow.active_run()
     if active is not None:
         return {"experiment_id": active.info.experiment_id}
@@ -145,21 +166,21 @@ def _experiment(name: str | None, step_of: str | None = None) -> dict[str, Any]:
 
 
 def current_experiment() -> str:
-    """The name of the experiment setup() chooses for a stage started now."""
-    chosen = _experiment(None)
+    """The name of the experiment Store.open() chooses for a stage started now."""
+    chosen = _experiment()
     if "experiment_id" in chosen:
         return mlflow.get_experiment(chosen["experiment_id"]).name
     return chosen["experiment_name"]
 
 
 def current_experiment_id() -> str:
-    """The id of the experiment setup() chose (call it after setup)."""
-    chosen = _experiment(None)
+    """The id of the experiment Store.open() chose (call it after)."""
+    chosen = _experiment()
     if "experiment_id" in chosen:
         return str(chosen["experiment_id"])
     experiment = mlflow.get_experiment_by_name(chosen["experiment_name"])
     if experiment is None:
-        raise PipelineError(f"no experiment {chosen['experiment_name']} (call setup() first)")
+        raise PipelineError(f"no experiment {chosen['experiment_name']} (open the store first)")
     return experiment.experiment_id
 
 

@@ -1,7 +1,9 @@
 """The only package that imports optuna.
 
 study    the study (created seeded with the preset, or joined), a worker's trials, the summary
-         on the study's parent run and retraining the best
+         on the study's parent run
+baseline the preset trial's configuration (the baseline of every claim), the tuned one, and
+         retraining both
 verdict  what a study found: its best against its preset trial, image by image; pruning
 trials   what a trial process runs: the search space (holding the start preset), the
          objective (one MLflow run per trial) and a worker's share of trials

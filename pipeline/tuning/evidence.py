@@ -19,6 +19,7 @@ import numpy as np
 from pipeline import data, fitting, tracking, train_records
 from pipeline.config import TrainConfig
 from pipeline.errors import PipelineError
+from pipeline.tracking import names
 from pipeline.tuning.pruning import PruneOnValidation
 
 
@@ -33,7 +34,7 @@ class FoldRecord:
         self.answers: dict[int, np.ndarray] = {}
 
     def on_epoch(self, epochs_done: int, logs: dict) -> None:
-        self.curve.append(float(logs["val_accuracy"]))
+        self.curve.append(float(logs[names.VAL_ACCURACY]))
 
     def on_epoch_model(self, model, sink, epochs_done: int) -> None:
         if epochs_done in self.kept:

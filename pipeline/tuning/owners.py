@@ -1,4 +1,5 @@
-"""Which process runs a trial, and failing the trials whose process is gone.
+"""Which process runs a trial (and the memory it holds), and failing the trials whose process is
+gone.
 
 An RDB storage learns that a trial's process died from its missing heartbeat, and a surviving
 worker runs the trial again (storage.ReapAndRetry). A journal file has no heartbeat: a trial whose
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import optuna
 
-OWNER_ATTR = "owner"  # the trial's process: boot id/pid namespace/pid/start time
+from pipeline.tracking import names
 
 
 def process_identity(pid: int | None = None) -> str | None:
@@ -45,6 +46,16 @@ def gone(owner: str) -> bool:
 def fail_orphans(study: optuna.Study) -> None:
     """Fail the study's RUNNING trials whose process has ended."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner = trial.user_attrs.get(OWNER_ATTR)
+        owner = trial.user_attrs.get(names.OWNER_ATTR)
         if isinstance(owner, str) and gone(owner):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def resident_megabytes() -> float:
+    """This process's resident memory now (Linux), to show a long study does not grow."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except OSError:  # not Linux
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

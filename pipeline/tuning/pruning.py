@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 
 from pipeline import tracking
-from pipeline.config import TrainConfig, TuneConfig, train_config
+from pipeline.config import TrainConfig, train_config
 from pipeline.tracking import names
+from pipeline.tune_config import TuneConfig
 
-PRUNED_AT_ATTR = "pruned_at_epoch"  # a pruned trial's user attribute: the epochs it trained
 PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
 # The default pruner (successive halving) gives no verdict before epoch 3, or 15 % of a schedule
 # (epoch 3 of 20): on real MNIST an MLP's accuracy after epoch 1 ranks its objective at a
@@ -49,7 +49,7 @@ class PruneOnValidation:
         self.curve: list[float] = []  # validation accuracy after each epoch
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
-        self.last = float(logs["val_accuracy"])
+        self.last = float(logs[names.VAL_ACCURACY])
         self.curve.append(self.last)
         step = report_step(epochs_done, self.config.epochs, self.percent)
         if step == self.reported:  # over 100 epochs, several share one percent
@@ -57,7 +57,7 @@ class PruneOnValidation:
         self.reported = step
         self.trial.report(max(self.curve) if self.best_so_far else self.last, step)
         if self.trial.should_prune():
-            self.trial.set_user_attr(PRUNED_AT_ATTR, epochs_done)
+            self.trial.set_user_attr(names.PRUNED_AT_ATTR, epochs_done)
             self.run.set_tags(
                 {
                     names.PRUNED: "true",

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import optuna
 
+from pipeline import config as cfg
 from pipeline import locks, tracking
 from pipeline.errors import PipelineError, first_line, redact, scrub
+from pipeline.tracking import names
 from pipeline.tuning import journal
 
-RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run id, in its user attributes
 JOURNAL = "journal:///"  # an Optuna journal file's URL prefix (a project convention)
 
 
@@ -28,7 +29,7 @@ class ReapAndRetry:
             self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        run_id = trial.user_attrs.get(RUN_ATTR)
+        run_id = trial.user_attrs.get(names.RUN_ATTR)
         if run_id:
             try:  # the retry matters more than the MLflow record
                 tracking.finish_run(run_id, "KILLED", "worker died")
@@ -105,7 +106,7 @@ def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseS
                 url,
                 engine_kwargs={"connect_args": connect_args},
                 heartbeat_interval=heartbeat_seconds,
-                grace_period=3 * heartbeat_seconds,
+                grace_period=cfg.HEARTBEAT_GRACE_BEATS * heartbeat_seconds,
                 heartbeat_stale_trial_callback=ReapAndRetry(),
             )
     except Exception as error:  # SQLAlchemy's errors for bad URLs and unreachable servers

@@ -14,35 +14,24 @@ from pathlib import Path
 
 import optuna
 
-from pipeline import data, evaluation, tracking, training
-from pipeline.config import TuneConfig
+from pipeline import data, evaluation, tracking
 from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
+from pipeline.tune_config import TuneConfig
 from pipeline.tuning import owners, plots, verdict, workers
+from pipeline.tuning.baseline import retrain
 from pipeline.tuning.pruning import pruner
-from pipeline.tuning.storage import RUN_ATTR, failures_named, open_storage
+from pipeline.tuning.storage import failures_named, open_storage
 from pipeline.tuning.trials import (
-    PROCESS_ATTR,
     TrialDone,
     TrialStarted,
     Worker,
-    baseline_tags,
-    preset_config,
     preset_params,
     sampler,
     trial_params,
-    tuned_config,
-    tuned_label,
 )
 
-PARENT_ATTR = "mlflow_parent_run_id"
-ARCH_ATTR = "arch"
-SEARCH_ATTR = "search"
-START_ATTR = "start_from"
-SEED_ATTR = "seed"
-FRACTION_ATTR = "validation_fraction"
-FOLDS_ATTR = "folds"
-OBJECTIVE = "val_accuracy"
+OBJECTIVE = names.VAL_ACCURACY
 
 
 @dataclass(frozen=True)
@@ -72,12 +61,12 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
     with warnings.catch_warnings():  # experimental since Optuna 3.2, still the way to name it
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([OBJECTIVE])
-    study.set_user_attr(ARCH_ATTR, arch)
-    study.set_user_attr(SEARCH_ATTR, tune.search)
-    study.set_user_attr(START_ATTR, tune.start_from)
-    study.set_user_attr(SEED_ATTR, tune.seed)
-    study.set_user_attr(FRACTION_ATTR, tune.validation_fraction)
-    study.set_user_attr(FOLDS_ATTR, tune.folds)
+    study.set_user_attr(names.ARCH_ATTR, arch)
+    study.set_user_attr(names.SEARCH_ATTR, tune.search)
+    study.set_user_attr(names.START_ATTR, tune.start_from)
+    study.set_user_attr(names.SEED_ATTR, tune.seed)
+    study.set_user_attr(names.FRACTION_ATTR, tune.validation_fraction)
+    study.set_user_attr(names.FOLDS_ATTR, tune.folds)
     params = preset_params(tune, arch)
     if params is not None:
         study.enqueue_trial(params, user_attrs={names.PRESET: tune.start_from})
@@ -95,7 +84,7 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
         return _create_study(tune, arch, study_name, **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, **kwargs)
-    other = study.user_attrs.get(ARCH_ATTR)
+    other = study.user_attrs.get(names.ARCH_ATTR)
     if other is not None and other != arch:
         raise PipelineError(
             f"study {study_name} tunes {other}, not {arch}: choose another --study-name"
@@ -103,11 +92,11 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
     # Trials are compared on one validation split, image by image: a worker joining with another
     # seed or validation share would score its trials on other images.
     for option, attr, given in [
-        ("--search", SEARCH_ATTR, tune.search),
-        ("--start-from", START_ATTR, tune.start_from),
-        ("--seed", SEED_ATTR, tune.seed),
-        ("--validation-fraction", FRACTION_ATTR, tune.validation_fraction),
-        ("--folds", FOLDS_ATTR, tune.folds),
+        ("--search", names.SEARCH_ATTR, tune.search),
+        ("--start-from", names.START_ATTR, tune.start_from),
+        ("--seed", names.SEED_ATTR, tune.seed),
+        ("--validation-fraction", names.FRACTION_ATTR, tune.validation_fraction),
+        ("--folds", names.FOLDS_ATTR, tune.folds),
     ]:
         made = study.user_attrs.get(attr, given)  # a study made before the attribute: as given
         if made != given:
@@ -121,9 +110,9 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
 def _parent_run(study: optuna.Study, created: bool) -> str | None:
     """The MLflow parent run id of a study another worker created (None: make one)."""
     deadline = time.time() + 30  # user_attrs is read from the storage each time
-    while not created and PARENT_ATTR not in study.user_attrs and time.time() < deadline:
+    while not created and names.PARENT_ATTR not in study.user_attrs and time.time() < deadline:
         time.sleep(0.5)  # the worker that created the study a moment ago is making the run
-    return study.user_attrs.get(PARENT_ATTR)  # None: its creator died early
+    return study.user_attrs.get(names.PARENT_ATTR)  # None: its creator died early
 
 
 def _summarise(
@@ -187,31 +176,30 @@ def _summarise(
     return found, pruned_words
 
 
-def retrain(
-    tune: TuneConfig, arch: str, params: dict, data_dir: Path, checkpoint_dir: Path, digest: str
-) -> evaluation.EvalResult:
-    """Train the best configuration (the start preset with the best's values) on the training
-    split, then evaluate and register it. First, unless a model of it is evaluated on this data
-    already, the study's baseline (its preset trial as `train` makes it) is trained and
-    evaluated too, so that the tuned model's test gain is over the model the study compared it
-    with."""
-    baseline = preset_config(tune, arch)
-    if tracking.newest_evaluation_of(tracking.config_hash(baseline.params()), digest) is None:
-        trained = training.train(baseline, data_dir, checkpoint_dir)
-        evaluation.evaluate_run(data_dir, run_id=trained.run_id)
-    config = tuned_config(tune, arch, params)
-    tags = {names.TUNED_FROM: tune.study_for(arch), **baseline_tags(tune, arch)}
-    label = tuned_label(tune, arch)
-    result = training.train(config, data_dir, checkpoint_dir, tags=tags, label=label)
-    return evaluation.evaluate_run(data_dir, run_id=result.run_id)
-
-
 def _fail_trials_of(study: optuna.Study, died: workers.ProcessDied) -> None:
     """The trial a dead child process was running: FAIL in the study, its MLflow run KILLED."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.user_attrs.get(PROCESS_ATTR) == died.pid:
-            tracking.finish_run(trial.user_attrs[RUN_ATTR], "KILLED", str(died))
+        if trial.user_attrs.get(names.PROCESS_ATTR) == died.pid:
+            tracking.finish_run(trial.user_attrs[names.RUN_ATTR], "KILLED", str(died))
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _run_trials(
+    study: optuna.Study, worker: Worker, on_trial: Callable[[TrialDone | TrialStarted], None]
+) -> None:
+    """The worker's trials, in fresh processes; a dead one's trial fails (and its run ends)."""
+    tune = worker.tune
+    try:
+        workers.run_shares(
+            worker.run_share,
+            tune.n_trials,
+            tune.timeout_seconds,
+            tune.trials_per_process,
+            on_trial,
+        )
+    except workers.ProcessDied as died:
+        _fail_trials_of(study, died)
+        raise
 
 
 def tune_arch(
@@ -222,17 +210,21 @@ def tune_arch(
     on_trial: Callable[[TrialDone | TrialStarted], None] = lambda _: None,
     tags: dict[str, str] | None = None,
     on_status: Callable[[str], None] = lambda _: None,
+    *,
+    store: tracking.Store,
 ) -> StudyResult:
     """Run this worker's trials of one arch's study (in fresh processes, `trials_per_process`
     at a time: see workers), then summarise the study on its parent run. on_trial hears of the
     worker's first trial starting and of every trial it finishes; on_status, in words, of the
-    study and its run once they are open."""
+    study and its run once they are open. Its runs go to store."""
     # The CLI prints a line per trial; Optuna's own warnings would add a traceback per failure.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Bad URLs and unreachable servers fail here, before any study or run exists.
     storage = open_storage(tune.storage, tune.heartbeat_seconds)
     with failures_named(tune.storage):
-        return _tune_arch(tune, arch, data_dir, checkpoint_dir, on_trial, tags, storage, on_status)
+        return _tune_arch(
+            tune, arch, data_dir, checkpoint_dir, on_trial, tags, storage, on_status, store
+        )
 
 
 def _tune_arch(
@@ -244,9 +236,10 @@ def _tune_arch(
     tags: dict[str, str] | None,
     storage: optuna.storages.BaseStorage,
     on_status: Callable[[str], None],
+    store: tracking.Store,
 ) -> StudyResult:
     dataset = data.load_dataset(data_dir)
-    tracking.setup()
+    store.open()
     study_name = tune.study_for(arch)
     study, created = create_or_load(tune, arch, storage, study_name)
     if isinstance(storage, optuna.storages.JournalStorage):  # no heartbeat to fail them
@@ -260,7 +253,7 @@ def _tune_arch(
     }
     with tracking.run("tune", f"tune-{study_name}", tags, run_id=parent) as run:
         if parent is None:
-            study.set_user_attr(PARENT_ATTR, run.run_id)
+            study.set_user_attr(names.PARENT_ATTR, run.run_id)
         so_far = len(study.get_trials(deepcopy=False))
         on_status(
             f"study {study_name} "
@@ -272,25 +265,16 @@ def _tune_arch(
             arch,
             data_dir,
             run.run_id,
+            store.uri,
             f"{socket.gethostname()}:{os.getpid()}",
             joined=None if created else os.getpid(),  # a worker joining others samples apart
         )
-        try:
-            workers.run_shares(
-                worker.run_share,
-                tune.n_trials,
-                tune.timeout_seconds,
-                tune.trials_per_process,
-                on_trial,
-            )
-        except workers.ProcessDied as died:
-            _fail_trials_of(study, died)
-            raise
+        _run_trials(study, worker, on_trial)
         found, pruning = _summarise(study, tune, run)
         best, retrained, not_retrained = found.best, None, ""
         if tune.retrain_best and best is not None and found.significant:
             retrained = retrain(
-                tune, arch, trial_params(best), data_dir, checkpoint_dir, dataset.digest
+                tune, arch, trial_params(best), data_dir, checkpoint_dir, dataset.digest, store
             )
         elif tune.retrain_best:
             not_retrained = (

@@ -14,30 +14,17 @@ import optuna
 from numpy.random import SeedSequence
 
 from pipeline import data, fitting, paired, tracking
-from pipeline.config import (
-    BATCH_SIZES,
-    SCHEDULES,
-    TrainConfig,
-    TuneConfig,
-    architecture,
-    train_config,
-)
+from pipeline.config import SCHEDULES, TrainConfig, architecture, train_config
 from pipeline.early_stopping import FIRST_EPOCH, best_epoch
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
+from pipeline.tune_config import BATCH_SIZES, TuneConfig
 from pipeline.tuning import evidence, owners
+from pipeline.tuning.baseline import epochs_from_curve, preset_config
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
-from pipeline.tuning.storage import RUN_ATTR, failures_named, open_storage
+from pipeline.tuning.storage import failures_named, open_storage
 
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
-WORKER_ATTR = "worker"  # host:pid of the `pipeline tune` process
-PROCESS_ATTR = "process"  # pid of its child that ran the trial (see workers)
-EPOCHS_ATTR = "epochs"  # the epoch count a trial's learning curve chose (see epochs_from_curve)
-TRAINED_ATTR = "epochs_trained"  # the epochs a complete trial trained
-# Which validation images the trial's objective model got right (paired.pack): the evidence a
-# study's verdict compares. In the study's storage, beside the value it explains, so that any
-# worker reads it in one query, with no artifact download per trial.
-VAL_CORRECT_ATTR = "val_correct"
 
 
 @dataclass(frozen=True)
@@ -50,6 +37,11 @@ class TrialDone:
     @property
     def params(self) -> dict[str, object]:
         return trial_params(self.trial)
+
+    @property
+    def pruned_at(self) -> int | None:
+        """The epochs a pruned trial trained."""
+        return self.trial.user_attrs.get(names.PRUNED_AT_ATTR)
 
 
 @dataclass(frozen=True)
@@ -75,25 +67,11 @@ def sampler(
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
 
 
-def epochs_from_curve(tune: TuneConfig, arch: str) -> bool:
-    """Whether a trial's epoch count comes from its learning curve instead of the sampler.
-
-    Under a constant learning rate, epoch k of a long trial trains exactly as a k-epoch trial
-    does. So every trial trains the top of the epoch range, and its epoch count is the epoch of
-    its best validation accuracy within the range: each trial searches every epoch count, and
-    pruning compares trials of one length. Sampled epochs would teach the sampler a false
-    lesson: a pruned trial (stopped at epoch 3, whatever its epochs) counts below every complete
-    one, so short trials, which finish before the pruner's first verdict, would look best.
-    A decaying or searched schedule ties a trial to its length: there the sampler picks it.
-    """
-    return not by_percent(tune, arch)
-
-
 def trial_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
     """A trial's configuration: its sampled params, and the epoch count its curve chose."""
     params = dict(trial.params)
-    if EPOCHS_ATTR in trial.user_attrs:
-        params["epochs"] = trial.user_attrs[EPOCHS_ATTR]
+    if names.EPOCHS_ATTR in trial.user_attrs:
+        params["epochs"] = trial.user_attrs[names.EPOCHS_ATTR]
     return params
 
 
@@ -148,42 +126,6 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     )
 
 
-def preset_config(tune: TuneConfig, arch: str) -> TrainConfig:
-    """What a study's preset trial trains: the start preset as `train` makes it (its own epochs
-    as the ceiling, early stopping where the study's trials choose epochs by their curve), with
-    the study's seed and validation share. The baseline of the study's every claim."""
-    return tuned_config(tune, arch, {})
-
-
-def baseline_tags(tune: TuneConfig, arch: str) -> dict[str, str]:
-    """The tags that tell a tuned train run which model its test gain is over: its study's
-    baseline (preset_config)."""
-    baseline = preset_config(tune, arch)
-    return {
-        names.BASELINE_CONFIG_HASH: tracking.config_hash(baseline.params()),
-        names.BASELINE_PRESET: baseline.preset,
-    }
-
-
-def tuned_config(tune: TuneConfig, arch: str, params: dict) -> TrainConfig:
-    """What --retrain-best and `main --tune` train: the start preset with the best's values,
-    the study's seed and validation share, and its trials' epoch rule (so the retrained model
-    is the trial's)."""
-    return train_config(
-        arch,
-        tune.start_from,
-        **params,
-        seed=tune.seed,
-        validation_fraction=tune.validation_fraction,
-        early_stopping=epochs_from_curve(tune, arch),
-    )
-
-
-def tuned_label(tune: TuneConfig, arch: str) -> str:
-    """A tuned run's name after its arch: the study that chose it and the preset it built on."""
-    return f"tuned-by-{tune.study_for(arch)}-from-{tune.start_from}"
-
-
 def epoch_window(
     tune: TuneConfig, arch: str, config: TrainConfig, preset: bool
 ) -> tuple[int, int]:
@@ -223,10 +165,7 @@ def _objective(
             killed_on=(optuna.TrialPruned,),
             parent_run_id=worker.parent_run_id,
         ) as run:
-            trial.set_user_attr(RUN_ATTR, run.run_id)
-            trial.set_user_attr(WORKER_ATTR, worker.name)
-            trial.set_user_attr(PROCESS_ATTR, os.getpid())
-            trial.set_user_attr(owners.OWNER_ATTR, owners.process_identity())
+            _own(trial, run.run_id, worker.name)
             run.log_params(config.params())
             from_curve = epochs_from_curve(tune, arch)
             pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)
@@ -241,38 +180,41 @@ def _objective(
             epochs, outcome = config.epochs, f"{config.epochs} epochs; validation accuracy"
             if from_curve:
                 epochs = best_epoch(folds.curve, window)
-                trial.set_user_attr(EPOCHS_ATTR, epochs)
+                trial.set_user_attr(names.EPOCHS_ATTR, epochs)
                 run.set_tags({names.BEST_EPOCH: str(epochs)})
                 outcome = f"best epoch count {epochs} of {config.epochs}; validation accuracy"
             value = folds.curve[epochs - 1]
             if len(splits) > 1:
-                outcome = outcome.replace("validation accuracy", "mean validation accuracy")
-                outcome += f" over {len(splits)} folds"
-                for fold, accuracy in enumerate(folds.accuracies(epochs), start=1):
-                    run.log_metrics({names.FOLD_VAL_ACCURACY: accuracy}, step=fold)
-                run.log_metrics({names.CROSS_VAL_ACCURACY: value})
+                outcome = _cross_validated(run, folds, epochs, value, outcome)
             run.set_tags({names.OPTUNA_TRIAL_STATE: "COMPLETE", names.PRUNED: "false"})
             run.describe(
                 f"Trial {trial.number} of study {study_name}: {arch} with learning rate "
                 f"{config.learning_rate:.3g}, hidden size {config.hidden_size}, "
                 f"{outcome} {value:.4f}."
             )
-            trial.set_user_attr(TRAINED_ATTR, config.epochs)
-            trial.set_user_attr(VAL_CORRECT_ATTR, paired.pack(folds.correct(epochs)))
-            trial.set_user_attr("rss_mb", round(resident_megabytes()))
+            trial.set_user_attr(names.TRAINED_ATTR, config.epochs)
+            trial.set_user_attr(names.VAL_CORRECT_ATTR, paired.pack(folds.correct(epochs)))
+            trial.set_user_attr(names.RSS_ATTR, round(owners.resident_megabytes()))
             return value
 
     return objective
 
 
-def resident_megabytes() -> float:
-    """This process's resident memory now (Linux), to show a long study does not grow."""
-    try:
-        with open("/proc/self/statm") as handle:
-            pages = int(handle.read().split()[1])
-    except OSError:  # not Linux
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _own(trial: optuna.Trial, run_id: str, worker: str) -> None:
+    """Name the trial's MLflow run, its worker and the process that runs it, on the trial."""
+    trial.set_user_attr(names.RUN_ATTR, run_id)
+    trial.set_user_attr(names.WORKER_ATTR, worker)
+    trial.set_user_attr(names.PROCESS_ATTR, os.getpid())
+    trial.set_user_attr(names.OWNER_ATTR, owners.process_identity())
+
+
+def _cross_validated(run, folds: evidence.Folds, epochs: int, value: float, outcome: str) -> str:
+    """Log each fold's validation accuracy after epochs and their mean; the outcome in words."""
+    for fold, accuracy in enumerate(folds.accuracies(epochs), start=1):
+        run.log_metrics({names.FOLD_VAL_ACCURACY: accuracy}, step=fold)
+    run.log_metrics({names.CROSS_VAL_ACCURACY: value})
+    outcome = outcome.replace("validation accuracy", "mean validation accuracy")
+    return outcome + f" over {len(folds.accuracies(epochs))} folds"
 
 
 @dataclass(frozen=True)
@@ -283,6 +225,7 @@ class Worker:
     arch: str
     data_dir: Path
     parent_run_id: str  # the study's MLflow run: every trial's run is its child
+    tracking_uri: str  # its store
     name: str  # host:pid of the worker
     joined: int | None  # its pid, when it joined a study another worker made (see sampler)
 
@@ -306,7 +249,7 @@ class Worker:
         splits = [data.split_train_validation(dataset, tune.validation_fraction, tune.seed)]
         if tune.folds > 1:  # every training image validated once, by one of the folds
             splits = data.fold_splits(dataset, tune.folds, tune.seed)
-        tracking.setup(step_of=self.parent_run_id, reap=False)
+        tracking.Store(self.tracking_uri, reap=False, step_of=self.parent_run_id).open()
         study = optuna.load_study(
             study_name=tune.study_for(self.arch),
             storage=storage,

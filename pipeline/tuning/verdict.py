@@ -10,8 +10,7 @@ import optuna
 
 from pipeline import paired
 from pipeline.tracking import names
-from pipeline.tuning.pruning import PRUNED_AT_ATTR
-from pipeline.tuning.trials import EPOCHS_ATTR, TRAINED_ATTR, VAL_CORRECT_ATTR, trial_params
+from pipeline.tuning.trials import trial_params
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -52,7 +51,10 @@ def _describe(trial: optuna.trial.FrozenTrial) -> str:
 def _baseline_words(baseline: optuna.trial.FrozenTrial, start_from: str) -> str:
     """'trial 0 (the default preset, 7 of 20 epochs by its validation curve)'."""
     words = f"the {start_from} preset"
-    chosen, trained = baseline.user_attrs.get(EPOCHS_ATTR), baseline.user_attrs.get(TRAINED_ATTR)
+    chosen, trained = (
+        baseline.user_attrs.get(names.EPOCHS_ATTR),
+        baseline.user_attrs.get(names.TRAINED_ATTR),
+    )
     if chosen is not None and trained is not None:
         words += f", {chosen} of {trained} epochs by its validation curve"
     return f"trial {baseline.number} ({words})"
@@ -76,7 +78,10 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
     if baseline.state != COMPLETE or best is None:
         state = baseline.state.name.lower()
         return Verdict(None, f"{who} ended {state}: no paired comparison", baseline, best)
-    if VAL_CORRECT_ATTR not in best.user_attrs or VAL_CORRECT_ATTR not in baseline.user_attrs:
+    if (
+        names.VAL_CORRECT_ATTR not in best.user_attrs
+        or names.VAL_CORRECT_ATTR not in baseline.user_attrs
+    ):
         return Verdict(
             None,
             "the trials hold no per-image results (an older version ran them): no paired "
@@ -85,7 +90,7 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
             best,
         )
     if best.number == baseline.number:
-        answers = paired.unpack(best.user_attrs[VAL_CORRECT_ATTR])
+        answers = paired.unpack(best.user_attrs[names.VAL_CORRECT_ATTR])
         comparison = paired.compare(answers, answers)
         return Verdict(comparison, f"no configuration beat {who}: it is the best", baseline, best)
     return _after_selection(best, baseline, complete, who)
@@ -100,13 +105,13 @@ def _after_selection(
     """The best against the baseline, adjusted for having been chosen among the complete trials
     (paired.after_selection), in one of three outcomes."""
     others = [
-        paired.unpack(trial.user_attrs[VAL_CORRECT_ATTR])
+        paired.unpack(trial.user_attrs[names.VAL_CORRECT_ATTR])
         for trial in complete
         if trial.number not in (best.number, baseline.number)
-        and VAL_CORRECT_ATTR in trial.user_attrs
+        and names.VAL_CORRECT_ATTR in trial.user_attrs
     ]
-    chosen = paired.unpack(best.user_attrs[VAL_CORRECT_ATTR])
-    base = paired.unpack(baseline.user_attrs[VAL_CORRECT_ATTR])
+    chosen = paired.unpack(best.user_attrs[names.VAL_CORRECT_ATTR])
+    base = paired.unpack(baseline.user_attrs[names.VAL_CORRECT_ATTR])
     comparison = paired.after_selection(chosen, others, base)
     adjusted = ""
     if others and comparison.gain > 0:
@@ -134,7 +139,7 @@ def pruning(study: optuna.Study) -> tuple[float, str]:
         return 0.0, "no trial finished"
     share = len(pruned) / len(finished)
     words = f"{len(pruned)} of {len(finished)} trials pruned"
-    at = Counter(t.user_attrs.get(PRUNED_AT_ATTR) for t in pruned)
+    at = Counter(t.user_attrs.get(names.PRUNED_AT_ATTR) for t in pruned)
     if pruned:
         where = ", ".join(
             f"{count} after epoch {epoch}" if epoch is not None else f"{count} at an unknown epoch"

@@ -1,10 +1,11 @@
 """A worker's trials in fresh processes, a few at a time.
 
-Keras and TensorFlow keep 7-12 MB of every model a process fits, whatever clear_session() and
-gc do (keras-team/keras#17458, tensorflow/tensorflow#61791): a 100-trial study in one process
-would grow by about 1 GB. So a worker runs its trials in a child process, `trials_per_process`
-of them, then starts a new child for the next share. The `pipeline tune` process holds the
-study's MLflow run and waits; it fits no trial's model (only --retrain-best's, at the end).
+Keras and TensorFlow keep part of every model a process fits, whatever clear_session() and gc
+do (keras-team/keras#17458, tensorflow/tensorflow#61791): a long study in one process would
+grow without bound (bench/tune_memory.py measures it). So a worker runs its trials in a child
+process, `trials_per_process` of them, then starts a new child for the next share. The
+`pipeline tune` process holds the study's MLflow run and waits; it fits no trial's model (only
+--retrain-best's, at the end).
 
 Faults: SIGINT or SIGTERM to the worker reaches the child (it ends its trial's run KILLED),
 and the worker waits for it; a SIGKILLed worker takes its child with it (Linux), so its trial is
@@ -123,7 +124,7 @@ def _child(send, parent: int, function: Callable, args: tuple) -> None:
     sys.stdout.flush()
     send.send(outcome)
     send.close()
-    fast_exit.leave(0)  # as the CLI does: no 2 s teardown of TensorFlow while the worker waits
+    fast_exit.leave(0)  # as the CLI does: no slow teardown of TensorFlow while the worker waits
 
 
 def _die_with(parent: int) -> None:

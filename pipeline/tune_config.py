@@ -1,0 +1,128 @@
+"""The configs of a study and of the main job (frozen, validated), and the search space they
+share: the defaults of `tune` and `main`, beside config.py's for the single stages."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import architectures
+from pipeline.config import (
+    DEFAULT_ARCH,
+    DEFAULT_CHECKPOINT_DIR,
+    DEFAULT_OPTUNA_STORAGE,
+    DEFAULT_PRESET,
+    DEFAULT_REPORT_DIR,
+    PRUNERS,
+    SAMPLERS,
+    TRIALS_PER_PROCESS,
+    DataConfig,
+    arch_choices,
+    architecture,
+    check_choice,
+    check_fraction,
+    check_seed,
+)
+from pipeline.errors import PipelineError
+
+# The search space shared by every architecture; the epoch range comes from the registry.
+LEARNING_RATE_RANGE = (1e-4, 1e-2)
+HIDDEN_SIZE_RANGE = (32, 512)
+MAX_FOLDS = 10
+# --search wide also searches these (the default search keeps the preset's).
+SEARCHES = ("standard", "wide")
+BATCH_SIZES = (32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """An Optuna search: budget, storage, sampler, pruner and the search ranges."""
+
+    arch: str = DEFAULT_ARCH
+    n_trials: int = 20
+    timeout_seconds: float | None = None
+    study_name: str | None = None
+    storage: str = DEFAULT_OPTUNA_STORAGE
+    sampler: str = "tpe"
+    pruner: str = "halving"
+    seed: int = 0
+    learning_rate_range: tuple[float, float] = LEARNING_RATE_RANGE
+    hidden_size_range: tuple[int, int] = HIDDEN_SIZE_RANGE
+    epochs_range: tuple[int, int] | None = None  # None: the registry's range for each arch
+    search: str = "standard"
+    start_from: str = DEFAULT_PRESET  # the preset trials build on, trial 0 when in the ranges
+    folds: int = 1  # k-fold cross-validation of every trial (1: one validation split)
+    validation_fraction: float = 0.1
+    retrain_best: bool = False
+    heartbeat_seconds: int = 10
+    trials_per_process: int = TRIALS_PER_PROCESS
+
+    def __post_init__(self) -> None:
+        arch_choices(self.arch)
+        check_choice("--sampler", self.sampler, SAMPLERS)
+        check_choice("--pruner", self.pruner, PRUNERS)
+        check_choice("--search", self.search, SEARCHES)
+        check_choice("--start-from", self.start_from, architectures.preset_names())
+        if not 1 <= self.folds <= MAX_FOLDS:
+            raise PipelineError(f"--folds must be 1 to {MAX_FOLDS} (got {self.folds})")
+        if self.n_trials < 1:
+            raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
+        if self.timeout_seconds is not None and not self.timeout_seconds > 0:
+            raise PipelineError(f"--timeout must be > 0 seconds (got {self.timeout_seconds})")
+        check_seed(self.seed)
+        if self.trials_per_process < 1:
+            raise PipelineError(
+                f"--trials-per-process must be at least 1 (got {self.trials_per_process})"
+            )
+        if self.heartbeat_seconds < 1:
+            raise PipelineError(f"--heartbeat must be >= 1 second (got {self.heartbeat_seconds})")
+        if not self.storage or "://" not in self.storage:
+            raise PipelineError(
+                f"--storage {self.storage!r} is not a URL (e.g. {DEFAULT_OPTUNA_STORAGE})"
+            )
+        ranges = [
+            ("--learning-rate-range", self.learning_rate_range),
+            ("--hidden-size-range", self.hidden_size_range),
+        ]
+        if self.epochs_range is not None:
+            ranges.append(("--epochs-range", self.epochs_range))
+        for option, (low, high) in ranges:
+            if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+                raise PipelineError(f"{option} needs 0 < LOW < HIGH (got {low} {high})")
+        check_fraction(self.validation_fraction)
+
+    def arches(self) -> tuple[str, ...]:
+        return arch_choices(self.arch)
+
+    def study_for(self, arch: str) -> str:
+        """The study name for arch (the given name gets an -arch suffix when tuning several)."""
+        if self.study_name is None:
+            return f"mnist-{arch}"
+        return f"{self.study_name}-{arch}" if len(self.arches()) > 1 else self.study_name
+
+    def epochs_for(self, arch: str) -> tuple[int, int]:
+        return self.epochs_range or architecture(arch).tuning_epochs()
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    """What the main job runs."""
+
+    data: DataConfig = DataConfig()
+    preset: str = DEFAULT_PRESET
+    arch: str = DEFAULT_ARCH
+    tune: bool = False
+    n_trials: int = 10
+    storage: str = DEFAULT_OPTUNA_STORAGE
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
+    report_dir: Path = DEFAULT_REPORT_DIR
+
+    def __post_init__(self) -> None:
+        check_choice("--preset", self.preset, architectures.preset_names())
+        arch_choices(self.arch)
+        if self.n_trials < 1:
+            raise PipelineError(f"--n-trials must be at least 1 (got {self.n_trials})")
+
+    def arches(self) -> tuple[str, ...]:
+        return arch_choices(self.arch)
