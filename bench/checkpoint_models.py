@@ -12,21 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import Workspace  # bench/, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
 def wall(args: list[str], workdir: Path, env: dict) -> float:
     started = time.perf_counter()
-    done = subprocess.run([*PIPELINE, *args], cwd=workdir, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"pipeline {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    Workspace(workdir, env).pipeline(*args)
     return time.perf_counter() - started
 
 

@@ -17,25 +17,15 @@ Run it on an otherwise idle machine: throughput over time is what it measures.
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import optuna
+from common import Workspace, children_cpu  # bench/, beside this script
 
 from pipeline.tracking import names
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE = [sys.executable, "-m", "pipeline"]
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def per_hour(trials: list[optuna.trial.FrozenTrial]) -> float:
@@ -44,24 +34,15 @@ def per_hour(trials: list[optuna.trial.FrozenTrial]) -> float:
     return 3600 * (len(trials) - 1) / span if span > 0 else float("nan")
 
 
-def study(workdir: Path, source: str, trials: int, workers: int, epochs: list[str]) -> None:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-    env.pop("MLFLOW_RUN_ID", None)
-    storage = f"sqlite:///{workdir / 'optuna.db'}"
-    for command in (["download", "--source", source], ["init-stores", "--storage", storage]):
-        subprocess.run(
-            [*PIPELINE, *command], cwd=workdir, env=env, check=True, capture_output=True
-        )
+def study(work: Workspace, source: str, trials: int, workers: int, epochs: list[str]) -> None:
+    storage = work.optuna_storage
+    work.pipeline("download", "--source", source)
+    work.pipeline("init-stores", "--storage", storage)
     share = -(-trials // workers)
     args = ["tune", "--arch", "mlp", "--n-trials", str(share), "--storage", storage]
     args += ["--epochs-range", *epochs, "--study-name", "long"]
     cpu, started = children_cpu(), time.perf_counter()
-    processes = [
-        subprocess.Popen([*PIPELINE, *args], cwd=workdir, env=env, stdout=subprocess.DEVNULL)
-        for _ in range(workers)
-    ]
-    if any(process.wait() for process in processes):
-        raise SystemExit("a worker failed")
+    work.pipeline(*args, workers=workers)
     wall, cpu = time.perf_counter() - started, children_cpu() - cpu
     found = optuna.load_study(study_name="long", storage=storage)
     done = sorted(
@@ -96,8 +77,8 @@ def main() -> None:
     options = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for workers in options.workers:
-        with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
-            study(Path(tmp), options.source, options.trials, workers, options.epochs_range)
+        work = Workspace.create(None, f"bench-long-{workers}-")
+        study(work, options.source, options.trials, workers, options.epochs_range)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,22 +35,9 @@ import mlflow
 import optuna
 import psutil
 import psycopg
+from common import PIPELINE, children_cpu, free_port  # bench/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE = [sys.executable, "-m", "pipeline"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def children_cpu() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def tree_cpu(root: psutil.Process) -> float:

@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import free_port  # bench/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -93,12 +93,6 @@ def in_process(uri: str, images: np.ndarray, rounds: int) -> None:
             f"{spread(times['call'])} ms, predict_on_batch {spread(times['step'])} ms; "
             f"pyfunc / model(x) {ratios(times['pyfunc'], times['call'])}"
         )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve(model_path: Path, env: dict) -> tuple[subprocess.Popen, str]:

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import PIPELINE  # bench/, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 MEASURE = """
 import resource, subprocess, sys
@@ -41,7 +43,6 @@ FLOOR = """
 import mlflow
 mlflow.search_runs(experiment_names=["mnist"], max_results=1)
 """
-PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
 def measure(command: list[str], workdir: Path, env: dict) -> tuple[float, float]:

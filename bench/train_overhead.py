@@ -26,7 +26,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,9 +34,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from common import Workspace, free_port  # bench/, beside this script
+
+from pipeline.tracking import names
+
 REPO = Path(__file__).resolve().parents[1]
 JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
-PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
 def keras_fit(
@@ -84,22 +86,15 @@ print("RESULT", len(y) * epochs / seconds)
     return float(re.search(r"RESULT (\S+)", out.stdout).group(1))
 
 
-def pipeline_train(arch: str, workdir: Path, env: dict, epochs: int | None) -> float:
-    """Samples per second that `pipeline train` reports for its fit loop."""
-    args = [*PIPELINE, "train", "--arch", arch, "--preset", "seed", "--no-progress"]
-    args += ["--data-dir", str(workdir / "data")]
+def pipeline_train(arch: str, work: Workspace, epochs: int | None) -> float:
+    """Samples per second of `pipeline train`'s fit loop: the median of its epochs', as the
+    train run logs them (samples_per_second) in the store work points at."""
+    args = ["train", "--arch", arch, "--preset", "seed", "--no-progress"]
+    args += ["--data-dir", str(work.folder / "data")]
     if epochs:  # replaces the seed preset's step budget, as in train_config
         args += ["--epochs", str(epochs)]
-    out = subprocess.run(args, capture_output=True, text=True, cwd=workdir, env=env, check=False)
-    if out.returncode:
-        raise SystemExit(f"pipeline train failed:\n{out.stderr[-2000:]}")
-    return float(re.search(r"\(([\d,]+) samples/s\)", out.stdout).group(1).replace(",", ""))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    work.pipeline(*args)
+    return statistics.median(work.metric_values(work.newest("train"), names.SAMPLES_PER_SECOND))
 
 
 def start_server(workdir: Path, job_execution: str) -> tuple[subprocess.Popen, str]:
@@ -183,12 +178,8 @@ def main() -> None:
         workdir = Path(tmp)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
         env.pop("MLFLOW_RUN_ID", None)
-        subprocess.run(
-            [*PIPELINE, "download", "--source", options.source, "--data-dir", "data"],
-            cwd=workdir,
-            env=env,
-            check=True,
-            capture_output=True,
+        Workspace(workdir, env).pipeline(
+            "download", "--source", options.source, "--data-dir", "data"
         )
         data = workdir / "data"
         server, url = start_server(workdir, options.server_jobs)
@@ -239,8 +230,7 @@ def main() -> None:
                             "pipeline",
                             pipeline_train,
                             arch,
-                            workdir,
-                            store_env,
+                            Workspace(workdir, store_env),
                             epochs,
                         )
                     print(

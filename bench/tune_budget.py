@@ -18,16 +18,12 @@ For the arch given, in a temporary working directory (or --workdir, kept) with i
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shlex
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import optuna
+from common import Workspace  # bench/, beside this script
 
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
@@ -35,27 +31,6 @@ from pipeline.tuning.trials import trial_params
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PRUNER = TuneConfig().pruner
-PIPELINE = [sys.executable, "-m", "pipeline"]
-
-
-def run(args: list[str], workdir: Path, env: dict, workers: int = 1) -> str:
-    """Run pipeline args (in `workers` processes at once); the first one's stdout."""
-    processes = [
-        subprocess.Popen(
-            [*PIPELINE, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=workdir,
-            env=env,
-        )
-        for _ in range(workers)
-    ]
-    outputs = [process.communicate() for process in processes]
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
-        if process.returncode:
-            raise SystemExit(f"pipeline {' '.join(args)} failed:\n{stderr[-2000:]}")
-    return outputs[0][0]
 
 
 def epochs_trained(study: optuna.Study) -> int:
@@ -70,8 +45,7 @@ def epochs_trained(study: optuna.Study) -> int:
 
 
 def study(
-    workdir: Path,
-    env: dict,
+    work: Workspace,
     name: str,
     arch: str,
     trials: int,
@@ -82,7 +56,7 @@ def study(
     search: str = "standard",
     extra: tuple[str, ...] = (),
 ):
-    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    storage = work.optuna_storage
     args = [
         "tune",
         "--arch",
@@ -102,25 +76,22 @@ def study(
         *extra,
     ]
     started = time.perf_counter()
-    out = run(args, workdir, env, workers)
+    out = work.pipeline(*args, workers=workers)
     seconds = time.perf_counter() - started
     found = optuna.load_study(study_name=name, storage=storage)
     test = None
     if retrain:  # what --retrain-best does: train the best configuration, then evaluate it
         best = trial_params(found.best_trial)
         options = [f"--{key.replace('_', '-')}={value}" for key, value in best.items()]
-        test, _ = train_and_evaluate(workdir, env, arch, *options)
+        test, _ = train_and_evaluate(work, arch, *options)
     return found, seconds, test, out
 
 
-def train_and_evaluate(workdir: Path, env: dict, arch: str, *options: str):
+def train_and_evaluate(work: Workspace, arch: str, *options: str) -> tuple[float, float]:
     """(test accuracy, seconds) of `pipeline train` with options, then `pipeline evaluate`."""
     started = time.perf_counter()
-    trained = run(["train", "--arch", arch, "--no-progress", *options], workdir, env)
-    run_id = re.search(r"run\s+(\w{32})", trained).group(1)
-    evaluated = run(["evaluate", "--run-id", run_id, "--no-register"], workdir, env)
-    seconds = time.perf_counter() - started
-    return float(re.search(r"test_accuracy (\S+)", evaluated).group(1)), seconds
+    _, evaluated = work.train_and_evaluate("--arch", arch, *options)
+    return evaluated.data.metrics[names.TEST_ACCURACY], time.perf_counter() - started
 
 
 def main() -> None:
@@ -141,78 +112,74 @@ def main() -> None:
     parser.add_argument(
         "--tune-args", default="", help='more tune options, e.g. "--epochs-range 19 20"'
     )
-    parser.add_argument("--workdir", help="keep the stores here (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the stores here (default: a new temporary folder)"
+    )
     options = parser.parse_args()
     extra = tuple(shlex.split(options.tune_args))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arch = options.arch
-    with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
-        workdir = Path(options.workdir or tmp)  # kept, when given: its studies can be replayed
-        workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-        env.pop("MLFLOW_RUN_ID", None)
-        run(["download", "--source", options.source], workdir, env)
-        run(["init-stores", "--storage", f"sqlite:///{workdir / 'optuna.db'}"], workdir, env)
-        if not options.skip_budget:
-            test, seconds = train_and_evaluate(workdir, env, arch)
-            print(f"{arch} default preset: test {test:.4f}  ({seconds:.0f} s)", flush=True)
-            found, seconds, tuned_test, _ = study(
-                workdir,
-                env,
-                f"budget-{arch}",
+    work = Workspace.create(options.workdir, "bench-tune-")  # kept: its studies can be replayed
+    work.pipeline("download", "--source", options.source)
+    work.pipeline("init-stores", "--storage", work.optuna_storage)
+    if not options.skip_budget:
+        test, seconds = train_and_evaluate(work, arch)
+        print(f"{arch} default preset: test {test:.4f}  ({seconds:.0f} s)", flush=True)
+        found, seconds, tuned_test, _ = study(
+            work,
+            f"budget-{arch}",
+            arch,
+            options.trials,
+            DEFAULT_PRUNER,
+            0,
+            options.workers,
+            retrain=True,
+            search=options.search,
+        )
+        rss = [
+            t.user_attrs.get(names.RSS_ATTR)
+            for t in found.trials
+            if names.RSS_ATTR in t.user_attrs
+        ]
+        print(
+            f"{arch} tuned ({options.workers} worker(s), TPE seed 0, {DEFAULT_PRUNER}, "
+            f"{options.search} search): "
+            f"{len(found.trials)} trials, {epochs_trained(found)} epochs, "
+            f"{seconds:.0f} s "
+            f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
+            f"{found.best_value:.4f} {trial_params(found.best_trial)}; retrained test "
+            f"{tuned_test:.4f} ({100 * (tuned_test - test):+.2f} pt vs the preset); "
+            f"RSS after first/last trial {rss[:1]} / {rss[-1:]} MB",
+            flush=True,
+        )
+    for seed in options.pruning_seeds:
+        results = {}
+        for pruner in options.pruners:
+            results[pruner], seconds, _, _ = study(
+                work,
+                f"prune-{pruner}-{seed}",
                 arch,
                 options.trials,
-                DEFAULT_PRUNER,
-                0,
-                options.workers,
-                retrain=True,
+                pruner,
+                seed,
                 search=options.search,
+                extra=extra,
             )
-            rss = [
-                t.user_attrs.get(names.RSS_ATTR)
-                for t in found.trials
-                if names.RSS_ATTR in t.user_attrs
-            ]
             print(
-                f"{arch} tuned ({options.workers} worker(s), TPE seed 0, {DEFAULT_PRUNER}, "
-                f"{options.search} search): "
-                f"{len(found.trials)} trials, {epochs_trained(found)} epochs, "
-                f"{seconds:.0f} s "
-                f"({3600 * len(found.trials) / seconds:.1f} trials/h); best val "
-                f"{found.best_value:.4f} {trial_params(found.best_trial)}; retrained test "
-                f"{tuned_test:.4f} ({100 * (tuned_test - test):+.2f} pt vs the preset); "
-                f"RSS after first/last trial {rss[:1]} / {rss[-1:]} MB",
+                f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
+                f"{epochs_trained(results[pruner])} epochs, best val "
+                f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
                 flush=True,
             )
-        for seed in options.pruning_seeds:
-            results = {}
-            for pruner in options.pruners:
-                results[pruner], seconds, _, _ = study(
-                    workdir,
-                    env,
-                    f"prune-{pruner}-{seed}",
-                    arch,
-                    options.trials,
-                    pruner,
-                    seed,
-                    search=options.search,
-                    extra=extra,
-                )
-                print(
-                    f"{arch} seed {seed} pruner {pruner:<9}: {options.trials} trials, "
-                    f"{epochs_trained(results[pruner])} epochs, best val "
-                    f"{results[pruner].best_value:.4f}, {seconds:.0f} s",
-                    flush=True,
-                )
-            compared = [p for p in options.pruners if p != "none" and "none" in options.pruners]
-            for pruner in compared:
-                ratio = epochs_trained(results[pruner]) / epochs_trained(results["none"])
-                delta = 100 * (results[pruner].best_value - results["none"].best_value)
-                print(
-                    f"{arch} seed {seed} {pruner}: pruned/unpruned epochs {ratio:.2f}, best "
-                    f"value {delta:+.2f} pt",
-                    flush=True,
-                )
+        compared = [p for p in options.pruners if p != "none" and "none" in options.pruners]
+        for pruner in compared:
+            ratio = epochs_trained(results[pruner]) / epochs_trained(results["none"])
+            delta = 100 * (results[pruner].best_value - results["none"].best_value)
+            print(
+                f"{arch} seed {seed} {pruner}: pruned/unpruned epochs {ratio:.2f}, best "
+                f"value {delta:+.2f} pt",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

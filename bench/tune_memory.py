@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import optuna
+from common import Workspace  # bench/, beside this script
 
 from pipeline.tracking import names
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE = [sys.executable, "-m", "pipeline"]
 FIXED = [
     "--arch",
     "mlp",
@@ -45,9 +43,7 @@ FIXED = [
 
 
 def pipeline(args: list[str], workdir: Path, env: dict) -> None:
-    done = subprocess.run([*PIPELINE, *args], cwd=workdir, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"pipeline {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    Workspace(workdir, env).pipeline(*args)
 
 
 def main() -> None:

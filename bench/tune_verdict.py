@@ -24,47 +24,32 @@ The objective never reads the test set: only the evaluate stage does, after a st
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import resource
 import shlex
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import mlflow
 import optuna
-from tune_budget import epochs_trained  # bench/, beside this script
+from common import Workspace, children_cpu  # bench/, beside these scripts
+from tune_budget import epochs_trained
 
 from pipeline import paired
 from pipeline.tracking import names
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE = [sys.executable, "-m", "pipeline"]
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run(args: list[str], workdir: Path, env: dict) -> str:
-    process = subprocess.run(
-        [*PIPELINE, *args], capture_output=True, text=True, cwd=workdir, env=env, check=False
-    )
-    if process.returncode:
-        raise SystemExit(f"pipeline {' '.join(args)} failed:\n{process.stderr[-2000:]}")
-    return process.stdout
-
-
-def train_and_evaluate(workdir: Path, env: dict, arch: str, *options: str) -> tuple[str, float]:
+def train_and_evaluate(work: Workspace, arch: str, *options: str) -> tuple[str, float]:
     """(evaluate run id, test accuracy) of `pipeline train` with options, then `evaluate`."""
-    trained = run(["train", "--arch", arch, "--no-progress", *options], workdir, env)
-    run_id = re.search(r"run\s+(\w{32})", trained).group(1)
-    evaluated = run(["evaluate", "--run-id", run_id, "--no-register"], workdir, env)
-    evaluation = re.findall(r"^\s+evaluate run (\w{32})", evaluated, re.MULTILINE)[-1]
-    return evaluation, float(re.search(r"test_accuracy (\S+)", evaluated).group(1))
+    _, evaluated = work.train_and_evaluate("--arch", arch, *options)
+    return evaluated.info.run_id, evaluated.data.metrics[names.TEST_ACCURACY]
+
+
+def retrained(work: Workspace, study_name: str) -> str | None:
+    """The evaluate run of the model --retrain-best trained for a study, if it trained one."""
+    tuned = work.runs("train", **{names.TUNED_FROM: study_name})
+    if not tuned:
+        return None
+    return work.newest("evaluate", **{names.EVALUATED_RUN: tuned[0].info.run_id}).info.run_id
 
 
 def correct(evaluation_run: str):
@@ -80,17 +65,17 @@ def gain_words(metrics: dict, split: str) -> str:
     return f"{gain:+.2f} pt [{low:+.2f}, {high:+.2f}] p={p_value:.2g}"
 
 
-def one_study(workdir, env, arch, start, seed, pruner, trials, extra, baselines) -> None:
+def one_study(work: Workspace, arch, start, seed, pruner, trials, extra, baselines) -> None:
     name = f"verdict-{arch}-{start}-{pruner}-{seed}-{'-'.join(extra) or 'plain'}"
-    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    storage = work.optuna_storage
     args = ["tune", "--arch", arch, "--n-trials", str(trials), "--study-name", name]
     args += ["--storage", storage, "--seed", str(seed), "--pruner", pruner]
     args += ["--start-from", start, "--retrain-best", *extra]
     cpu = children_cpu()
-    out = run(args, workdir, env)
+    work.pipeline(*args)
     cpu = children_cpu() - cpu
     study = optuna.load_study(study_name=name, storage=storage)
-    parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
+    parent = work.study_run(name)
     metrics = parent.data.metrics
     line = (
         f"{arch} start {start:<7} seed {seed} pruner {pruner:<7}: {len(study.trials)} trials, "
@@ -104,14 +89,12 @@ def one_study(workdir, env, arch, start, seed, pruner, trials, extra, baselines)
         for key, value in best.items()
         if key != names.BEST_TRIAL_NUMBER
     ]
-    evaluated = re.findall(r"^\s+evaluate run (\w{32})", out, re.MULTILINE)
-    if evaluated:  # the retrain evaluated the baseline first when it had to, then the best
-        tuned = evaluated[-1]
-    else:  # what the best would have scored: the bench reads the test set, the study did not
+    tuned = retrained(work, name)
+    # Not retrained: what the best would have scored (the bench reads the test set; the study
+    # did not).
+    if tuned is None:
         line += "; not retrained (not significant), the best trained here anyway"
-        tuned, _ = train_and_evaluate(
-            workdir, env, arch, "--preset", start, "--seed", str(seed), *options
-        )
+        tuned, _ = train_and_evaluate(work, arch, "--preset", start, "--seed", str(seed), *options)
     tuned_metrics = mlflow.get_run(tuned).data.metrics
     baseline_run, baseline_accuracy = baselines[start]
     own = gain_words(tuned_metrics, "test")  # the study's own test_gain, when retrained
@@ -119,7 +102,7 @@ def one_study(workdir, env, arch, start, seed, pruner, trials, extra, baselines)
     line += (
         f"; trial 0's model (the {start} preset as train makes it, seed {seed}, evaluate run "
         f"{baseline_run[:8]}) test {baseline_accuracy:.4f}; the best's test "
-        f"{tuned_metrics['test_accuracy']:.4f}; test gain over trial 0's model {computed}"
+        f"{tuned_metrics[names.TEST_ACCURACY]:.4f}; test gain over trial 0's model {computed}"
         f" (logged test_gain: {own})"
     )
     if start != "default":
@@ -130,9 +113,7 @@ def one_study(workdir, env, arch, start, seed, pruner, trials, extra, baselines)
         )
     print(line, flush=True)
     if start != "default":  # the searched values on the default preset's other settings
-        run_id, on_default = train_and_evaluate(
-            workdir, env, arch, "--preset", "default", *options
-        )
+        run_id, on_default = train_and_evaluate(work, arch, "--preset", "default", *options)
         words = paired.compare(correct(run_id), correct(tuned)).evidence()
         print(
             f"    the same searched values on the default preset's base: test {on_default:.4f}"
@@ -151,47 +132,33 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--pruners", nargs="+", default=["halving"])
     parser.add_argument("--tune-args", default="", help="more tune options, quoted")
-    parser.add_argument("--workdir", help="keep the stores here (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the stores here (default: a new temporary folder)"
+    )
     options = parser.parse_args()
     extra = shlex.split(options.tune_args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="bench-verdict-") as tmp:
-        workdir = Path(options.workdir or tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{workdir / 'mlflow.db'}"
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        env.pop("MLFLOW_RUN_ID", None)
-        mlflow.set_tracking_uri(uri)
-        run(["download", "--source", options.source], workdir, env)
-        run(["init-stores", "--storage", f"sqlite:///{workdir / 'optuna.db'}"], workdir, env)
-        for arch in options.arch:
-            for seed in options.seeds:
-                # Each preset as `train` makes it with this seed: the model a study's trial 0
-                # is (same preset, seed, split and early stopping), its test_gain's baseline.
-                baselines = {}
-                for preset in dict.fromkeys([*options.starts, "default"]):
-                    cpu = children_cpu()
-                    baselines[preset] = train_and_evaluate(
-                        workdir, env, arch, "--preset", preset, "--seed", str(seed)
-                    )
-                    print(
-                        f"{arch} {preset} preset, seed {seed}: test {baselines[preset][1]:.4f} "
-                        f"({children_cpu() - cpu:.0f} CPU-s)",
-                        flush=True,
-                    )
-                for start in options.starts:
-                    for pruner in options.pruners:
-                        one_study(
-                            workdir,
-                            env,
-                            arch,
-                            start,
-                            seed,
-                            pruner,
-                            options.trials,
-                            extra,
-                            baselines,
-                        )
+    work = Workspace.create(options.workdir, "bench-verdict-")
+    work.pipeline("download", "--source", options.source)
+    work.pipeline("init-stores", "--storage", work.optuna_storage)
+    for arch in options.arch:
+        for seed in options.seeds:
+            # Each preset as `train` makes it with this seed: the model a study's trial 0 is
+            # (same preset, seed, split and early stopping), its test_gain's baseline.
+            baselines = {}
+            for preset in dict.fromkeys([*options.starts, "default"]):
+                cpu = children_cpu()
+                baselines[preset] = train_and_evaluate(
+                    work, arch, "--preset", preset, "--seed", str(seed)
+                )
+                print(
+                    f"{arch} {preset} preset, seed {seed}: test {baselines[preset][1]:.4f} "
+                    f"({children_cpu() - cpu:.0f} CPU-s)",
+                    flush=True,
+                )
+            for start in options.starts:
+                for pruner in options.pruners:
+                    one_study(work, arch, start, seed, pruner, options.trials, extra, baselines)
 
 
 if __name__ == "__main__":

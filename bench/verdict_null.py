@@ -25,35 +25,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import resource
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import mlflow
 import numpy as np
+from common import Workspace, children_cpu  # bench/, beside this script
 
 from pipeline import data, early_stopping, paired
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
 from pipeline.tuning.baseline import preset_config
-
-PIPELINE = [sys.executable, "-m", "pipeline"]
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run(args: list[str], workdir: Path, env: dict) -> None:
-    done = subprocess.run([*PIPELINE, *args], capture_output=True, text=True, cwd=workdir, env=env)
-    if done.returncode:
-        raise SystemExit(f"pipeline {' '.join(args)} failed:\n{done.stderr[-2000:]}")
 
 
 def wilson(claims: int, total: int) -> str:
@@ -129,10 +111,10 @@ def resampled(studies: list[list[np.ndarray]], draws: int, size: int) -> tuple[i
     return draws, today, adjusted
 
 
-def null_studies(options: argparse.Namespace, workdir: Path, env: dict) -> None:
-    run(["download", "--source", str(options.source.resolve())], workdir, env)
-    dataset = data.load_dataset(workdir / "data" / "mnist")
-    folder = workdir / "null"
+def null_studies(options: argparse.Namespace, work: Workspace) -> None:
+    work.pipeline("download", "--source", options.source.resolve())
+    dataset = data.load_dataset(work.folder / "data" / "mnist")
+    folder = work.folder / "null"
     folder.mkdir(exist_ok=True)
     today = adjusted = 0
     studies = []
@@ -165,27 +147,16 @@ def null_studies(options: argparse.Namespace, workdir: Path, env: dict) -> None:
     )
 
 
-def verdict_of(study_name: str) -> dict[str, float]:
-    (parent,) = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.`{names.STAGE}` = 'tune' and tags.`{names.STUDY}` = '{study_name}'",
-        output_format="list",
-    )
-    return parent.data.metrics
-
-
-def power(options: argparse.Namespace, workdir: Path, env: dict) -> None:
-    storage = f"sqlite:///{workdir / 'optuna.db'}"
+def power(options: argparse.Namespace, work: Workspace) -> None:
+    storage = work.optuna_storage
     for seed in options.power_seeds:
         name = f"power-seed-{seed}"
         started, cpu = time.time(), children_cpu()
-        run(
-            ["tune", "--arch", "mlp", "--n-trials", str(options.trials), "--seed", str(seed)]
-            + ["--study-name", name, "--storage", storage, "--start-from", "seed"],
-            workdir,
-            env,
+        work.pipeline(
+            *["tune", "--arch", "mlp", "--n-trials", str(options.trials), "--seed", str(seed)],
+            *["--study-name", name, "--storage", storage, "--start-from", "seed"],
         )
-        metrics = verdict_of(name)
+        metrics = work.study_run(name).data.metrics
         gain = metrics.get(names.VAL_GAIN, 0.0)
         said_today = paired.significant(gain, metrics.get(names.VAL_GAIN_UNADJUSTED_P_VALUE, 1.0))
         said_adjusted = paired.significant(gain, metrics.get(names.VAL_GAIN_P_VALUE, 1.0))
@@ -208,15 +179,10 @@ def main() -> None:
     parser.add_argument("--power-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--workdir", type=Path)
     options = parser.parse_args()
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="verdict-null-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    print(f"working directory {workdir}", flush=True)
-    run(["init-stores"], workdir, env)
-    null_studies(options, workdir, env)
-    power(options, workdir, env)
+    work = Workspace.create(options.workdir, "verdict-null-")
+    work.pipeline("init-stores", "--storage", work.optuna_storage)
+    null_studies(options, work)
+    power(options, work)
 
 
 if __name__ == "__main__":

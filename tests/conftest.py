@@ -294,6 +294,36 @@ def subprocess_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+PIPELINE = [sys.executable, "-m", "pipeline"]  # the CLI as a child process
+
+
+def start(workdir: Path, *command: object, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """command (PIPELINE + options, say) started in workdir on its store: text output, stdout
+    and stderr piped."""
+    return subprocess.Popen(
+        [str(word) for word in command],
+        cwd=workdir,
+        env=env or subprocess_env(workdir),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def run_to_end(
+    workdir: Path, *command: object, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """command run to its end in workdir on its store, its output captured as text."""
+    return subprocess.run(
+        [str(word) for word in command],
+        cwd=workdir,
+        env=env or subprocess_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 POSTGRES_ADMIN = os.environ.get("PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 

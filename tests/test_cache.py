@@ -40,35 +40,21 @@ def test_a_damaged_cache_is_refused_by_every_stage_and_refetched(
 
 @pytest.mark.slow
 def test_concurrent_downloads_into_one_folder_end_with_one_valid_cache(workdir, source):
-    import subprocess
-    import sys
 
-    from conftest import subprocess_env
+    from conftest import PIPELINE, start
 
     from pipeline import data
 
     target = workdir / "shared-data"
     args = [
-        sys.executable,
-        "-m",
-        "pipeline",
+        *PIPELINE,
         "download",
         "--source",
         str(source),
         "--data-dir",
         str(target),
     ]
-    downloads = [
-        subprocess.Popen(
-            args,
-            cwd=workdir,
-            env=subprocess_env(workdir),
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
+    downloads = [start(workdir, *args) for _ in range(3)]
     outputs = [process.communicate(timeout=300) for process in downloads]
     assert all(process.returncode == 0 for process in downloads), outputs
     said = sorted("Cached" if "Cached" in out else "Verified" for out, _ in outputs)
@@ -91,12 +77,10 @@ def test_a_killed_downloads_leftovers_are_removed_next_time(cli, workdir, data_d
 def test_sigterm_during_download_says_so_and_leaves_nothing(workdir, source):
     import http.server
     import signal
-    import subprocess
-    import sys
     import threading
     import time
 
-    from conftest import subprocess_env
+    from conftest import PIPELINE, start
 
     class Stalling(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -113,22 +97,8 @@ def test_sigterm_during_download_says_so_and_leaves_nothing(workdir, source):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     target = workdir / "data"
     try:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline",
-                "download",
-                "--data-dir",
-                str(target),
-                "--source",
-                f"http://127.0.0.1:{server.server_address[1]}/",
-            ],
-            cwd=workdir,
-            env=subprocess_env(workdir),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        source = f"http://127.0.0.1:{server.server_address[1]}/"
+        process = start(workdir, *PIPELINE, "download", "--data-dir", target, "--source", source)
         deadline = time.time() + 60
         while not list(target.glob(".staging-*/*.gz")) and time.time() < deadline:
             time.sleep(0.2)

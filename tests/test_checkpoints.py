@@ -10,16 +10,12 @@ from conftest import one_line_error, run_status, runs
 def killed_run_with_checkpoint(workdir) -> str:
     """A train run ended by SIGTERM after at least one checkpoint, as a user leaves it."""
     import signal
-    import subprocess
-    import sys
     import time
 
-    from conftest import subprocess_env, wait_for
+    from conftest import PIPELINE, start, wait_for
 
     args = [
-        sys.executable,
-        "-m",
-        "pipeline",
+        *PIPELINE,
         "train",
         "--arch",
         "mlp",
@@ -31,9 +27,7 @@ def killed_run_with_checkpoint(workdir) -> str:
         "16",
         "--no-progress",
     ]
-    process = subprocess.Popen(
-        args, cwd=workdir, env=subprocess_env(workdir), stderr=subprocess.PIPE, text=True
-    )
+    process = start(workdir, *args)
     wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 120, "a checkpoint")
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
@@ -59,32 +53,15 @@ def test_a_damaged_checkpoint_is_one_line_and_the_run_stays_killed(
 
 @pytest.mark.slow
 def test_a_run_resuming_in_one_process_cannot_be_resumed_by_another(workdir, data_dir):
-    import subprocess
-    import sys
-
     import mlflow
-    from conftest import subprocess_env, wait_for
+    from conftest import PIPELINE, run_to_end, start, wait_for
 
     run_id = killed_run_with_checkpoint(workdir)
     (workdir / "checkpoints" / run_id / ".weights.npz.x.part").write_bytes(b"left by SIGKILL")
-    resume = [sys.executable, "-m", "pipeline", "train", "--resume", run_id, "--no-progress"]
-    first = subprocess.Popen(
-        resume,
-        cwd=workdir,
-        env=subprocess_env(workdir),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    resume = [*PIPELINE, "train", "--resume", run_id, "--no-progress"]
+    first = start(workdir, *resume)
     wait_for(lambda: run_status(run_id) == "RUNNING", 120, "the first resume to start")
-    second = subprocess.run(
-        resume,
-        cwd=workdir,
-        env=subprocess_env(workdir),
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
+    second = run_to_end(workdir, *resume, timeout=300)
     assert second.returncode == 1
     last = second.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: --resume") and "another process" in last, second.stderr

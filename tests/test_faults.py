@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import mlflow
 import pytest
 from conftest import (
+    PIPELINE,
     closed_port_url,
     free_port,
     metric_steps,
     one_line_error,
+    run_to_end,
     runs,
+    start,
     start_server,
     stop_server,
     subprocess_env,
@@ -23,9 +25,7 @@ from conftest import (
 
 # A train process for a test to kill or cut off: small batches keep it busy for a while.
 KILLABLE_TRAIN = [
-    sys.executable,
-    "-m",
-    "pipeline",
+    *PIPELINE,
     "train",
     "--arch",
     "mlp",
@@ -136,13 +136,8 @@ def test_tracking_server_lost_mid_run_keeps_metrics_and_resumes(workdir, data_di
 
     server = start_server(workdir, port)
     try:
-        resumed = subprocess.run(
-            [*KILLABLE_TRAIN[:4], "--resume", run_id, "--no-progress"],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        resumed = run_to_end(
+            workdir, *PIPELINE, "train", "--resume", run_id, "--no-progress", env=env
         )
         assert resumed.returncode == 0, resumed.stderr
         mlflow.set_tracking_uri(url)
@@ -161,9 +156,7 @@ def test_sigterm_during_tune_ends_trial_and_study_runs_killed(workdir, data_dir)
 
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     args = [
-        sys.executable,
-        "-m",
-        "pipeline",
+        *PIPELINE,
         "tune",
         "--storage",
         storage,
@@ -178,9 +171,7 @@ def test_sigterm_during_tune_ends_trial_and_study_runs_killed(workdir, data_dir)
         "--pruner",
         "none",
     ]
-    worker = subprocess.Popen(
-        args, cwd=workdir, env=subprocess_env(workdir), stderr=subprocess.PIPE, text=True
-    )
+    worker = start(workdir, *args)
 
     def trial_running():
         frame = runs()

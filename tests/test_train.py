@@ -14,7 +14,15 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import metric_steps, one_line_error, require_shared_mnist, runs, subprocess_env
+from conftest import (
+    PIPELINE,
+    metric_steps,
+    one_line_error,
+    require_shared_mnist,
+    run_to_end,
+    runs,
+    subprocess_env,
+)
 
 
 def train(cli, *args: str):
@@ -234,14 +242,7 @@ def test_sigterm_kills_run_and_resume_completes_it(workdir, data_dir):
     logged = metric_steps(run_id, "batch_loss")
     assert len(logged) >= state["step"] > 0
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "pipeline", "train", "--resume", run_id, "--no-progress"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = run_to_end(workdir, *PIPELINE, "train", "--resume", run_id, "--no-progress", env=env)
     assert resumed.returncode == 0, resumed.stderr
     frame = runs()
     assert len(frame) == 1 and frame.iloc[0]["status"] == "FINISHED"

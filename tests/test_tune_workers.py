@@ -10,8 +10,10 @@ import mlflow
 import optuna
 import pytest
 from conftest import (
+    PIPELINE,
     free_port,
     one_line_error,
+    start,
     start_server,
     stop_server,
     subprocess_env,
@@ -24,27 +26,9 @@ from pipeline.tracking import names
 @pytest.mark.slow
 def test_two_workers_share_one_study(cli, workdir, data_dir, tiny):
     assert cli("init-stores", "--storage", storage_url(workdir)).exit_code == 0
-    args = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "tune",
-        "--storage",
-        storage_url(workdir),
-        *tiny.tune,
-    ]
+    args = [*PIPELINE, "tune", "--storage", storage_url(workdir), *tiny.tune]
     args += ["--n-trials", "2", "--epochs-range", "1", "2", "--pruner", "none"]
-    workers = [
-        subprocess.Popen(
-            args,
-            cwd=workdir,
-            env=subprocess_env(workdir),
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(2)
-    ]
+    workers = [start(workdir, *args) for _ in range(2)]
     for worker in workers:
         _, stderr = worker.communicate(timeout=600)
         assert worker.returncode == 0, stderr
@@ -164,17 +148,9 @@ def test_workers_creating_one_study_at_once_enqueue_the_preset_once(cli, workdir
     import time
 
     assert cli("init-stores", "--storage", storage_url(workdir)).exit_code == 0
-    start = str(time.time() + 6)
+    at = str(time.time() + 6)
     workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", CREATE, storage_url(workdir), start],
-            cwd=workdir,
-            env=subprocess_env(workdir),
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(4)
+        start(workdir, sys.executable, "-c", CREATE, storage_url(workdir), at) for _ in range(4)
     ]
     outputs = [worker.communicate(timeout=120) for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), outputs
