@@ -256,7 +256,7 @@ def test_files_and_functions_stay_small():
     assert oversized([(PACKAGE / "data.py", ast.parse(long_function))])
 
 
-MEASURED = re.compile(r"\b\d+(\.\d+)?(-\d+(\.\d+)?)? (ms|s|MB|GB)\b|\(measured")
+MEASURED = re.compile(r"\b\d+(\.\d+)?(-\d+(\.\d+)?)? (ms|s|MB|GB)\b|\(measured|correlation of \d")
 
 
 def measurements(files: list[tuple[Path, str]]) -> list[str]:

@@ -11,17 +11,12 @@ from pipeline.tune_config import TuneConfig
 
 PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
 # The default pruner (successive halving) gives no verdict before epoch 3, or 15 % of a schedule
-# (epoch 3 of 20): on real MNIST an MLP's accuracy after epoch 1 ranks its objective at a
-# Spearman correlation of 0.58-0.82, after epoch 3 at 0.85 (30-trial studies, epochs from the
-# curve; bench/pruner_replay.py).
+# (epoch 3 of 20): an MLP's accuracy after epoch 1 ranks its objective poorly, after epoch 3
+# well (bench/pruner_replay.py measures the rank correlation by epoch).
 PRUNE_AFTER_EPOCHS = 3
 PRUNE_AFTER_PERCENT = 15
-# Against the unpruned study of the same sampler seed (30 MLP trials, bench/tune_budget.py), the
-# default kept the best within 0.1 pt at 0.33 and 0.39 of its epochs (seeds 0 and 1), but on a
-# CPU whose rounding sent TPE elsewhere it missed seed 0's by 0.6 pt. Letting a study's first
-# 3 or 6 trials train to the end, so that TPE starts from complete curves, did no better: with
-# 3, both seeds lost 0.15-0.31 pt; with 6, seed 1 lost 0.16 pt and trained 0.62 of the epochs.
-
+# How close to an unpruned study's best the default ends, on what share of its epochs, and what
+# warm-up trials change: bench/tune_budget.py.
 
 class PruneOnValidation:
     """Reports each complete epoch's validation accuracy to Optuna and stops weak trials.
