@@ -92,11 +92,12 @@ def run_main(
             say(f"download: verified data already in {config.data.data_dir}; reusing")
             result.add(main, "download", previous, True)
         else:
-            result.add(
-                main,
-                "download",
-                downloading.record(downloaded, {names.CACHE_KEY: key}, store=store),
-                False,
+            recorded = downloading.record(downloaded, {names.CACHE_KEY: key}, store=store)
+            result.add(main, "download", recorded, False)
+            counts = downloaded.counts
+            say(
+                f"download: {counts['train']} training and {counts['test']} test images in "
+                f"{config.data.data_dir}; run {recorded}"
             )
         for arch in config.arches():
             _arch_steps(job, arch)
@@ -106,8 +107,8 @@ def run_main(
         reused = sum(1 for _, _, was_reused in result.steps if was_reused)
         main.describe(
             f"Main job ({config.preset} preset{', tuned first' if config.tune else ''}): "
-            f"{len(result.steps)} steps as child runs, {reused} reused from identical earlier "
-            f"runs. Test accuracy: "
+            f"{len(result.steps) - reused} steps as child runs, {reused} reused from identical "
+            f"earlier runs (its pipeline.step.* tags name each step's run). Test accuracy: "
             + ", ".join(f"{arch} {value:.4f}" for arch, value in result.test_accuracy.items())
             + f". Report: {config.report_dir / 'report.md'}."
         )

@@ -27,6 +27,9 @@ def test_main_reuses_finished_steps_and_reruns_changed_ones(cli, workdir, source
     kids = children(parent["run_id"])
     assert sorted(kids["tags.pipeline.stage"]) == ["download", "evaluate", "report", "train"]
     assert "reusing" not in first.stdout
+    assert re.search(
+        r"^download: \d+ training and \d+ test images in .*; run \w{32}$", first.stdout, re.M
+    )
     # Every run, the experiment and the registered model say what they are.
     notes = dict(zip(kids["tags.pipeline.stage"], kids["tags.mlflow.note.content"], strict=True))
     evaluated = kids[kids["tags.pipeline.stage"] == "evaluate"].iloc[0]
@@ -51,6 +54,9 @@ def test_main_reuses_finished_steps_and_reruns_changed_ones(cli, workdir, source
     main_runs = runs()
     latest_main = main_runs[main_runs["tags.pipeline.stage"] == "main"].iloc[0]
     assert latest_main["tags.pipeline.step.train_mlp"].endswith("(reused)")
+    # Only the report is a new child run; the reused steps are named by the step tags.
+    assert len(children(latest_main["run_id"])) == 1
+    assert "1 steps as child runs, 3 reused" in latest_main["tags.mlflow.note.content"]
     frame = runs()
     assert len(frame[frame["tags.pipeline.stage"] == "train"]) == 1
 
@@ -130,18 +136,22 @@ def test_a_run_the_way_make_run_runs_it_leaves_the_clone_clean(tmp_path, source)
     assert len(changed) and set(changed["tags.mlflow.source.git.dirty"]) == {"true"}
 
 
-def test_main_shows_a_line_per_epoch_when_not_on_a_terminal(cli, workdir, source):
+def test_main_shows_a_line_per_epoch_when_not_on_a_terminal(cli, workdir, source, capsys):
     """No terminal (a log, CI, a pipe): one line per epoch instead of silence while training."""
     from pipeline import architectures
+    from pipeline.cli import console
 
     epochs = architectures.REGISTRY["mlp"].presets["default"]["epochs"]
     result = cli("main", "--source", source, "--report-dir", workdir / "out")
     assert result.exit_code == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("train mlp epoch")]
     assert len(lines) == epochs, result.stderr
-    pattern = r"train mlp epoch (\d+)/(\d+): val_accuracy \d\.\d{4}, (\d+m)?\d+s elapsed, about "
+    pattern = r"train mlp epoch (\d+)/(\d+): val_accuracy \d\.\d{4}, (\d+m)?\d+s in, ~"
     assert all(re.match(pattern, line) for line in lines), lines
-    assert (
-        lines[-1].startswith(f"train mlp epoch {epochs}/{epochs}:")
-        and "about 0s left" in lines[-1]
-    )
+    assert lines[-1].startswith(f"train mlp epoch {epochs}/{epochs}:") and "~0s left" in lines[-1]
+    # The longest label a step has, and long durations, still fit 80 columns.
+    longest = console.EpochLines("train lstm baseline")
+    longest.start(epochs=100, steps=1, first_epoch=0)
+    longest.started -= 99 * 3600
+    longest.epoch_end(1, {"val_accuracy": 0.5})
+    assert max(len(line) for line in capsys.readouterr().err.splitlines()) <= 80

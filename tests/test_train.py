@@ -175,6 +175,15 @@ def test_same_seed_same_metrics(cli, data_dir, tiny):
     assert histories[0] != histories[2]
 
 
+def test_the_summary_links_the_run_in_the_uis_model_training_view(cli, data_dir, tiny):
+    result = cli("train", "--arch", "mlp", "--epochs", "1", *tiny.model)
+    assert result.exit_code == 0, result.stderr
+    run = runs().iloc[0]
+    page = f"/#/experiments/{run['experiment_id']}/runs/{run['run_id']}"
+    assert f"{page}?workflowType=machine_learning" in result.stdout
+    assert "pipeline ui" in result.stdout  # the project's own command, on the project's store
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

@@ -50,6 +50,13 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
     assert int(pruned.data.tags["pipeline.pruned_at_epoch"]) < 3
     artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(parent_id, "study")}
     assert {"study/trials.csv", "study/optimization_history.png"} <= artifacts
+    # The table is for people: no per-image record or process identity among its columns
+    # (the study keeps both, for the verdict and the workers).
+    table = mlflow.artifacts.load_text(f"runs:/{parent_id}/study/trials.csv")
+    header = table.splitlines()[0].split(",")
+    assert "user_attrs_epochs_trained" in header
+    assert not {"user_attrs_val_correct", "user_attrs_owner"} & set(header)
+    assert {"val_correct", "owner"} <= set(study.trials[0].user_attrs)
     parent = mlflow.get_run(parent_id)
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
     assert parent.data.tags["best.hidden_size"] == str(study.best_params["hidden_size"])

@@ -53,7 +53,9 @@ def test_ui_answers_when_it_prints_its_link_and_stops_on_sigterm(workdir):
         assert urllib.request.urlopen(url, timeout=5).status == 200  # when printed, it answers
         mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
         experiment = mlflow.get_experiment_by_name("mnist").experiment_id
-        assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs"
+        # In the UI's "Model training" mode, where the runs table and Models tab are.
+        runs_page = f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs"
+        assert url == f"{runs_page}?workflowType=machine_learning"
         server = psutil.Process(ui.pid).children(recursive=True)
         commands = [" ".join(process.cmdline()) for process in server]
         assert not [command for command in commands if "ui.db" in command], commands

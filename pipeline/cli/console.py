@@ -101,9 +101,9 @@ class EpochLines:
         elapsed = time.monotonic() - self.started
         left = elapsed / max(epoch - self.first_epoch, 1) * (self.epochs - epoch)
         accuracy = logs.get("val_accuracy", logs.get("accuracy", float("nan")))
-        print(
+        print(  # within 80 columns, for the longest label (train lstm baseline)
             f"{self.label}epoch {epoch}/{self.epochs}: val_accuracy {accuracy:.4f}, "
-            f"{_duration(elapsed)} elapsed, about {_duration(left)} left",
+            f"{_duration(elapsed)} in, ~{_duration(left)} left",
             file=sys.stderr,
             flush=True,
         )
@@ -121,8 +121,10 @@ def _whole_duration(seconds: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """90 -> 1m30s, 42.4 -> 42s."""
+    """90 -> 1m30s, 42.4 -> 42s, 7260 -> 2h01m."""
     minutes, seconds = divmod(round(seconds), 60)
+    if minutes >= 60:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
@@ -131,6 +133,17 @@ def training_progress(enabled: bool = True, label: str = "") -> LiveBars | Epoch
     if not enabled:
         return None
     return LiveBars(label) if stderr.is_terminal else EpochLines(label)
+
+
+# MLflow 3's UI opens an experiment in its GenAI mode (traces; logged models as "agent
+# versions"); this asks for its "Model training" mode: the runs table and the Models tab.
+UI_MODE = "workflowType=machine_learning"
+
+
+def ui_link(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The UI's page of an experiment's runs (or of one run), in its model-training mode."""
+    page = f"/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
+    return f"{base}{page}?{UI_MODE}"
 
 
 def _ui_url() -> str:
@@ -153,7 +166,7 @@ def print_train_summary(result) -> None:
         + f"  run   {result.run_id}\n"
         f"  model {result.model_uri}\n"
         f"  UI    pipeline ui  then open\n"
-        f"        {_ui_url()}/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+        f"        {ui_link(_ui_url(), result.experiment_id, result.run_id)}"
     )
 
 
@@ -170,8 +183,7 @@ def print_eval_summary(result) -> None:
     if result.registration:
         lines.append(f"  registry: {result.registration.describe()}")
     lines.append(
-        f"  UI: pipeline ui  then open "
-        f"{_ui_url()}/#/experiments/{result.experiment_id}/runs/{result.run_id}"
+        f"  UI: pipeline ui  then open {ui_link(_ui_url(), result.experiment_id, result.run_id)}"
     )
     print("\n".join(lines))
 
@@ -238,7 +250,7 @@ def print_study_summary(result) -> None:
     """One arch's study: trials, the best value and params, and the retrained best if any."""
     best = f"{result.best_value:.4f}" if result.best_value is not None else "n/a"
     print(
-        f"Study {result.study_name}: {result.trials} finished trials, {result.pruning}; best "
+        f"Study {result.study_name}: {result.trials} trials ended; {result.pruning}; best "
         f"val_accuracy {best} with {_params(result.best_params) or 'none'}; MLflow parent run "
         f"{result.parent_run_id}"
     )

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+from pipeline.cli import console
 from pipeline.errors import redact
 
 JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"  # MLflow's switch for its job runner
@@ -74,7 +75,7 @@ def serve(
         while server.poll() is None and not _answers(base):
             time.sleep(0.5)
         if server.poll() is None:
-            say(f"MLflow UI: {base}/#/experiments/{experiment_id}/runs  (Ctrl-C stops it)")
+            say(f"MLflow UI: {console.ui_link(base, experiment_id)}  (Ctrl-C stops it)")
             say(WHERE)
             storage = redact(storage)
             if importlib.util.find_spec("optuna_dashboard"):

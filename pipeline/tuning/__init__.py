@@ -13,5 +13,5 @@ storage  opening a study storage, creating its schema, reaping a dead worker's t
 journal  a journal-file storage whose appends are all or nothing (no partial line)
 owners   which process runs a trial; failing a journal study's trials whose process ended
 workers  running a worker's trials in fresh child processes, a few at a time
-plots    Optuna's own plots of a study, for its MLflow run
+plots    Optuna's own plots of a study and its trials table, for its MLflow run
 """

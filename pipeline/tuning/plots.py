@@ -1,4 +1,4 @@
-"""Optuna's own plots of a study, as PNGs for the study's MLflow run."""
+"""Optuna's own plots of a study (PNGs) and its trials as a table, for the study's MLflow run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 
 from pipeline import figures
+from pipeline.tracking import names
 
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
 
@@ -33,3 +34,10 @@ def write_plots(study: optuna.Study, folder: Path) -> list[str]:
         figures.close(figure)
         written.append(name)
     return written
+
+
+def trials_table(study: optuna.Study):
+    """The study's trials as a table for people (a pandas DataFrame): without the per-image
+    record and the process identity, which the study keeps for the verdict and the workers."""
+    hidden = [f"user_attrs_{names.VAL_CORRECT_ATTR}", f"user_attrs_{names.OWNER_ATTR}"]
+    return study.trials_dataframe().drop(columns=hidden, errors="ignore")

@@ -18,6 +18,7 @@ PRUNE_AFTER_PERCENT = 15
 # How close to an unpruned study's best the default ends, on what share of its epochs, and what
 # warm-up trials change: bench/tune_budget.py.
 
+
 class PruneOnValidation:
     """Reports each complete epoch's validation accuracy to Optuna and stops weak trials.
 

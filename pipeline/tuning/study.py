@@ -123,7 +123,7 @@ def _summarise(
     finished = [t for t in study.trials if t.state.is_finished()]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
+        plots.trials_table(study).to_csv(folder / "trials.csv", index=False)
         plots.write_plots(study, folder)
         run.log_artifacts(folder, "study")
     found = verdict.judge(study, tune.start_from)
