@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MNIST_SOURCE ?=
 SOURCE_OPTION := $(if $(MNIST_SOURCE),--source $(MNIST_SOURCE),)
 
-.PHONY: run test test-fast lint clean
+.PHONY: run test test-fast lint clean real-data
 
 # The runtime pins of conda.yaml are the versions the project is tested with: install exactly those.
 $(BIN)/.installed: pyproject.toml conda.yaml
@@ -19,8 +19,18 @@ $(BIN)/.installed: pyproject.toml conda.yaml
 run: $(BIN)/.installed
 	$(BIN)/pipeline main --arch both $(SOURCE_OPTION)
 
-test: lint
+# The slow tests train on real MNIST files: ../shared/data/mnist beside the clone, or the folder
+# MNIST_LOCAL_SOURCE names. Without them `make test` stops at once, saying so, unless told to
+# skip those tests (SKIP_REAL_DATA=1).
+REAL_MNIST := $(or $(MNIST_LOCAL_SOURCE),../shared/data/mnist)
+
+test: real-data lint
 	$(BIN)/pytest
+
+real-data:
+	@test -n "$(SKIP_REAL_DATA)" -o -f "$(REAL_MNIST)/train-images-idx3-ubyte.gz" || { \
+	  echo "make test: no MNIST IDX files in $(REAL_MNIST); set MNIST_LOCAL_SOURCE=/path/to/folder (the four files), or SKIP_REAL_DATA=1 to skip the tests that need them" >&2; \
+	  exit 2; }
 
 # The fast tests on both cores (each test has its own folder and stores, so they run apart).
 test-fast: lint

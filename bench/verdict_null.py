@@ -15,7 +15,8 @@ that chose it, as `val_gain_unadjusted_p_value`) and the verdict's own, adjusted
 (`val_gain_p_value`, pipeline.paired.after_selection). A claim is "better beyond noise"
 (gain > 0, p < 0.05); claims in studies with a 95 % Wilson interval. Then 2,000 resampled
 sub-studies (trial 0 and 10 of its others at random) the same two ways. Each trial's per-image
-answers are kept in --workdir, so an interrupted run goes on where it stopped.
+answers are kept in --workdir, so an interrupted run goes on where it stopped, and a second
+process with --helper (same --workdir) trains studies from the last down until the two meet.
 
 Power: `pipeline tune --start-from seed` (default ranges and pruner, --trials) on all of
 --source, one per --power-seeds seed: the verdict, adjusted and not.
@@ -111,6 +112,20 @@ def resampled(studies: list[list[np.ndarray]], draws: int, size: int) -> tuple[i
     return draws, today, adjusted
 
 
+def helper(options: argparse.Namespace, work: Workspace) -> None:
+    """A second process on another core: trains the null studies from the last down, and stops
+    at the first one the main run (going up) has begun."""
+    work.pipeline("download", "--source", options.source.resolve())
+    dataset = data.load_dataset(work.folder / "data" / "mnist")
+    folder = work.folder / "null"
+    folder.mkdir(exist_ok=True)
+    for study in reversed(range(options.studies)):
+        if (folder / f"study{study}-trial0.npy").exists():
+            return
+        null_study(dataset, study, options.trials, folder)
+        print(f"helper: null study {study} trained", flush=True)
+
+
 def null_studies(options: argparse.Namespace, work: Workspace) -> None:
     work.pipeline("download", "--source", options.source.resolve())
     dataset = data.load_dataset(work.folder / "data" / "mnist")
@@ -178,8 +193,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--power-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument(
+        "--helper", action="store_true", help="train studies from the last down, beside a run"
+    )
     options = parser.parse_args()
     work = Workspace.create(options.workdir, "verdict-null-")
+    if options.helper:
+        return helper(options, work)
     work.pipeline("init-stores", "--storage", work.optuna_storage)
     null_studies(options, work)
     power(options, work)

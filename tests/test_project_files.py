@@ -143,3 +143,24 @@ def test_every_package_folder_ships_in_the_distribution():
         patterns = packages["find"]["include"]
         shipped = {name for name in folders if any(fnmatch.fnmatch(name, p) for p in patterns)}
     assert folders <= shipped
+
+
+def test_make_test_without_the_real_data_stops_at_once_saying_how_to_point_at_it(tmp_path):
+    import subprocess
+
+    def real_data(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", "-s", "real-data"],
+            cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", **env},
+            capture_output=True,
+            text=True,
+        )
+
+    missing = real_data(MNIST_LOCAL_SOURCE=str(tmp_path))
+    assert missing.returncode != 0
+    assert f"no MNIST IDX files in {tmp_path}" in missing.stderr.splitlines()[0]
+    assert "SKIP_REAL_DATA=1" in missing.stderr
+    assert real_data(MNIST_LOCAL_SOURCE=str(tmp_path), SKIP_REAL_DATA="1").returncode == 0
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert real_data(MNIST_LOCAL_SOURCE=str(tmp_path)).returncode == 0
