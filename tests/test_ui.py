@@ -30,7 +30,7 @@ def test_ui_answers_when_it_prints_its_link_and_stops_on_sigterm(workdir):
         cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=(workdir / "ui.err").open("w"),
         text=True,
         start_new_session=True,  # so that a failing test can stop every process it started
     )
@@ -61,6 +61,8 @@ def test_ui_answers_when_it_prints_its_link_and_stops_on_sigterm(workdir):
         assert not [command for command in commands if "ui.db" in command], commands
         # MLflow's GenAI job runner (its huey consumers) is left off: nothing here uses it.
         assert not [command for command in commands if "huey" in command or "jobs" in command]
+        # No "Uvicorn running on ..." before the server answers: the link above is the one.
+        assert "Uvicorn running" not in (workdir / "ui.err").read_text()
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=60)
         wait_for(lambda: not answers(), 30, "the UI server to stop")

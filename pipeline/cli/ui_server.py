@@ -16,6 +16,7 @@ from pipeline.errors import redact
 
 JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"  # MLflow's switch for its job runner
 BACKEND_STORE = "MLFLOW_BACKEND_STORE_URI"  # what `mlflow ui --backend-store-uri` reads
+REGISTRY_STORE = "MLFLOW_REGISTRY_STORE_URI"  # and --registry-store-uri
 # Where the project's records are in the UI, for a newcomer.
 WHERE = (
     "  runs: the experiment's Runs table (train, evaluate, tune, trial, report, main; the "
@@ -32,12 +33,15 @@ def server_env(tracking_uri: str) -> dict[str, str]:
     the user asks for it.
 
     The runner starts eight more processes that double the CPU of the server's start-up and
-    run nothing this project records; on a small
-    machine they compete with a training started beside the UI.
+    run nothing this project records; on a small machine they compete with a training started
+    beside the UI.
     """
     env = dict(os.environ)
     env.setdefault(JOB_EXECUTION, "false")
-    env[BACKEND_STORE] = tracking_uri
+    env[BACKEND_STORE] = env[REGISTRY_STORE] = tracking_uri  # one store, said without a line
+    # Starlette's notice about MLflow's own import, once per server process: not the user's to
+    # act on.
+    env.setdefault("PYTHONWARNINGS", "ignore:starlette.middleware.wsgi is deprecated")
     return env
 
 
@@ -61,6 +65,9 @@ def serve(
 
     The URL is printed once the server answers, as the deep link to the experiment's runs."""
     command = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
+    # Uvicorn's "running on" line would come long before the server answers: the link printed
+    # once it does is the one to follow. Warnings and errors still show.
+    command += ["--uvicorn-opts", "--log-level warning"]
     server = subprocess.Popen(command, env=server_env(tracking_uri))
 
     def stop_server(_signal_number, _frame) -> None:
