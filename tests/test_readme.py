@@ -67,3 +67,17 @@ def test_readme_states_how_many_trials_a_process_runs():
 
     text = readme()
     assert f"{TRIALS_PER_PROCESS} at a time (`--trials-per-process`)" in text
+
+
+def test_every_bench_the_docs_name_exists_and_measurements_live_in_docs():
+    measurements = (REPO / "docs" / "measurements.md").read_text()
+    text = readme()
+    assert "docs/measurements.md" in text
+    for document in (text, measurements):
+        for bench in set(re.findall(r"bench/(\w+\.py)", document)):
+            assert (REPO / "bench" / bench).is_file(), bench
+    # Each section of measurements names the command that printed them.
+    for section in measurements.split("\n## ")[1:]:
+        assert re.search(r"`(python bench/\w+\.py|pipeline \w+|make [\w-]+)", section), section[
+            :60
+        ]

@@ -350,9 +350,21 @@ def test_cross_validated_trials_are_judged_on_every_training_image(cli, workdir,
     assert "trials scored by 3-fold cross-validation" in parent.data.tags["mlflow.note.content"]
 
 
+@pytest.mark.slow
 def test_the_readme_gives_the_size_of_a_trials_per_image_record():
-    from conftest import REPO
+    """Its figures are the code's on the real subset: the validation split's size and the
+    length of a trial's packed per-image record for it."""
+    from conftest import REPO, require_shared_mnist
 
-    size = len(paired.pack(np.zeros(1969, dtype=bool)))
+    from pipeline import data
+
+    source = require_shared_mnist()
+    labels = data.parse_idx(source / "train-labels-idx1-ubyte.gz", "labels")
+    images = np.zeros((len(labels), 1, 1), dtype=np.uint8)
+    dataset = data.Dataset(images, labels, images[:1], labels[:1], "d", False, "s")
+    held_out = len(data.split_train_validation(dataset, 0.1, 0).y_val)
+    size = len(paired.pack(np.ones(held_out, dtype=bool)))
     readme = " ".join((REPO / "README.md").read_text().split())
-    assert f"{size} characters of packed bits for 1,969 images" in readme
+    assert f"{size} characters of packed bits for {held_out:,} images" in readme
+    assert f"validation split of the MNIST subset holds {held_out:,} images" in readme
+    assert f"all {len(labels):,} training images of the subset instead of {held_out:,}" in readme
