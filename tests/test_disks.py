@@ -228,8 +228,8 @@ def test_a_study_storage_that_fills_mid_study_is_one_line_and_goes_on_once_freed
     import optuna
 
     from pipeline.tune_config import TuneConfig
+    from pipeline.tuning.opening import create_or_load
     from pipeline.tuning.storage import open_storage
-    from pipeline.tuning.study import create_or_load
 
     disk = workdir / "studies"
     mount_small_disk(disk)

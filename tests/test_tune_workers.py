@@ -17,6 +17,7 @@ from conftest import (
     start_server,
     stop_server,
     subprocess_env,
+    wait_for,
 )
 from study_helpers import storage_url, study_runs, tune
 
@@ -132,7 +133,7 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str, tiny) ->
 CREATE = """
 import sys, time
 from pipeline.tuning import storage as study_storage
-from pipeline.tuning.study import create_or_load
+from pipeline.tuning.opening import create_or_load
 from pipeline.tune_config import TuneConfig
 start = float(sys.argv[2])
 tune = TuneConfig(storage=sys.argv[1])
@@ -280,6 +281,7 @@ def test_a_journal_study_fails_the_trials_of_processes_that_ended(cli, workdir, 
     )  # its trial process named itself, and has ended
     script = (
         "import os, signal, optuna\n"
+        "from pipeline.tracking import names\n"
         "from pipeline.tuning.owners import process_identity\n"
         "from pipeline.tuning.storage import open_storage\n"
         f"study = optuna.load_study(study_name='mnist-mlp', storage=open_storage({storage!r}))\n"
@@ -321,3 +323,63 @@ def test_a_trials_process_is_judged_ended_only_on_this_machine_and_namespace():
     assert not gone(f"another-boot/{namespace}/{pid}/1")  # another machine: not judged
     assert not gone(f"{boot}/pid:[1]/{pid}/1")  # another container: not judged
     assert not gone("garbled")
+
+
+@pytest.mark.slow
+def test_a_journal_study_whose_preset_trial_was_killed_runs_it_again(cli, workdir, data_dir):
+    """SIGKILL of a worker (and its trial process) during trial 0: the next worker fails that
+    trial, queues the preset again and runs it, and the verdict compares with that run."""
+    import os
+    import signal
+
+    from pipeline.tuning.storage import open_storage
+    from pipeline.tuning.verdict import preset_trial
+
+    storage = f"journal:///{workdir / 'optuna.log'}"
+    tune = ["tune", "--arch", "mlp", "--storage", storage, "--validation-fraction", "0.2"]
+    tune += ["--pruner", "none"]
+
+    def trials():
+        try:
+            return optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials
+        except KeyError:  # not created yet
+            return []
+
+    first = subprocess.Popen(
+        [*PIPELINE, *tune, "--n-trials", "1"],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        training = lambda: any(names.RUN_ATTR in t.user_attrs for t in trials())  # noqa: E731
+        wait_for(training, 180, "trial 0 to train")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    result = cli(*tune, "--n-trials", "2")
+    assert result.exit_code == 0, result.stderr
+    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+    states = [trial.state.name for trial in study.trials]
+    assert states == ["FAIL", "COMPLETE", "COMPLETE"], states
+    assert names.PRESET in study.trials[1].user_attrs
+    assert preset_trial(study).number == 1
+    verdict_line = next(line for line in result.stdout.splitlines() if line.startswith("Verdict"))
+    assert "trial 1 (the default preset" in verdict_line and "ended fail" not in verdict_line
+
+
+def test_a_damaged_owner_record_is_left_alone_not_a_traceback(workdir):
+    """A journal trial whose owner names no process (a hand-edited or damaged record) is left
+    RUNNING for a person to judge; the worker opening the study goes on."""
+    from pipeline.tuning import owners
+    from pipeline.tuning.storage import open_storage
+
+    storage = open_storage(f"journal:///{workdir / 'optuna.log'}")
+    study = optuna.create_study(study_name="damaged", storage=storage)
+    boot, namespace, _, _ = owners.process_identity().split("/")
+    trial = study.ask()
+    trial.set_user_attr(names.OWNER_ATTR, f"{boot}/{namespace}/not-a-pid/0")
+    owners.fail_orphans(study)
+    assert study.trials[0].state == optuna.trial.TrialState.RUNNING

@@ -16,8 +16,8 @@ from pipeline.architectures import REGISTRY
 from pipeline.config import train_config
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
+from pipeline.tuning import opening, verdict
 from pipeline.tuning import study as studies
-from pipeline.tuning import verdict
 from pipeline.tuning.storage import open_storage
 from pipeline.tuning.trials import suggest
 
@@ -112,7 +112,7 @@ def test_per_image_answers_survive_the_round_trip_as_text():
 
 def _study(name: str, tune: TuneConfig, workdir) -> optuna.Study:
     storage = open_storage(f"sqlite:///{workdir / 'optuna.db'}", 10)
-    study, created = studies.create_or_load(tune, "mlp", storage, name)
+    study, created = opening.create_or_load(tune, "mlp", storage, name)
     assert created
     return study
 
@@ -196,7 +196,7 @@ def test_start_from_seed_makes_trial_0_the_seed_preset(workdir):
     assert config.batch_size == seed["batch_size"]  # the seed's own settings kept
     joining = TuneConfig(storage=tune.storage)  # --start-from default
     with pytest.raises(Exception, match="made with --start-from seed, not default"):
-        studies.create_or_load(joining, "mlp", open_storage(tune.storage, 10), "from-seed")
+        opening.create_or_load(joining, "mlp", open_storage(tune.storage, 10), "from-seed")
 
 
 def test_retrain_best_without_a_significant_gain_trains_nothing(cli, workdir, data_dir):
@@ -368,3 +368,35 @@ def test_the_readme_gives_the_size_of_a_trials_per_image_record():
     assert f"{size} characters of packed bits for {held_out:,} images" in readme
     assert f"validation split of the MNIST subset holds {held_out:,} images" in readme
     assert f"all {len(labels):,} training images of the subset instead of {held_out:,}" in readme
+
+
+def test_a_retried_preset_trial_serves_the_verdict(workdir):
+    """Trial 0's worker died; Optuna's retry (which copies its user attributes) completed: the
+    verdict compares the best with the retry, not with the failed first run."""
+    tune = TuneConfig(storage=f"sqlite:///{workdir / 'optuna.db'}", epochs_range=(2, 4))
+    study = _study("retried", tune, workdir)  # the ranges exclude the preset: nothing queued
+    preset = {"learning_rate": 0.001, "hidden_size": 256}
+    _add(study, preset, 0.0, state="FAIL", **{names.PRESET: "default"})
+    _add(study, preset, 0.95, answers(1900), **{names.PRESET: "default"})
+    _add(study, {"learning_rate": 0.003, "hidden_size": 512}, 0.99, answers(1980))
+    found = verdict.judge(study, "default")
+    assert found.baseline.number == 1 and found.significant, found.sentence
+    assert "ended fail" not in found.sentence
+
+
+def test_a_preset_trial_that_failed_is_queued_again_by_the_next_worker(workdir):
+    """Ctrl-C (or a killed journal worker) left trial 0 failed and not retried: the next worker
+    to join the study queues the preset again, so the study keeps its baseline."""
+    tune = TuneConfig(storage=f"sqlite:///{workdir / 'optuna.db'}")
+    study = _study("interrupted", tune, workdir)
+    first = study.ask()  # the queued preset trial
+    assert names.PRESET in first.user_attrs
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    joined, created = opening.open_study(
+        tune, "mlp", open_storage(tune.storage, 10), "interrupted"
+    )
+    assert not created
+    waiting = joined.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.params, t.user_attrs[names.PRESET]) for t in waiting] == [(first.params, "default")]
+    opening.open_study(tune, "mlp", open_storage(tune.storage, 10), "interrupted")
+    assert len(joined.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1  # not twice

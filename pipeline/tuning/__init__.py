@@ -1,7 +1,7 @@
 """The only package that imports optuna.
 
-study    the study (created seeded with the preset, or joined), a worker's trials, the summary
-         on the study's parent run
+study    the study: a worker's trials and the summary on the study's parent run
+opening  creating a study seeded with its preset, or joining one made alike
 baseline the preset trial's configuration (the baseline of every claim), the tuned one, and
          retraining both
 verdict  what a study found: its best against its preset trial, image by image; pruning

@@ -35,12 +35,24 @@ def process_identity(pid: int | None = None) -> str | None:
 
 def gone(owner: str) -> bool:
     """Whether the process an identity names has ended: it was this machine's and this pid
-    namespace's, and no process with its pid and start time runs now."""
+    namespace's, and no process with its pid and start time runs now (a zombie, killed but not
+    yet reaped by a parent that died too, has ended)."""
     here = process_identity()
     parts = owner.split("/")
     if here is None or len(parts) != 4 or parts[:2] != here.split("/")[:2]:
         return False
-    return process_identity(int(parts[2])) != owner
+    if not parts[2].isdigit():  # a damaged record names no process this machine could run
+        return False
+    pid = int(parts[2])
+    return process_identity(pid) != owner or _state(pid) in ("Z", "X")
+
+
+def _state(pid: int) -> str | None:
+    """A process's state letter (R, S, Z for a zombie...), None when it is not there."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def fail_orphans(study: optuna.Study) -> None:

@@ -1,5 +1,5 @@
-"""The study: created (seeded with the preset) or joined, a worker's trials run in fresh processes
-(see trials and workers), the summary on the parent run, and retraining the best."""
+"""The study: opened (see opening), a worker's trials run in fresh processes (see trials and
+workers), the summary on the parent run, and retraining the best (see baseline)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import socket
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,23 +14,19 @@ from pathlib import Path
 import optuna
 
 from pipeline import data, evaluation, tracking
-from pipeline.errors import PipelineError, redact
+from pipeline.errors import redact
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
-from pipeline.tuning import owners, plots, verdict, workers
+from pipeline.tuning import plots, verdict, workers
 from pipeline.tuning.baseline import retrain
-from pipeline.tuning.pruning import pruner
+from pipeline.tuning.opening import open_study
 from pipeline.tuning.storage import failures_named, open_storage
 from pipeline.tuning.trials import (
     TrialDone,
     TrialStarted,
     Worker,
-    preset_params,
-    sampler,
     trial_params,
 )
-
-OBJECTIVE = names.VAL_ACCURACY
 
 
 @dataclass(frozen=True)
@@ -49,62 +44,6 @@ class StudyResult:
     pruning: str = ""  # how many trials were pruned, after which epochs
     retrained: evaluation.EvalResult | None = None
     not_retrained: str = ""  # why --retrain-best trained nothing
-
-
-def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> optuna.Study:
-    """A new study, named for its objective, marked with its arch, search and start preset,
-    and seeded with that preset as trial 0 (when the ranges hold it).
-
-    Only the worker whose create_study succeeds gets here, so the preset is enqueued once.
-    """
-    study = optuna.create_study(study_name=study_name, direction="maximize", **kwargs)
-    with warnings.catch_warnings():  # experimental since Optuna 3.2, still the way to name it
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([OBJECTIVE])
-    study.set_user_attr(names.ARCH_ATTR, arch)
-    study.set_user_attr(names.SEARCH_ATTR, tune.search)
-    study.set_user_attr(names.START_ATTR, tune.start_from)
-    study.set_user_attr(names.SEED_ATTR, tune.seed)
-    study.set_user_attr(names.FRACTION_ATTR, tune.validation_fraction)
-    study.set_user_attr(names.FOLDS_ATTR, tune.folds)
-    params = preset_params(tune, arch)
-    if params is not None:
-        study.enqueue_trial(params, user_attrs={names.PRESET: tune.start_from})
-    return study
-
-
-def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
-    """(study, created): the worker whose create_study succeeds seeds it; others load it.
-
-    A study made for another arch or search is a one-line error, before any trial or run
-    exists.
-    """
-    kwargs = dict(storage=storage, sampler=sampler(tune), pruner=pruner(tune, arch))
-    try:
-        return _create_study(tune, arch, study_name, **kwargs), True
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=study_name, **kwargs)
-    other = study.user_attrs.get(names.ARCH_ATTR)
-    if other is not None and other != arch:
-        raise PipelineError(
-            f"study {study_name} tunes {other}, not {arch}: choose another --study-name"
-        )
-    # Trials are compared on one validation split, image by image: a worker joining with another
-    # seed or validation share would score its trials on other images.
-    for option, attr, given in [
-        ("--search", names.SEARCH_ATTR, tune.search),
-        ("--start-from", names.START_ATTR, tune.start_from),
-        ("--seed", names.SEED_ATTR, tune.seed),
-        ("--validation-fraction", names.FRACTION_ATTR, tune.validation_fraction),
-        ("--folds", names.FOLDS_ATTR, tune.folds),
-    ]:
-        made = study.user_attrs.get(attr, given)  # a study made before the attribute: as given
-        if made != given:
-            raise PipelineError(
-                f"study {study_name} was made with {option} {made}, not {given}: give "
-                f"{option} {made} or choose another --study-name"
-            )
-    return study, False
 
 
 def _parent_run(study: optuna.Study, created: bool) -> str | None:
@@ -241,9 +180,7 @@ def _tune_arch(
     dataset = data.load_dataset(data_dir)
     store.open()
     study_name = tune.study_for(arch)
-    study, created = create_or_load(tune, arch, storage, study_name)
-    if isinstance(storage, optuna.storages.JournalStorage):  # no heartbeat to fail them
-        owners.fail_orphans(study)
+    study, created = open_study(tune, arch, storage, study_name)
     parent = _parent_run(study, created)
     tags = {
         names.ARCH: arch,

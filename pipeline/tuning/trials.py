@@ -143,6 +143,8 @@ def _objective(
     study_name = tune.study_for(arch)
 
     def objective(trial: optuna.Trial) -> float:
+        # First of all: a journal study judges a RUNNING trial by the process it names.
+        trial.set_user_attr(names.OWNER_ATTR, owners.process_identity())
         config = suggest(trial, tune, arch)
         is_preset = names.PRESET in trial.user_attrs
         if is_preset:
@@ -205,7 +207,6 @@ def _own(trial: optuna.Trial, run_id: str, worker: str) -> None:
     trial.set_user_attr(names.RUN_ATTR, run_id)
     trial.set_user_attr(names.WORKER_ATTR, worker)
     trial.set_user_attr(names.PROCESS_ATTR, os.getpid())
-    trial.set_user_attr(names.OWNER_ATTR, owners.process_identity())
 
 
 def _cross_validated(run, folds: evidence.Folds, epochs: int, value: float, outcome: str) -> str:

@@ -32,12 +32,12 @@ class Verdict:
 
 
 def preset_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The trial the study enqueued with its start preset's values (None: the ranges excluded
-    the preset, so none was)."""
-    for trial in study.get_trials(deepcopy=False):
-        if names.PRESET in trial.user_attrs:
-            return trial
-    return None
+    """The trial that ran the study's start preset: of the trials enqueued with it (the first,
+    a retry of one whose worker died, one queued again after it failed), the latest that
+    completed, else the latest (None: the ranges excluded the preset, so none was)."""
+    presets = [t for t in study.get_trials(deepcopy=False) if names.PRESET in t.user_attrs]
+    complete = [trial for trial in presets if trial.state == COMPLETE]
+    return (complete or presets or [None])[-1]
 
 
 def _describe(trial: optuna.trial.FrozenTrial) -> str:
