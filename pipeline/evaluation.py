@@ -12,6 +12,7 @@ import pandas as pd
 
 from pipeline import data, figures, paired, tracking
 from pipeline.config import NUM_CLASSES, is_preset_run
+from pipeline.errors import PipelineError
 from pipeline.tracking import names
 
 CORRECT_FILE = "test_correct.txt"  # which test images the model got right (paired.pack)
@@ -143,11 +144,17 @@ def _against_baseline(
             f"no evaluated model of the study's baseline (the {preset} preset as its trial 0 "
             "trained it) on these test images to compare with"
         )
-    comparison = paired.compare(correct, paired.unpack(text))
     who = (
         f"its study's baseline, the {preset} preset as trial 0 trained it (evaluate run "
         f"{baseline})"
     )
+    try:
+        answers = paired.unpack(text)
+    except PipelineError as damaged:
+        return None, f"the per-image record of {who} is damaged ({damaged}): no comparison"
+    if len(answers) != len(correct):
+        return None, f"{who} was tested on {len(answers)} images, not these {len(correct)}"
+    comparison = paired.compare(correct, answers)
     return comparison, comparison.verdict("the tuned model", who) + " on the test set"
 
 

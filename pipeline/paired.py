@@ -19,16 +19,19 @@ candidate with the baseline at once, and the p-value and interval are those of t
 candidates' studentized gains (a max-T bootstrap: the images resampled together for every
 candidate, each gain centred on its own), so they hold for whichever candidate was chosen.
 
-Per-image results travel as text ("n:" + base64 of the packed bits: 1,969 images in 337
+Per-image results travel as text ("n:" + base64 of the packed bits: 1,970 images in 337
 characters), so that they fit an Optuna user attribute or an MLflow tag.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass
 
 import numpy as np
+
+from pipeline.errors import PipelineError
 
 LEVEL = 0.05  # significance level of a verdict, and 1 - the interval's coverage
 RESAMPLES = 10_000
@@ -185,7 +188,15 @@ def pack(correct: np.ndarray) -> str:
 
 
 def unpack(text: str) -> np.ndarray:
-    """The booleans pack() wrote."""
-    count, _, bits = text.partition(":")
-    packed = np.frombuffer(base64.b64decode(bits), dtype=np.uint8)
+    """The booleans pack() wrote; a record cut short, or not pack()'s at all, is refused with a
+    PipelineError saying what is wrong (never padded with wrong answers)."""
+    count, colon, bits = str(text).partition(":")
+    if not colon or not count.isdigit():
+        raise PipelineError("not an image count and packed bits")
+    try:
+        packed = np.frombuffer(base64.b64decode(bits, validate=True), dtype=np.uint8)
+    except (binascii.Error, ValueError):
+        raise PipelineError("its packed bits are not base64") from None
+    if len(packed) != -(-int(count) // 8):
+        raise PipelineError(f"{8 * len(packed)} bits for {count} images: cut short or altered")
     return np.unpackbits(packed, count=int(count)).astype(bool)

@@ -14,6 +14,7 @@ from conftest import runs
 from pipeline import paired, tracking
 from pipeline.architectures import REGISTRY
 from pipeline.config import train_config
+from pipeline.errors import PipelineError
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
 from pipeline.tuning import opening, verdict
@@ -400,3 +401,45 @@ def test_a_preset_trial_that_failed_is_queued_again_by_the_next_worker(workdir):
     assert [(t.params, t.user_attrs[names.PRESET]) for t in waiting] == [(first.params, "default")]
     opening.open_study(tune, "mlp", open_storage(tune.storage, 10), "interrupted")
     assert len(joined.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1  # not twice
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (lambda text: text[: 5 + 200], "cut short or altered"),  # a partial write
+        (lambda text: text.replace(":", ":@@"), "not base64"),
+        (lambda text: "garbage", "not an image count"),
+    ],
+)
+def test_a_damaged_per_image_record_is_refused_never_padded(workdir, damage, why):
+    """A record cut short used to be padded with zeros, turning +0.50 pt (p = 1) into a false
+    win; now the verdict names the damaged trial and makes no comparison."""
+    tune = TuneConfig(storage=f"sqlite:///{workdir / 'optuna.db'}", epochs_range=(2, 4))
+    study = _study(f"damaged-{why[:3]}", tune, workdir)
+    base, best = answers(1900), answers(1910)
+    with pytest.raises(PipelineError, match=why):
+        paired.unpack(damage(paired.pack(base)))
+    record = {names.PRESET: "default", names.VAL_CORRECT_ATTR: damage(paired.pack(base))}
+    _add(study, {"learning_rate": 0.001, "hidden_size": 256}, 0.95, **record)
+    _add(study, {"learning_rate": 0.003, "hidden_size": 512}, 0.955, best)
+    found = verdict.judge(study, "default")
+    assert found.comparison is None and not found.significant
+    assert found.sentence.startswith("trial 0's per-image record is damaged"), found.sentence
+    assert why in found.sentence
+
+
+def test_a_damaged_baseline_test_record_gives_no_test_gain(workdir):
+    """The evaluate run of a tuned model's baseline holds a truncated test_correct.txt (a real
+    partial file in a real store): the tuned model gets no test gain, and says why."""
+    import mlflow
+
+    from pipeline import evaluation, tracking
+
+    tracking.Store(os.environ["MLFLOW_TRACKING_URI"]).open()
+    tags = {names.STAGE: "evaluate", names.CONFIG_HASH: "abc", names.DATA_DIGEST: "d1"}
+    with mlflow.start_run(tags=tags) as run:
+        mlflow.log_text(paired.pack(answers(1900))[:100], evaluation.CORRECT_FILE)
+    tuned = {names.BASELINE_CONFIG_HASH: "abc", names.BASELINE_PRESET: "default"}
+    comparison, sentence = evaluation._against_baseline(tuned, "d1", answers(1910))
+    assert comparison is None
+    assert "is damaged (" in sentence and run.info.run_id in sentence

@@ -143,11 +143,10 @@ def _objective(
     study_name = tune.study_for(arch)
 
     def objective(trial: optuna.Trial) -> float:
-        # First of all: a journal study judges a RUNNING trial by the process it names.
+        # First: a journal study judges a RUNNING trial by the process it names.
         trial.set_user_attr(names.OWNER_ATTR, owners.process_identity())
-        config = suggest(trial, tune, arch)
-        is_preset = names.PRESET in trial.user_attrs
-        if is_preset:
+        config = suggest(trial, tune, arch)  # records its params, a preset trial's too
+        if is_preset := names.PRESET in trial.user_attrs:
             config = preset_config(tune, arch)
         on_start(TrialStarted(trial.number, dict(trial.params), config.epochs))
         fitting.clear_state()  # no model or graph growth over a long study

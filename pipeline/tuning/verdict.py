@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import optuna
 
 from pipeline import paired
+from pipeline.errors import PipelineError
 from pipeline.tracking import names
 from pipeline.tuning.trials import trial_params
 
@@ -89,11 +91,26 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
             baseline,
             best,
         )
-    if best.number == baseline.number:
-        answers = paired.unpack(best.user_attrs[names.VAL_CORRECT_ATTR])
-        comparison = paired.compare(answers, answers)
-        return Verdict(comparison, f"no configuration beat {who}: it is the best", baseline, best)
-    return _after_selection(best, baseline, complete, who)
+    try:
+        if best.number == baseline.number:
+            answers = _answers(best)
+            comparison = paired.compare(answers, answers)
+            return Verdict(
+                comparison, f"no configuration beat {who}: it is the best", baseline, best
+            )
+        return _after_selection(best, baseline, complete, who)
+    except PipelineError as damaged:  # refused, never read as answers
+        return Verdict(None, f"{damaged}: no paired comparison", baseline, best)
+
+
+def _answers(trial: optuna.trial.FrozenTrial) -> np.ndarray:
+    """A trial's per-image record; a damaged one is a PipelineError naming the trial."""
+    try:
+        return paired.unpack(trial.user_attrs[names.VAL_CORRECT_ATTR])
+    except PipelineError as damaged:
+        raise PipelineError(
+            f"trial {trial.number}'s per-image record is damaged ({damaged})"
+        ) from None
 
 
 def _after_selection(
@@ -105,13 +122,14 @@ def _after_selection(
     """The best against the baseline, adjusted for having been chosen among the complete trials
     (paired.after_selection), in one of three outcomes."""
     others = [
-        paired.unpack(trial.user_attrs[names.VAL_CORRECT_ATTR])
+        _answers(trial)
         for trial in complete
         if trial.number not in (best.number, baseline.number)
         and names.VAL_CORRECT_ATTR in trial.user_attrs
     ]
-    chosen = paired.unpack(best.user_attrs[names.VAL_CORRECT_ATTR])
-    base = paired.unpack(baseline.user_attrs[names.VAL_CORRECT_ATTR])
+    chosen, base = _answers(best), _answers(baseline)
+    if any(len(answers) != len(base) for answers in (chosen, *others)):
+        raise PipelineError("the trials' per-image records cover different images")
     comparison = paired.after_selection(chosen, others, base)
     adjusted = ""
     if others and comparison.gain > 0:
