@@ -200,7 +200,10 @@ def write_report(
     markdown = render(table, tuning, _data_line(frame))
     data.atomic_write(folder / "report.md", lambda path: path.write_text(markdown))
     with tracking.run("report", "report") as run:
-        run.log_artifacts(folder, "report")
+        # The report's own files only: the folder may hold anything (the store itself, say,
+        # with --output-dir .), and logging it whole would copy the store into itself.
+        for name in ("report.md", "learning_curves.png"):
+            run.log_artifact(folder / name, "report")
         run.describe(describe(table, tuning))
         return Report(folder, table, tuning, run.run_id)
 

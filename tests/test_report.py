@@ -108,3 +108,18 @@ def test_report_of_a_run_that_is_not_a_train_run_is_one_line(cli, workdir, sourc
         assert f"--run-id {run_id}: not a finished train run" in one_line_error(result)
     assert set(runs()["tags.pipeline.stage"]) == {"download"}  # no report run
     assert not (workdir / "out").exists()
+
+
+def test_a_report_into_the_working_folder_logs_its_own_files_only(cli, workdir):
+    """`--output-dir .` once copied the working folder (store and artifacts included) into its
+    own artifacts, level after level, until a path was too long; the copies stayed."""
+    import mlflow
+
+    before = sum(path.stat().st_size for path in workdir.rglob("*") if path.is_file())
+    result = cli("report", "--output-dir", ".")
+    assert result.exit_code == 0, result.stderr
+    run_id = result.stdout.split("report run ")[-1].strip()
+    logged = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id, "report")}
+    assert logged == {"report/report.md", "report/learning_curves.png"}
+    after = sum(path.stat().st_size for path in workdir.rglob("*") if path.is_file())
+    assert after - before < 2_000_000  # the report and its figure, twice at most

@@ -68,6 +68,9 @@ class Run:
     def log_artifacts(self, folder, artifact_path: str | None = None) -> None:
         self._client.log_artifacts(self.run_id, str(folder), artifact_path)
 
+    def log_artifact(self, path, artifact_path: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(path), artifact_path)
+
     def log_text(self, text: str, artifact_file: str) -> None:
         self._client.log_text(self.run_id, text, artifact_file)
 
