@@ -383,3 +383,50 @@ def test_a_damaged_owner_record_is_left_alone_not_a_traceback(workdir):
     trial.set_user_attr(names.OWNER_ATTR, f"{boot}/{namespace}/not-a-pid/0")
     owners.fail_orphans(study)
     assert study.trials[0].state == optuna.trial.TrialState.RUNNING
+
+
+def test_a_half_line_a_killed_writer_left_never_has_a_record_glued_on(workdir):
+    """A trial process killed half-way through a journal append (a real partial write, then a
+    real SIGKILL): its worker's FAIL record, appended through a journal it opened before, goes
+    on a line of its own, and every later reader reads the study."""
+    import json
+
+    from pipeline.tuning.storage import open_storage
+
+    path = workdir / "optuna.log"
+    storage = open_storage(f"journal:///{path}")
+    study = optuna.create_study(study_name="halves", storage=storage)
+    trial = study.ask()
+    script = (
+        "import os, signal\n"
+        f"journal = open({str(path)!r}, 'ab', buffering=0)\n"
+        'journal.write(b\'{"op_code": 6, "worker_id": "half\')\n'
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert killed.returncode == -9 and not path.read_bytes().endswith(b"\n")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    for line in path.read_bytes().splitlines():
+        json.loads(line)  # every line one whole record
+    reopened = optuna.load_study(study_name="halves", storage=open_storage(f"journal:///{path}"))
+    assert [t.state for t in reopened.trials] == [optuna.trial.TrialState.FAIL]
+
+
+@pytest.mark.slow
+def test_a_damaged_line_anywhere_in_a_journal_is_dropped_and_named(cli, workdir, data_dir, tiny):
+    """A journal an older version let grow a half line with a record glued on, in its middle:
+    the next worker drops that line, says which, and the study goes on."""
+    path = workdir / "optuna.log"
+    tune = ("tune", "--arch", "mlp", "--storage", f"journal:///{path}", *tiny.tune)
+    assert cli(*tune, "--n-trials", "1").exit_code == 0
+    lines = path.read_bytes().splitlines(keepends=True)
+    glued = b'{"op_code": 6, "worker_id": "ha' + lines[-1]  # a copy: dropping it loses nothing
+    path.write_bytes(b"".join([*lines[:3], glued, *lines[3:]]))
+    result = cli(*tune, "--n-trials", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "the study journal dropped its damaged line(s) 4" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    from pipeline.tuning.storage import open_storage
+
+    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(f"journal:///{path}"))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]

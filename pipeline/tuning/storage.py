@@ -114,6 +114,19 @@ def open_storage(url: str, heartbeat_seconds: int = 10) -> optuna.storages.BaseS
         raise PipelineError(f"cannot open --storage {redact(url)}: {message}") from None
 
 
+def repairs(storage: optuna.storages.BaseStorage) -> str | None:
+    """What opening a journal study repaired, in words (None: nothing)."""
+    backend = getattr(storage, "_backend", None)  # a JournalStorage's
+    dropped = getattr(backend, "dropped", [])
+    if not dropped:
+        return None
+    lines = ", ".join(map(str, dropped))
+    return (
+        f"the study journal dropped its damaged line(s) {lines} (a writer killed mid-append "
+        "left them); every other record is read"
+    )
+
+
 def init_storage(url: str) -> None:
     """Create the storage's schema once, before parallel workers start."""
     open_storage(url)

@@ -20,7 +20,7 @@ from pipeline.tune_config import TuneConfig
 from pipeline.tuning import plots, verdict, workers
 from pipeline.tuning.baseline import retrain
 from pipeline.tuning.opening import open_study
-from pipeline.tuning.storage import failures_named, open_storage
+from pipeline.tuning.storage import failures_named, open_storage, repairs
 from pipeline.tuning.trials import (
     TrialDone,
     TrialStarted,
@@ -160,6 +160,8 @@ def tune_arch(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Bad URLs and unreachable servers fail here, before any study or run exists.
     storage = open_storage(tune.storage, tune.heartbeat_seconds)
+    if repaired := repairs(storage):
+        on_status(repaired)
     with failures_named(tune.storage):
         return _tune_arch(
             tune, arch, data_dir, checkpoint_dir, on_trial, tags, storage, on_status, store
