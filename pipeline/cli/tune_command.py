@@ -134,9 +134,10 @@ def tune(
 ) -> None:
     """Search learning rate, hidden size and epochs with Optuna; one MLflow run per trial."""
     config = TuneConfig(**fields_given(TuneConfig, locals()))
-    store = edge.tracking_store(system_metrics)
+    store = None
     for each in config.arches():
         console.print_tune_start(config, each)  # before the seconds of importing Optuna, MLflow
+        store = store or edge.tracking_store(system_metrics)
         from pipeline.tuning import study
 
         result = study.tune_arch(
