@@ -290,3 +290,20 @@ def test_a_study_says_what_it_does_from_its_first_moment(workdir, data_dir, tiny
     finished = [i for i, line in enumerate(lines) if re.match(r"trial +\d .* best ", line)]
     assert status < started < finished[0] and len(finished) == 2, lines
     assert sum("training (up to" in line for line in lines) == 1  # the worker's first only
+
+
+@pytest.mark.slow
+def test_a_study_refuses_data_other_than_its_own(cli, workdir, data_dir, tiny, tmp_path):
+    """After `download --source OTHER --force` the study's trials would be scored on other
+    validation images: the next worker stops in one line, before any trial."""
+    from conftest import one_line_error, write_mnist_folder
+
+    tune(cli, workdir, tiny, "--arch", "mlp", "--n-trials", "1", "--epochs-range", "1", "2")
+    other = write_mnist_folder(tmp_path / "other", train=280)
+    assert cli("download", "--source", other, "--force").exit_code == 0
+    result = cli("tune", "--storage", storage_url(workdir), *tiny.tune, "--arch", "mlp")
+    assert result.exit_code == 1
+    message = one_line_error(result)
+    assert "scores its trials on data of digest" in message and "not this data" in message
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    assert len(study.trials) == 1

@@ -120,6 +120,7 @@ START_ATTR = "start_from"
 SEED_ATTR = "seed"
 FRACTION_ATTR = "validation_fraction"
 FOLDS_ATTR = "folds"
+DIGEST_ATTR = "data_digest"  # the data its trials are scored on (data.Dataset.digest)
 # A trial's (and PRESET, on the study's preset trial).
 RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run
 OWNER_ATTR = "owner"  # the trial's process: boot id/pid namespace/pid/start time

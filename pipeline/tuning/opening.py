@@ -13,12 +13,14 @@ from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
 from pipeline.tuning import owners
 from pipeline.tuning.pruning import pruner
-from pipeline.tuning.trials import preset_params, sampler
+from pipeline.tuning.trials import check_data, preset_params, sampler
 
 OBJECTIVE = names.VAL_ACCURACY
 
 
-def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> optuna.Study:
+def _create_study(
+    tune: TuneConfig, arch: str, study_name: str, digest: str | None, **kwargs
+) -> optuna.Study:
     """A new study, named for its objective, marked with its arch, search and start preset,
     and seeded with that preset as trial 0 (when the ranges hold it).
 
@@ -34,21 +36,23 @@ def _create_study(tune: TuneConfig, arch: str, study_name: str, **kwargs) -> opt
     study.set_user_attr(names.SEED_ATTR, tune.seed)
     study.set_user_attr(names.FRACTION_ATTR, tune.validation_fraction)
     study.set_user_attr(names.FOLDS_ATTR, tune.folds)
+    if digest is not None:
+        study.set_user_attr(names.DIGEST_ATTR, digest)
     params = preset_params(tune, arch)
     if params is not None:
         study.enqueue_trial(params, user_attrs={names.PRESET: tune.start_from})
     return study
 
 
-def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
+def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str, digest=None):
     """(study, created): the worker whose create_study succeeds seeds it; others load it.
 
-    A study made for another arch or search is a one-line error, before any trial or run
-    exists.
+    A study made for another arch, search or data (digest) is a one-line error, before any
+    trial or run exists.
     """
     kwargs = dict(storage=storage, sampler=sampler(tune), pruner=pruner(tune, arch))
     try:
-        return _create_study(tune, arch, study_name, **kwargs), True
+        return _create_study(tune, arch, study_name, digest, **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, **kwargs)
     other = study.user_attrs.get(names.ARCH_ATTR)
@@ -71,14 +75,17 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str):
                 f"study {study_name} was made with {option} {made}, not {given}: give "
                 f"{option} {made} or choose another --study-name"
             )
+    check_data(study, study_name, digest)
     return study, False
 
 
-def open_study(tune: TuneConfig, arch: str, storage, study_name: str) -> tuple[optuna.Study, bool]:
+def open_study(
+    tune: TuneConfig, arch: str, storage, study_name: str, digest: str | None = None
+) -> tuple[optuna.Study, bool]:
     """(study, created) as a worker starts: created or joined (create_or_load); a journal
     study's trials whose process ended failed (owners.fail_orphans); and a preset trial every
     run of which failed queued again."""
-    study, created = create_or_load(tune, arch, storage, study_name)
+    study, created = create_or_load(tune, arch, storage, study_name, digest)
     if isinstance(storage, optuna.storages.JournalStorage):  # no heartbeat to fail them
         owners.fail_orphans(study)
     _queue_preset_again(study)

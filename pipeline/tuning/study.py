@@ -182,7 +182,7 @@ def _tune_arch(
     dataset = data.load_dataset(data_dir)
     store.open()
     study_name = tune.study_for(arch)
-    study, created = open_study(tune, arch, storage, study_name)
+    study, created = open_study(tune, arch, storage, study_name, dataset.digest)
     parent = _parent_run(study, created)
     tags = {
         names.ARCH: arch,

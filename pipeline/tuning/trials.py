@@ -136,6 +136,16 @@ def epoch_window(
     return tune.epochs_for(arch)
 
 
+def check_data(study: optuna.Study, study_name: str, digest: str | None) -> None:
+    """Refuse data other than the study's: its trials would be scored on other images."""
+    made = study.user_attrs.get(names.DIGEST_ATTR)
+    if made is not None and digest is not None and made != digest:
+        raise PipelineError(
+            f"study {study_name} scores its trials on data of digest {made}, not this data "
+            f"({digest}): download that data again, or choose another --study-name"
+        )
+
+
 def _objective(
     worker: Worker, splits: list[data.Splits], on_start: Callable[[TrialStarted], None]
 ):
@@ -256,6 +266,7 @@ class Worker:
             sampler=sampler(tune, share, self.joined),
             pruner=pruner(tune, self.arch),
         )
+        check_data(study, study.study_name, dataset.digest)  # downloaded again since it began?
         # TensorFlow's import holds the GIL for seconds: done before any trial's heartbeat
         # thread starts, lest a starved heartbeat read as a dead worker to the others.
         fitting.clear_state()
