@@ -331,3 +331,15 @@ def test_logged_model_takes_any_pixel_dtype_without_the_project(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(3, 10)")
+
+
+@pytest.mark.slow
+def test_evaluate_says_nothing_of_tensorflows_start_up(cli, workdir, data_dir, tiny):
+    """TensorFlow's C++ start-up notices (oneDNN, CUDA) are not the user's: a fresh evaluate
+    process loads the model after importing TensorFlow quietly."""
+    from conftest import PIPELINE, run_to_end
+
+    run_id = train_run(cli, tiny, "--epochs", "1")
+    done = run_to_end(workdir, *PIPELINE, "evaluate", "--run-id", run_id, "--no-register")
+    assert done.returncode == 0, done.stderr
+    assert not [line for line in done.stderr.splitlines() if "oneDNN" in line or "cuInit" in line]

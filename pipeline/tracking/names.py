@@ -43,6 +43,7 @@ EVALUATED_ON = "pipeline.evaluated_on"  # the digest of the data it was tested o
 TEST_SET = "pipeline.test_set"
 CHAMPION_DECISION = "pipeline.champion_decision"
 VERSION_TEST_ACCURACY = "test_accuracy"  # a registered version's tag
+VERSION_TEST_SET = "test_set_digest"  # and the test images it was scored on (their digest)
 
 # tune (the study's parent run) and trial runs
 STUDY = "pipeline.study"

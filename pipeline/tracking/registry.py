@@ -77,34 +77,56 @@ def resolve_model(run_id: str | None, model_uri: str | None) -> ModelTarget:
 
 @dataclass(frozen=True)
 class Registration:
-    """The champion gate's decision."""
+    """The champion gate's decision: the new version, the champion before it and after it."""
 
     name: str
     version: str
-    promoted: bool
-    previous_version: str | None
-    previous_accuracy: float | None
     accuracy: float
+    before: str | None  # the champion when the evaluation began (None: there was none)
+    before_accuracy: float | None
+    after: str | None  # the champion the gate left (None: it could not compare)
+    after_accuracy: float | None
+    other_test_set: bool = False  # the champion was scored on other test images
+
+    @property
+    def promoted(self) -> bool:
+        return self.after == self.version
 
     def describe(self) -> str:
-        if self.previous_version is None:
-            return f"{self.name} v{self.version} is the first champion ({self.accuracy:.4f})"
-        verdict = "beats" if self.promoted else "does not beat"
-        outcome = "is the new champion" if self.promoted else "stays registered, not champion"
-        previous = (
-            f"{self.previous_accuracy:.4f}" if self.previous_accuracy is not None else "untested"
-        )
+        new = f"{self.name} v{self.version} ({self.accuracy:.4f})"
+        if self.other_test_set:
+            return (
+                f"{new} was tested on other images than champion v{self.before}: not compared, "
+                "the champion stays (evaluate it on these images to compare)"
+            )
+        after = f"v{self.after} ({_text(self.after_accuracy)})"
+        if self.promoted:
+            if self.before is None:
+                return f"{new} is the first champion"
+            before = f"v{self.before} ({_text(self.before_accuracy)})"
+            return f"{new} beats champion {before}: it is the new champion"
+        if self.after == self.before:
+            return f"{new} does not beat champion {after}: it stays registered, not champion"
+        if self.before is None:  # another evaluate registered a better version meanwhile
+            return f"{new} does not beat champion {after}: it stays registered, not champion"
         return (
-            f"{self.name} v{self.version} ({self.accuracy:.4f}) {verdict} champion "
-            f"v{self.previous_version} ({previous}): it {outcome}"
+            f"{new} does not beat {after}, the best-tested version: the champion alias moves "
+            f"from v{self.before} to v{self.after}"
         )
 
 
-def register_if_better(target: ModelTarget, accuracy: float, description: str) -> Registration:
-    """Register the model with its test accuracy, then move the champion alias to the best-tested
-    version of all. Convergent and idempotent: whatever the interleaving of evaluates, the last
-    one to finish leaves the alias on the best version, since every version carries its tag
-    from the moment it is registered."""
+def _text(accuracy: float | None) -> str:
+    return f"{accuracy:.4f}" if accuracy is not None else "untested"
+
+
+def register_if_better(
+    target: ModelTarget, accuracy: float, description: str, test_set: str
+) -> Registration:
+    """Register the model with its test accuracy and the digest of its test images (test_set),
+    then move the champion alias to the best-tested version of those scored on the same images.
+    Convergent and idempotent: whatever the interleaving of evaluates, the last one to finish
+    leaves the alias on the best version, since every version carries its tags from the moment
+    it is registered. A champion scored on other images is not compared with: it stays."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
@@ -116,23 +138,20 @@ def register_if_better(target: ModelTarget, accuracy: float, description: str) -
     # Register the logged model itself (MLflow 3 keeps it outside the run's artifacts).
     model_id = target.model_id
     source = f"models:/{model_id}" if model_id else target.model_uri
-    tags = {names.VERSION_TEST_ACCURACY: f"{accuracy:.6f}"}
+    tags = {names.VERSION_TEST_ACCURACY: f"{accuracy:.6f}", names.VERSION_TEST_SET: test_set}
     version = str(mlflow.register_model(source, name, tags=tags).version)
     client.update_model_version(name, version, description=description)
     if not client.get_registered_model(name).description:  # a description the user wrote stays
         client.update_registered_model(name, description=_registered_description(target.arch))
-    best = _best_version(client, name)
+    before = str(champion.version) if champion else None
+    before_accuracy = _accuracy(champion) if champion else None
+    if champion is not None and _test_set(champion) not in (None, test_set):
+        return Registration(name, version, accuracy, before, before_accuracy, None, None, True)
+    best = _best_version(client, name, test_set)
     if best is not None:
-        client.set_registered_model_alias(name, CHAMPION, best)
-    previous = _accuracy(champion) if champion else None
-    return Registration(
-        name,
-        version,
-        best == version,
-        champion.version if champion else None,
-        previous,
-        accuracy,
-    )
+        client.set_registered_model_alias(name, CHAMPION, best[0])
+    after, after_accuracy = best if best else (None, None)
+    return Registration(name, version, accuracy, before, before_accuracy, after, after_accuracy)
 
 
 def _registered_description(arch: str) -> str:
@@ -152,11 +171,23 @@ def _accuracy(version) -> float | None:
         return None
 
 
-def _best_version(client: mlflow.MlflowClient, name: str) -> str | None:
-    """The version with the highest test accuracy (the earliest one on a tie)."""
+def _test_set(version) -> str | None:
+    """The digest of the test images a version was scored on (None: registered before it was
+    recorded, or by hand)."""
+    return version.tags.get(names.VERSION_TEST_SET)
+
+
+def _best_version(
+    client: mlflow.MlflowClient, name: str, test_set: str
+) -> tuple[str, float] | None:
+    """(version, accuracy) of the highest test accuracy among the versions scored on these test
+    images (or not saying which), the earliest one on a tie."""
     scored = [
         (accuracy, -int(version.version), str(version.version))
         for version in client.search_model_versions(f"name = '{name}'")
-        if (accuracy := _accuracy(version)) is not None
+        if (accuracy := _accuracy(version)) is not None and _test_set(version) in (None, test_set)
     ]
-    return max(scored)[2] if scored else None
+    if not scored:
+        return None
+    accuracy, _, version = max(scored)
+    return version, accuracy
