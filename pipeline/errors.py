@@ -94,9 +94,11 @@ def scrub(message: str, uri: str) -> str:
     starts = [0, *(found.end() for found in delimiters)]
     ends = [*(found.start() for found in delimiters), len(password)]
     pieces = {password[start:end] for start in starts for end in ends if end > start}
-    pieces = {piece for piece in pieces if len(piece) >= 4 or piece == password}
     for piece in sorted(pieces, key=len, reverse=True):
-        message = message.replace(piece, "***")
+        if len(piece) >= 4 or piece == password:
+            message = message.replace(piece, "***")
+        else:  # short pieces ("x", "a1") only where a client echoes them: as a host's userinfo
+            message = message.replace(f"{piece}@", "***@")
     return redact_text(message)
 
 

@@ -151,3 +151,16 @@ def test_no_piece_of_an_odd_password_is_printed_by_a_stage(cli, workdir, monkeyp
         one_line_error(result)
         for piece in pieces(password):
             assert piece not in result.stdout + result.stderr, (piece, result.stderr)
+
+
+def test_short_pieces_of_a_password_are_not_echoed_as_a_host():
+    """A client that ends the userinfo at the first # reads the rest ("x#1") as the host's: no
+    piece of the password is printed there, however short."""
+    from pipeline.errors import scrub
+
+    url = "postgresql://tuner:pw#x#1@127.0.0.1:9/optuna"
+    said = scrub("failed to resolve host 'x#1@127.0.0.1': Name or service not known", url)
+    assert "x#1" not in said and "1@" not in said, said
+    assert "127.0.0.1" in said  # the host stays
+    # A short piece elsewhere in a message (a port, a count) is left alone.
+    assert scrub("port 1 of 1", url) == "port 1 of 1"
