@@ -225,8 +225,6 @@ def evaluate_run(
     store.open()
     target = tracking.resolve_model(run_id, model_uri)  # bad ids and URIs fail here
     dataset = data.load_dataset(data_dir)
-    from pipeline import keras_runtime  # noqa: F401  TensorFlow loaded quietly, not by MLflow
-
     model = tracking.load_model(target.model_uri)
     probabilities = np.asarray(model.predict(dataset.x_test))  # what serving would answer
     matrix = confusion_matrix(dataset.y_test, probabilities.argmax(axis=1))

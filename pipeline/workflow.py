@@ -19,10 +19,12 @@ from pipeline import (
     training,
 )
 from pipeline.config import TrainConfig, train_config
+from pipeline.errors import PipelineError, redact
 from pipeline.tracking import names
 from pipeline.tune_config import MainConfig, TuneConfig
 from pipeline.tuning import study
 from pipeline.tuning.baseline import baseline_tags, preset_config, tuned_config, tuned_label
+from pipeline.tuning.opening import StudyMismatch
 
 
 @dataclass
@@ -116,7 +118,7 @@ def run_main(
 
 
 def _arch_steps(job: _Job, arch: str) -> None:
-    config, data_dir = job.config, job.config.data.data_dir
+    config = job.config
     # (step name, config, tags, run label) of each model to train and evaluate, in order
     models: list[tuple[str, TrainConfig, dict[str, str], str | None]] = [
         (arch, train_config(arch, config.preset), {}, None)
@@ -127,11 +129,7 @@ def _arch_steps(job: _Job, arch: str) -> None:
         study_run = job.step(
             f"tune {arch}",
             key,
-            lambda tags: (
-                study.tune_arch(
-                    tune_config, arch, data_dir, config.checkpoint_dir, tags=tags, store=job.store
-                ).parent_run_id
-            ),
+            lambda tags: _tune(job, tune_config, arch, tags),
         )
         found = tracking.run_tags(study_run)
         gains = tracking.latest_metrics(study_run)
@@ -166,6 +164,28 @@ def _arch_steps(job: _Job, arch: str) -> None:
         accuracy = _train_and_evaluate(job, step, train, tags, label)
     job.main.log_metrics({f"{arch}_test_accuracy": accuracy})
     job.result.test_accuracy[arch] = accuracy
+
+
+def _tune(job: _Job, tune_config: TuneConfig, arch: str, tags: dict[str, str]) -> str:
+    """The study's run id; a study in --storage made otherwise than `main --tune` makes its own
+    is one line saying what main can do about it."""
+    config = job.config
+    try:
+        return study.tune_arch(
+            tune_config,
+            arch,
+            config.data.data_dir,
+            config.checkpoint_dir,
+            tags=tags,
+            store=job.store,
+        ).parent_run_id
+    except StudyMismatch as mismatch:
+        raise PipelineError(
+            f"study {mismatch.study_name} in --storage {redact(config.storage)} was made with "
+            f"{mismatch.option} {mismatch.made}, and `main --tune` tunes with {mismatch.given}: "
+            f"give main another --storage, or go on with that study with `pipeline tune "
+            f"{mismatch.option} {mismatch.made}`"
+        ) from None
 
 
 def _train_and_evaluate(

@@ -155,3 +155,22 @@ def test_main_shows_a_line_per_epoch_when_not_on_a_terminal(cli, workdir, source
     longest.started -= 99 * 3600
     longest.epoch_end(1, {"val_accuracy": 0.5})
     assert max(len(line) for line in capsys.readouterr().err.splitlines()) <= 80
+
+
+@pytest.mark.slow
+def test_main_tune_over_a_study_made_otherwise_says_what_main_can_do(cli, workdir, source, tiny):
+    """A seed-start study in --storage: `main --tune` (which has neither --start-from nor
+    --study-name) says to give it another --storage, or to go on with `pipeline tune`."""
+    from conftest import one_line_error
+
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    assert cli("download", "--source", source).exit_code == 0
+    tuned = cli(
+        "tune", "--storage", storage, "--start-from", "seed", "--n-trials", "1", *tiny.tune
+    )
+    assert tuned.exit_code == 0, tuned.stderr
+    result = cli("main", "--tune", "--storage", storage, "--source", source)
+    assert result.exit_code == 1
+    message = one_line_error(result)
+    assert "give main another --storage" in message, message
+    assert "pipeline tune --start-from seed" in message and "--study-name" not in message

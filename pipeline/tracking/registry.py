@@ -19,6 +19,8 @@ def load_model(model_uri: str):
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
+    from pipeline import keras_runtime  # noqa: F401  TensorFlow loaded quietly, not by the model
+
     try:
         return mlflow.pyfunc.load_model(model_uri)
     except (OSError, ValueError, MlflowException) as error:  # missing or damaged model files

@@ -18,6 +18,18 @@ from pipeline.tuning.trials import check_data, preset_params, sampler
 OBJECTIVE = names.VAL_ACCURACY
 
 
+class StudyMismatch(PipelineError):
+    """A study made with another setting than the worker's: a one-line error that names the
+    option to give (`tune`'s); a caller without that option words it its own way."""
+
+    def __init__(self, study_name: str, option: str, made: object, given: object) -> None:
+        self.study_name, self.option, self.made, self.given = study_name, option, made, given
+        super().__init__(
+            f"study {study_name} was made with {option} {made}, not {given}: give "
+            f"{option} {made} or choose another --study-name"
+        )
+
+
 def _create_study(
     tune: TuneConfig, arch: str, study_name: str, digest: str | None, **kwargs
 ) -> optuna.Study:
@@ -71,10 +83,7 @@ def create_or_load(tune: TuneConfig, arch: str, storage, study_name: str, digest
     ]:
         made = study.user_attrs.get(attr, given)  # a study made before the attribute: as given
         if made != given:
-            raise PipelineError(
-                f"study {study_name} was made with {option} {made}, not {given}: give "
-                f"{option} {made} or choose another --study-name"
-            )
+            raise StudyMismatch(study_name, option, made, given)
     check_data(study, study_name, digest)
     return study, False
 
