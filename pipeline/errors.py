@@ -35,7 +35,9 @@ def first_line(error: BaseException) -> str:
     text = str(error)
     driver = _DRIVER_ERROR.search(text)
     line = driver.group(0) if driver else (text.strip().splitlines() or [type(error).__name__])[0]
-    return shorten(line)
+    # A message quoted inside another (MLflow's async logging) carries its line ends as "\\n",
+    # and SQLAlchemy's statement after them: the driver's own words end there.
+    return shorten(re.split(r"\\n|\s*\[SQL: ", line)[0].strip())
 
 
 def shorten(line: str, limit: int = 300) -> str:

@@ -192,3 +192,34 @@ def test_sigterm_during_tune_ends_trial_and_study_runs_killed(workdir, data_dir)
     assert "KILLED" in set(frame[frame["tags.pipeline.stage"] == "trial"]["status"])
     study = optuna.load_study(study_name="mnist-mlp", storage=storage)
     assert "RUNNING" not in {trial.state.name for trial in study.trials}
+
+
+@pytest.mark.slow
+def test_a_store_locked_mid_run_is_one_line_without_sql(workdir, data_dir):
+    """Another process holds the SQLite store locked for 40 s while a run trains: training
+    stops at the epoch end with one line (the driver's words, no SQL statement), its step
+    metrics kept for --resume."""
+    import sqlite3
+    import threading
+
+    train = start(workdir, *KILLABLE_TRAIN, "--epochs", "200")
+    try:
+        wait_for(running_run_id, 120, "the run to start")
+
+        def hold() -> None:
+            locked = sqlite3.connect(workdir / "mlflow.db", isolation_level=None, timeout=60)
+            locked.execute("BEGIN EXCLUSIVE")
+            time.sleep(40)
+            locked.close()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        _, stderr = train.communicate(timeout=300)
+        holder.join()
+    finally:
+        if train.poll() is None:
+            train.kill()
+    assert train.returncode == 1, stderr
+    assert "[SQL:" not in stderr and "SELECT" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: lost the tracking store ((sqlite3.OperationalError)"), stderr

@@ -36,8 +36,10 @@ def configure_process(uri: str) -> None:
     calls this once; a stage never does): quiet MLflow loggers, no artifact progress bars, no
     printed run URL that would carry a password, and short HTTP retries against a server."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the CLI's output readable
-    # A store error is reported as one line by the stage; MLflow would log its traceback too.
+    # A store error is reported as one line by the stage; MLflow would log its traceback too,
+    # and its asynchronous logging queue the failed statement's SQL.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    logging.getLogger("mlflow.utils.async_logging").setLevel(logging.CRITICAL)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if redact(uri) != uri:  # MLflow prints "View run at <URL>" with the URL's password
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
