@@ -42,8 +42,8 @@ class StepMetrics(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self.stop.pending:  # stopped mid-epoch: no epoch metrics for a partial epoch
-            self.sink.end_epoch(None)
+        if self.stop.pending:  # stopped mid-epoch: --resume trains that epoch again
+            self.sink.discard_epoch()
             return
         seconds = time.perf_counter() - self.epoch_started
         trained = min(self.sink.batches_recorded() * self.sink.batch_size, self.sink.train_size)
@@ -82,7 +82,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.writer, self.state, self.metrics = writer, state, metrics
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self.metrics.stop.pending:  # a partial epoch: the interrupt path saves it
+        if self.metrics.stop.pending:  # a partial epoch: --resume trains it again
             return
         self.state["epoch"] = epoch + 1
         if self.metrics.non_finite_step is None:

@@ -64,7 +64,10 @@ def load_state(folder: Path, run_id: str) -> dict:
     """The saved progress of an interrupted run, for --resume, checked readable in full."""
     path = folder / STATE_FILE
     if not path.is_file() or not (folder / WEIGHTS_FILE).is_file():
-        raise PipelineError(f"--resume {run_id}: no checkpoint in {folder}")
+        raise PipelineError(
+            f"--resume {run_id}: no checkpoint in {folder} (a run stopped in its first epoch "
+            "has none: train it again)"
+        )
     try:
         state = json.loads(path.read_text())
         missing = {"epoch", "step", "config", "digest"} - set(state)

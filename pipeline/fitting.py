@@ -95,9 +95,9 @@ def fit(
     After each complete epoch, on_epoch(epochs_done, logs) runs (an Optuna report, say), and
     on_epoch_model(model, sink, epochs_done) (logging the epoch's model, say). A fresh fit's
     step metrics start at first_step (a trial's second fold follows its first on the charts).
-    SIGINT / SIGTERM stop training after the current batch, save a checkpoint and raise
-    `interrupts.Interrupted`. With keep_best, the model ends with the weights of the epoch its
-    validation curve chose (pipeline.early_stopping).
+    SIGINT / SIGTERM stop training after the current batch and raise `interrupts.Interrupted`,
+    the last complete epoch's checkpoint kept. With keep_best, the model ends with the weights
+    of the epoch its validation curve chose (pipeline.early_stopping).
     """
     from pipeline.callbacks import EpochHook, ReportProgress
 
@@ -143,11 +143,13 @@ def fit(
             )
         stop.raise_if_pending()  # Keras stopped after the batch the signal hit
     except KeyboardInterrupt:
+        # The interrupted epoch is dropped, its step metrics unsent: --resume trains it again
+        # from the last complete epoch's checkpoint, so every later record sits at the step an
+        # uninterrupted run would give it.
         time.sleep(0.05)  # let Keras' callback workers record the batch in flight
-        sink.end_epoch(None)
+        sink.discard_epoch()
         sink.wait()
-        if checkpoint is not None:  # the partial epoch's, for --resume
-            checkpoint.save()
+        if checkpoint is not None:  # the last complete epoch's, written in the background
             checkpoint.writer.wait()
         raise
     finally:

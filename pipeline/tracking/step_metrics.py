@@ -56,6 +56,10 @@ class StepMetricSink:
             self.last_epoch = values
         self._send(metrics + values)
 
+    def discard_epoch(self) -> None:
+        """Drop an interrupted epoch's step metrics: it will be trained again, at these steps."""
+        self.records = []
+
     def batches_recorded(self) -> int:
         return len(self.records)
 
