@@ -143,9 +143,8 @@ def fit(
             )
         stop.raise_if_pending()  # Keras stopped after the batch the signal hit
     except KeyboardInterrupt:
-        # The interrupted epoch is dropped, its step metrics unsent: --resume trains it again
-        # from the last complete epoch's checkpoint, so every later record sits at the step an
-        # uninterrupted run would give it.
+        # The interrupted epoch is dropped, its step metrics unsent: --resume trains it again,
+        # so every later record sits at the step an uninterrupted run would give it.
         time.sleep(0.05)  # let Keras' callback workers record the batch in flight
         sink.discard_epoch()
         sink.wait()
