@@ -27,7 +27,7 @@ from common import Workspace  # bench/, beside this script
 
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
-from pipeline.tuning.trials import trial_params
+from pipeline.tuning.search import trial_params
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PRUNER = TuneConfig().pruner

@@ -24,3 +24,9 @@ def compact(value: object) -> str:
             mantissa, exponent = f"{float(mantissa):g}", f"e{int(exponent)}"
         return mantissa + exponent
     return str(value)
+
+
+def trial(study_name: str, number: int, differences: list[str], pruned: bool = False) -> str:
+    """A trial run's name: its study, its number, what differs from the preset (its epochs the
+    ones its value is of: the epoch count it chose, or where it was pruned)."""
+    return "-".join([study_name, f"trial-{number}", *differences, *(["pruned"] if pruned else [])])

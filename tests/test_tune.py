@@ -69,6 +69,10 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
     complete = mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert complete.data.tags["mlflow.note.content"].startswith("Trial 0 of study mnist-mlp")
     assert complete.info.run_name.startswith("mnist-mlp-trial-0-")  # then what differs
+    # Each run is named for the epochs its value is of: the count chosen, or where it stopped.
+    assert f"-ep{study.trials[0].user_attrs['epochs']}-" in complete.info.run_name
+    assert f"-ep{pruned_at}-" in pruned.info.run_name, pruned.info.run_name
+    assert pruned.info.run_name.endswith("-pruned")
     assert {i.dataset.name for i in complete.inputs.dataset_inputs} == {
         "mnist-train",
         "mnist-validation",

@@ -19,8 +19,8 @@ from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
 from pipeline.tuning import opening, verdict
 from pipeline.tuning import study as studies
+from pipeline.tuning.search import suggest
 from pipeline.tuning.storage import open_storage
-from pipeline.tuning.trials import suggest
 
 
 def answers(right: int, images: int = 2000, first_wrong: int = 0) -> np.ndarray:

@@ -28,6 +28,10 @@ class Run:
     def _client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient()
 
+    def rename(self, name: str) -> None:
+        """The run's name, once what it is is known (a trial's chosen epochs, say)."""
+        self._client.update_run(self.run_id, name=name)
+
     def describe(self, text: str) -> None:
         """The run's description in the MLflow UI: what it did and its headline numbers."""
         self.set_tags({names.NOTE: text})

@@ -5,8 +5,9 @@ opening  creating a study seeded with its preset, or joining one made alike
 baseline the preset trial's configuration (the baseline of every claim), the tuned one, and
          retraining both
 verdict  what a study found: its best against its preset trial, image by image; pruning
-trials   what a trial process runs: the search space (holding the start preset), the
-         objective (one MLflow run per trial) and a worker's share of trials
+search   the search space a trial samples (holding the start preset) and its sampler
+trials   what a trial process runs: the objective (one MLflow run per trial) and a worker's
+         share of trials
 evidence a trial's fits (one, or one per cross-validation fold): curves and per-image answers
 pruning  what a trial reports after each epoch, and the pruners that judge it
 storage  opening a study storage, creating its schema, reaping a dead worker's trial

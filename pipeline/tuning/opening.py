@@ -13,7 +13,8 @@ from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
 from pipeline.tuning import owners
 from pipeline.tuning.pruning import pruner
-from pipeline.tuning.trials import check_data, preset_params, sampler
+from pipeline.tuning.search import preset_params, sampler
+from pipeline.tuning.trials import check_data
 
 OBJECTIVE = names.VAL_ACCURACY
 

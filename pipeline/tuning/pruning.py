@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import optuna
 
-from pipeline import tracking
+from pipeline import run_names, tracking
 from pipeline.config import TrainConfig, train_config
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
@@ -60,6 +62,10 @@ class PruneOnValidation:
                     names.PRUNED_AT_EPOCH: epochs_done,
                     names.OPTUNA_TRIAL_STATE: "PRUNED",
                 }
+            )
+            stopped = replace(self.config, epochs=epochs_done).differences()
+            self.run.rename(
+                run_names.trial(self.trial.study.study_name, self.trial.number, stopped, True)
             )
             raise optuna.TrialPruned(
                 f"pruned at epoch {epochs_done} of {self.config.epochs} "

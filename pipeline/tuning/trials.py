@@ -1,5 +1,5 @@
-"""What a trial process runs: the search space a trial samples (holding the default preset),
-the objective (one nested MLflow run per trial) and a worker's share of trials."""
+"""What a trial process runs: the objective (one nested MLflow run per trial, its configuration
+from the search space) and a worker's share of trials."""
 
 from __future__ import annotations
 
@@ -7,24 +7,22 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
-from numpy.random import SeedSequence
 
-from pipeline import data, fitting, paired, tracking
-from pipeline.config import SCHEDULES, TrainConfig, architecture, train_config
+from pipeline import data, fitting, paired, run_names, tracking
+from pipeline.config import TrainConfig
 from pipeline.early_stopping import FIRST_EPOCH, best_epoch
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
-from pipeline.tune_config import BATCH_SIZES, TuneConfig
+from pipeline.tune_config import TuneConfig
 from pipeline.tuning import evidence, owners
 from pipeline.tuning.baseline import epochs_from_curve, preset_config
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
+from pipeline.tuning.search import sampler, suggest, trial_params
 from pipeline.tuning.storage import failures_named, open_storage
-
-SEARCHED = ("learning_rate", "hidden_size", "epochs")
 
 
 @dataclass(frozen=True)
@@ -51,79 +49,6 @@ class TrialStarted:
     number: int
     params: dict[str, object]
     epochs: int  # the epochs it trains at most
-
-
-def sampler(
-    tune: TuneConfig, share: int = 0, joined: int | None = None
-) -> optuna.samplers.BaseSampler:
-    """The sampler of the share-th process of a worker: of the worker that created the study
-    (joined None), or of one that joined it (joined: its pid). Each draws from its own seed: a
-    process seeded like another would propose the other's random points again."""
-    seed = tune.seed
-    if (share, joined) != (0, None):
-        seed = int(SeedSequence([tune.seed, share, joined or 0]).generate_state(1)[0])
-    if tune.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-
-
-def trial_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
-    """A trial's configuration: its sampled params, and the epoch count its curve chose."""
-    params = dict(trial.params)
-    if names.EPOCHS_ATTR in trial.user_attrs:
-        params["epochs"] = trial.user_attrs[names.EPOCHS_ATTR]
-    return params
-
-
-def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
-    """The start preset's values of the searched params, when the ranges hold them (the
-    epoch count left to the curve, when it chooses it); None when they exclude it, or when
-    the preset's length is a step budget rather than an epoch count."""
-    preset = architecture(arch).presets[tune.start_from]
-    if "max_steps" in preset:
-        return None
-    ranges = {
-        "learning_rate": tune.learning_rate_range,
-        "hidden_size": tune.hidden_size_range,
-        "epochs": tune.epochs_for(arch),
-    }
-    params = {name: preset[name] for name in SEARCHED}
-    inside = all(low <= params[name] <= high for name, (low, high) in ranges.items())
-    if tune.search == "wide":
-        config = train_config(arch, tune.start_from)  # the dataclass's defaults fill the rest
-        params.update(
-            batch_size=config.batch_size, learning_rate_schedule=config.learning_rate_schedule
-        )
-        inside = inside and params["batch_size"] in BATCH_SIZES
-    if epochs_from_curve(tune, arch):
-        del params["epochs"]
-    return params if inside else None
-
-
-def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
-    """The trial's configuration: the start preset (--start-from) with the sampled values
-    replacing learning rate, hidden size and epochs (its other settings, such as initialiser,
-    schedule and batch size, stay the preset's, unless the search is wide). Where the curve
-    chooses the epochs, the trial trains the range's top."""
-    low, high = tune.epochs_for(arch)
-    epochs = high if epochs_from_curve(tune, arch) else trial.suggest_int("epochs", low, high)
-    wide = {}
-    if tune.search == "wide":
-        wide = dict(
-            batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
-            learning_rate_schedule=trial.suggest_categorical("learning_rate_schedule", SCHEDULES),
-        )
-    return train_config(
-        arch,
-        tune.start_from,
-        learning_rate=trial.suggest_float("learning_rate", *tune.learning_rate_range, log=True),
-        hidden_size=trial.suggest_int("hidden_size", *tune.hidden_size_range, log=True),
-        epochs=epochs,
-        seed=tune.seed,
-        validation_fraction=tune.validation_fraction,
-        early_stopping=epochs_from_curve(tune, arch),
-        **wide,
-    )
 
 
 def epoch_window(
@@ -168,7 +93,7 @@ def _objective(
             names.OPTUNA_TRIAL_NUMBER: str(trial.number),
             **({names.FOLDS: str(len(splits))} if len(splits) > 1 else {}),
         }
-        name = "-".join([study_name, f"trial-{trial.number}", *config.differences()])
+        name = run_names.trial(study_name, trial.number, config.differences())
         with tracking.run(
             "trial",
             name,
@@ -190,10 +115,7 @@ def _objective(
             # folds, the mean of the folds' models after that epoch count.
             epochs, outcome = config.epochs, f"{config.epochs} epochs; validation accuracy"
             if from_curve:
-                epochs = best_epoch(folds.curve, window)
-                trial.set_user_attr(names.EPOCHS_ATTR, epochs)
-                run.set_tags({names.BEST_EPOCH: str(epochs)})
-                outcome = f"best epoch count {epochs} of {config.epochs}; validation accuracy"
+                epochs, outcome = _choose_epochs(trial, run, config, folds.curve, window)
             value = folds.curve[epochs - 1]
             if len(splits) > 1:
                 outcome = _cross_validated(run, folds, epochs, value, outcome)
@@ -209,6 +131,19 @@ def _objective(
             return value
 
     return objective
+
+
+def _choose_epochs(
+    trial: optuna.Trial, run, config: TrainConfig, curve: list[float], window: tuple[int, int]
+) -> tuple[int, str]:
+    """The epoch count the trial's curve chose within window, recorded on the trial and on its
+    run (a tag, and a name with that count), and the outcome in words."""
+    epochs = best_epoch(curve, window)
+    trial.set_user_attr(names.EPOCHS_ATTR, epochs)
+    run.set_tags({names.BEST_EPOCH: str(epochs)})
+    chosen = replace(config, epochs=epochs).differences()
+    run.rename(run_names.trial(trial.study.study_name, trial.number, chosen))
+    return epochs, f"best epoch count {epochs} of {config.epochs}; validation accuracy"
 
 
 def _own(trial: optuna.Trial, run_id: str, worker: str) -> None:

@@ -12,7 +12,7 @@ import optuna
 from pipeline import paired
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
-from pipeline.tuning.trials import trial_params
+from pipeline.tuning.search import trial_params
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED
