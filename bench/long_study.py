@@ -58,9 +58,10 @@ def study(work: Workspace, source: str, trials: int, workers: int, epochs: list[
                 f"rss {trial.user_attrs.get(names.RSS_ATTR, '-')} MB, {seconds:.1f} s"
             )
     rss = [t.user_attrs[names.RSS_ATTR] for t in done[10:] if names.RSS_ATTR in t.user_attrs]
+    spread = f"{min(rss)}-{max(rss)} MB (spread {max(rss) - min(rss)} MB" if rss else "n/a ("
     first, last = per_hour(done[:50]), per_hour(done[-50:])
     print(
-        f"  after trial 10: rss {min(rss)}-{max(rss)} MB (spread {max(rss) - min(rss)} MB; "
+        f"  after trial 10: rss {spread}; "
         f"complete trials only: pruned ones end before the record); trials/h first 50 "
         f"{first:.0f}, last 50 {last:.0f} (ratio {last / first:.2f}); whole study {wall:.0f} s "
         f"wall, {cpu:.0f} CPU-s, {3600 * len(done) / wall:.0f} trials/h",
