@@ -154,7 +154,7 @@ def null_studies(options: argparse.Namespace, work: Workspace) -> None:
         f"null studies claiming a winner: today's test {wilson(today, total)}; adjusted "
         f"{wilson(adjusted, total)}"
     )
-    draws, today, adjusted = resampled(studies, 2000, min(10, options.trials - 2))
+    draws, today, adjusted = resampled(studies, options.resamples, min(10, options.trials - 2))
     print(
         f"resampled sub-studies (trial 0 and 10 others): today's test {wilson(today, draws)}; "
         f"adjusted {wilson(adjusted, draws)}",
@@ -196,12 +196,17 @@ def main() -> None:
     parser.add_argument(
         "--helper", action="store_true", help="train studies from the last down, beside a run"
     )
+    parser.add_argument(
+        "--resamples", type=int, default=2000, help="sub-studies drawn from the null studies"
+    )
+    parser.add_argument("--only-power", action="store_true", help="the seed-start studies only")
     options = parser.parse_args()
     work = Workspace.create(options.workdir, "verdict-null-")
     if options.helper:
         return helper(options, work)
     work.pipeline("init-stores", "--storage", work.optuna_storage)
-    null_studies(options, work)
+    if not options.only_power:
+        null_studies(options, work)
     power(options, work)
 
 
