@@ -42,11 +42,13 @@ def test_repeated_ctrl_c_in_tune_is_one_line(cli, workdir, data_dir):
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(
-        lambda: len(runs()) and (runs()["tags.pipeline.stage"] == "trial").any(),
-        180,
-        "a trial run",
-    )
+
+    def trial_running() -> bool:  # a run's tags may come a moment after the run
+        frame = runs()
+        stages = frame.get("tags.pipeline.stage")
+        return stages is not None and bool((stages == "trial").any())
+
+    wait_for(trial_running, 180, "a trial run")
     time.sleep(1)
     tune.send_signal(signal.SIGINT)
     time.sleep(0.1)

@@ -250,7 +250,7 @@ def test_timeout_counts_from_the_worker_start_across_its_processes(cli, workdir,
         "1",
         "2",
     )
-    assert "0 finished trials" in result.stdout
+    assert "0 trials ended" in result.stdout
     study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
     assert [trial.state.name for trial in study.trials] == []
     parents, _ = study_runs("mnist-mlp")
