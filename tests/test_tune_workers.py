@@ -430,3 +430,52 @@ def test_a_damaged_line_anywhere_in_a_journal_is_dropped_and_named(cli, workdir,
 
     study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(f"journal:///{path}"))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.slow
+def test_a_sqlite_study_whose_preset_trial_was_killed_retries_it_for_the_verdict(
+    cli, workdir, data_dir
+):
+    """SIGKILL of a worker (and its trial process) during trial 0 on SQLite: the next worker's
+    heartbeat check fails that trial and runs a retry of it, and the verdict compares the best
+    with the retry, not "trial 0 ended fail"."""
+    import os
+    import signal
+
+    from pipeline.tuning.storage import open_storage
+    from pipeline.tuning.verdict import preset_trial
+
+    storage = storage_url(workdir)
+    assert cli("init-stores", "--storage", storage).exit_code == 0
+    tune = ["tune", "--arch", "mlp", "--storage", storage, "--validation-fraction", "0.2"]
+    tune += ["--pruner", "none", "--heartbeat", "1"]
+
+    def trials():
+        try:
+            return optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials
+        except KeyError:  # not created yet
+            return []
+
+    first = subprocess.Popen(
+        [*PIPELINE, *tune, "--n-trials", "1"],
+        cwd=workdir,
+        env=subprocess_env(workdir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        training = lambda: any(names.RUN_ATTR in t.user_attrs for t in trials())  # noqa: E731
+        wait_for(training, 180, "trial 0 to train")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    result = cli(*tune, "--n-trials", "2")
+    assert result.exit_code == 0, result.stderr
+    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+    assert study.trials[0].state.name == "FAIL"
+    retried = preset_trial(study)
+    assert retried.number > 0 and retried.state.name == "COMPLETE"
+    verdict_line = next(line for line in result.stdout.splitlines() if line.startswith("Verdict"))
+    assert f"trial {retried.number} (the default preset" in verdict_line, verdict_line
+    assert "ended fail" not in verdict_line
