@@ -133,10 +133,6 @@ def register_if_better(
 
     client = mlflow.MlflowClient()
     name = cfg.architecture(target.arch).registered_model
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champion = None
     # Register the logged model itself (MLflow 3 keeps it outside the run's artifacts).
     model_id = target.model_id
     source = f"models:/{model_id}" if model_id else target.model_uri
@@ -145,6 +141,10 @@ def register_if_better(
     client.update_model_version(name, version, description=description)
     if not client.get_registered_model(name).description:  # a description the user wrote stays
         client.update_registered_model(name, description=_registered_description(target.arch))
+    try:  # read now, not before registering: a concurrent evaluate may have moved it
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
     before = str(champion.version) if champion else None
     before_accuracy = _accuracy(champion) if champion else None
     if champion is not None and _test_set(champion) not in (None, test_set):
