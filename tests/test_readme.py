@@ -81,3 +81,17 @@ def test_every_bench_the_docs_name_exists_and_measurements_live_in_docs():
         assert re.search(r"`(python bench/\w+\.py|pipeline \w+|make [\w-]+)", section), section[
             :60
         ]
+
+
+def test_the_reference_report_is_todays_with_a_verdict_per_study():
+    """docs/reference-report/ is what bench/make_report.py writes now: gain columns, a verdict
+    in words for every study, no machine's folder, and no "tuned best" row that is a preset."""
+    report = (REPO / "docs" / "reference-report" / "report.md").read_text()
+    assert "| test_gain |" in report and "| val_gain |" in report
+    studies = re.findall(r"^\| (mnist-\w+) \| \w+ \| \d+ \|", report, flags=re.M)
+    assert studies, "no study in the reference report"
+    for study in studies:
+        assert re.search(rf"^- {study}: .*(beats|beat trial 0|within noise|worse)", report, re.M)
+    assert "/work/" not in report and "/home/" not in report and "/tmp/" not in report
+    assert "tuned best" not in report or "beats" in report
+    assert (REPO / "docs" / "reference-report" / "learning_curves.png").stat().st_size > 0
