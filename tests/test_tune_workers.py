@@ -366,6 +366,9 @@ def test_a_journal_study_whose_preset_trial_was_killed_runs_it_again(cli, workdi
     assert states == ["FAIL", "COMPLETE", "COMPLETE"], states
     assert names.PRESET in study.trials[1].user_attrs
     assert preset_trial(study).number == 1
+    # The killed trial's MLflow run ended with it, not RUNNING until a reaper came by.
+    killed = mlflow.get_run(study.trials[0].user_attrs[names.RUN_ATTR])
+    assert killed.info.status == "KILLED", killed.info.status
     verdict_line = next(line for line in result.stdout.splitlines() if line.startswith("Verdict"))
     assert "trial 1 (the default preset" in verdict_line and "ended fail" not in verdict_line
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 
+from pipeline import tracking
 from pipeline.tracking import names
 
 
@@ -56,11 +57,15 @@ def _state(pid: int) -> str | None:
 
 
 def fail_orphans(study: optuna.Study) -> None:
-    """Fail the study's RUNNING trials whose process has ended."""
+    """Fail the study's RUNNING trials whose process has ended, and end their MLflow runs
+    KILLED (not RUNNING until a reaper comes by)."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         owner = trial.user_attrs.get(names.OWNER_ATTR)
         if isinstance(owner, str) and gone(owner):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            run_id = trial.user_attrs.get(names.RUN_ATTR)
+            if run_id:
+                tracking.finish_run(run_id, "KILLED", "its trial process ended")
 
 
 def resident_megabytes() -> float:
