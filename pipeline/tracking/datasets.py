@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
 
@@ -20,4 +21,13 @@ def log_dataset(features, targets, name: str, digest: str, source, context: str)
             digest=digest,
             source=os.path.abspath(source),
         )
-    mlflow.log_input(dataset, context=context)
+    for attempt in range(3):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except mlflow.exceptions.MlflowException as error:
+            # Two workers logging one dataset at once race on its row in a server's database
+            # (a unique-key violation for the later one); the row exists then: link to it.
+            if "unique" not in str(error).lower() or attempt == 2:
+                raise
+            time.sleep(0.5)
