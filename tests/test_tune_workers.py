@@ -325,19 +325,13 @@ def test_a_trials_process_is_judged_ended_only_on_this_machine_and_namespace():
     assert not gone("garbled")
 
 
-@pytest.mark.slow
-def test_a_journal_study_whose_preset_trial_was_killed_runs_it_again(cli, workdir, data_dir):
-    """SIGKILL of a worker (and its trial process) during trial 0: the next worker fails that
-    trial, queues the preset again and runs it, and the verdict compares with that run."""
+def kill_a_worker_in_trial_0(workdir, tune: list[str], storage: str) -> None:
+    """Start `pipeline tune` (options tune, one trial) and SIGKILL it and its trial process
+    once trial 0 is training (its process has named its MLflow run)."""
     import os
     import signal
 
     from pipeline.tuning.storage import open_storage
-    from pipeline.tuning.verdict import preset_trial
-
-    storage = f"journal:///{workdir / 'optuna.log'}"
-    tune = ["tune", "--arch", "mlp", "--storage", storage, "--validation-fraction", "0.2"]
-    tune += ["--pruner", "none"]
 
     def trials():
         try:
@@ -354,11 +348,27 @@ def test_a_journal_study_whose_preset_trial_was_killed_runs_it_again(cli, workdi
         start_new_session=True,
     )
     try:
-        training = lambda: any(names.RUN_ATTR in t.user_attrs for t in trials())  # noqa: E731
-        wait_for(training, 180, "trial 0 to train")
+        wait_for(
+            lambda: any(names.RUN_ATTR in t.user_attrs for t in trials()), 180, "trial 0 to train"
+        )
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+
+
+@pytest.mark.slow
+def test_a_journal_study_whose_preset_trial_was_killed_runs_it_again(cli, workdir, data_dir):
+    """SIGKILL of a worker (and its trial process) during trial 0: the next worker fails that
+    trial, queues the preset again and runs it, and the verdict compares with that run."""
+
+    from pipeline.tuning.storage import open_storage
+    from pipeline.tuning.verdict import preset_trial
+
+    storage = f"journal:///{workdir / 'optuna.log'}"
+    tune = ["tune", "--arch", "mlp", "--storage", storage, "--validation-fraction", "0.2"]
+    tune += ["--pruner", "none"]
+
+    kill_a_worker_in_trial_0(workdir, tune, storage)
     result = cli(*tune, "--n-trials", "2")
     assert result.exit_code == 0, result.stderr
     study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
@@ -442,8 +452,6 @@ def test_a_sqlite_study_whose_preset_trial_was_killed_retries_it_for_the_verdict
     """SIGKILL of a worker (and its trial process) during trial 0 on SQLite: the next worker's
     heartbeat check fails that trial and runs a retry of it, and the verdict compares the best
     with the retry, not "trial 0 ended fail"."""
-    import os
-    import signal
 
     from pipeline.tuning.storage import open_storage
     from pipeline.tuning.verdict import preset_trial
@@ -453,26 +461,7 @@ def test_a_sqlite_study_whose_preset_trial_was_killed_retries_it_for_the_verdict
     tune = ["tune", "--arch", "mlp", "--storage", storage, "--validation-fraction", "0.2"]
     tune += ["--pruner", "none", "--heartbeat", "1"]
 
-    def trials():
-        try:
-            return optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials
-        except KeyError:  # not created yet
-            return []
-
-    first = subprocess.Popen(
-        [*PIPELINE, *tune, "--n-trials", "1"],
-        cwd=workdir,
-        env=subprocess_env(workdir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        training = lambda: any(names.RUN_ATTR in t.user_attrs for t in trials())  # noqa: E731
-        wait_for(training, 180, "trial 0 to train")
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
+    kill_a_worker_in_trial_0(workdir, tune, storage)
     result = cli(*tune, "--n-trials", "2")
     assert result.exit_code == 0, result.stderr
     study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
