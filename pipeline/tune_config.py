@@ -27,8 +27,17 @@ from pipeline.config import (
 from pipeline.errors import PipelineError
 
 # The search space shared by every architecture; the epoch range comes from the registry.
-LEARNING_RATE_RANGE = (1e-4, 1e-2)
-HIDDEN_SIZE_RANGE = (32, 512)
+# Wide enough for a full-size training set's bests (bench/search_cases.py); a study whose best
+# lies at an edge widens it anyway (see tuning/ranges.py), up to RANGE_LIMITS.
+LEARNING_RATE_RANGE = (1e-5, 1e-2)
+HIDDEN_SIZE_RANGE = (32, 1024)
+RANGE_LIMITS = {
+    "learning_rate": (1e-6, 1.0),
+    "hidden_size": (8, 2048),
+    "epochs": (2, 100),  # 2: the earliest epoch count a curve chooses (early_stopping)
+}
+EDGE_SHARE = 0.05  # a best this close to an edge, in shares of the range's (log) width, is at it
+WIDEN_SHARE = 0.5  # a range grows past such an edge by this share of its (log) width
 MAX_FOLDS = 10
 # --search wide also searches these (the default search keeps the preset's).
 SEARCHES = ("standard", "wide")
@@ -55,6 +64,7 @@ class TuneConfig:
     folds: int = 1  # k-fold cross-validation of every trial (1: one validation split)
     validation_fraction: float = 0.1
     retrain_best: bool = False
+    widen: bool = True  # a range grows past an edge where the study's best lies
     heartbeat_seconds: int = 10
     trials_per_process: int = TRIALS_PER_PROCESS
 

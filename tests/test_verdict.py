@@ -17,7 +17,7 @@ from pipeline.config import train_config
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
-from pipeline.tuning import opening, verdict
+from pipeline.tuning import opening, ranges, verdict
 from pipeline.tuning import study as studies
 from pipeline.tuning.search import suggest
 from pipeline.tuning.storage import open_storage
@@ -191,7 +191,7 @@ def test_start_from_seed_makes_trial_0_the_seed_preset(workdir):
     # The MLP's epochs come from its curve: trial 0 holds the seed's searched values.
     fixed = trial.system_attrs["fixed_params"]  # what enqueue_trial gives the trial to run
     assert fixed == {key: seed[key] for key in ("learning_rate", "hidden_size")}
-    config = suggest(optuna.trial.FixedTrial(fixed), tune, "mlp")
+    config = suggest(optuna.trial.FixedTrial(fixed), tune, "mlp", ranges.initial(tune, "mlp"))
     high = tune.epochs_for("mlp")[1]
     assert config == train_config("mlp", "seed", epochs=high, validation_fraction=0.1, seed=0)
     assert config.batch_size == seed["batch_size"]  # the seed's own settings kept

@@ -254,6 +254,8 @@ def print_study_summary(result) -> None:
         f"val_accuracy {best} with {_params(result.best_params) or 'none'}; MLflow parent run "
         f"{result.parent_run_id}"
     )
+    if result.search:
+        print(f"Search: {result.search}")
     print(f"Verdict: {result.verdict}")
     if result.not_retrained:
         print(result.not_retrained)

@@ -60,7 +60,8 @@ def tune(
         tuple[float, float] | None,
         option(
             "--learning-rate-range",
-            help=f"LOW HIGH, searched log-uniformly (default: {tune_cfg.LEARNING_RATE_RANGE}).",
+            help="LOW HIGH, searched log-uniformly; widened past an edge the best lies at "
+            f"(see --widen) (default: {tune_cfg.LEARNING_RATE_RANGE}).",
         ),
     ] = None,
     hidden_size_range: Annotated[
@@ -104,6 +105,21 @@ def tune(
             f"one validation split {_default('folds')}.",
         ),
     ] = None,
+    widen: Annotated[
+        bool,
+        typer.Option(
+            "--widen/--no-widen",
+            help="Before each trial, grow a range past an edge the study's best lies at (within "
+            f"{tune_cfg.EDGE_SHARE:.0%} of its width) by {tune_cfg.WIDEN_SHARE:.0%} of its width, "
+            "up to learning rates "
+            + "..".join(f"{v:g}" for v in tune_cfg.RANGE_LIMITS["learning_rate"])
+            + ", hidden sizes "
+            + "..".join(f"{v:g}" for v in tune_cfg.RANGE_LIMITS["hidden_size"])
+            + ", epochs "
+            + "..".join(f"{v:g}" for v in tune_cfg.RANGE_LIMITS["epochs"])
+            + "; the summary names a best still at an edge.",
+        ),
+    ] = True,
     retrain_best: Annotated[
         bool,
         typer.Option(

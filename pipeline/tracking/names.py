@@ -64,6 +64,9 @@ FOLDS = "pipeline.folds"  # a study's (and its trials') k in k-fold cross-valida
 BASELINE_TRIAL = "pipeline.baseline_trial"  # the preset trial the best is compared with
 VERDICT = "pipeline.verdict"  # the study's (or evaluation's) paired verdict, in words
 PRUNING = "pipeline.pruning"  # a study's pruned trials and the epochs they stopped after, in words
+RANGES = "pipeline.ranges"  # a study's search ranges at its end, and how they widened, in words
+RANGE_EDGES = "pipeline.range_edges"  # the best's params at an edge of their range, in words
+SEARCH_SETTLED = "pipeline.search_settled"  # "false": the best changed in the last quarter
 
 # main
 PRESET = "pipeline.preset"  # also the user attribute of a study's preset trial
@@ -122,6 +125,8 @@ SEED_ATTR = "seed"
 FRACTION_ATTR = "validation_fraction"
 FOLDS_ATTR = "folds"
 DIGEST_ATTR = "data_digest"  # the data its trials are scored on (data.Dataset.digest)
+RANGES_ATTR = "ranges"  # the search ranges trials sample from now: {param: [low, high]}
+WIDENED_ATTR = "widened"  # each widening: [before trial, param, [low, high] before, after]
 # A trial's (and PRESET, on the study's preset trial).
 RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run
 OWNER_ATTR = "owner"  # the trial's process: boot id/pid namespace/pid/start time

@@ -10,6 +10,7 @@ from numpy.random import SeedSequence
 from pipeline.config import SCHEDULES, TrainConfig, architecture, train_config
 from pipeline.tracking import names
 from pipeline.tune_config import BATCH_SIZES, TuneConfig
+from pipeline.tuning import ranges
 from pipeline.tuning.baseline import epochs_from_curve
 
 SEARCHED = ("learning_rate", "hidden_size", "epochs")
@@ -62,12 +63,23 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
     return params if inside else None
 
 
-def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
-    """The trial's configuration: the start preset (--start-from) with the sampled values
-    replacing learning rate, hidden size and epochs (its other settings, such as initialiser,
-    schedule and batch size, stay the preset's, unless the search is wide). Where the curve
-    chooses the epochs, the trial trains the range's top."""
-    low, high = tune.epochs_for(arch)
+def ranges_for(trial: optuna.Trial, tune: TuneConfig, arch: str) -> ranges.Ranges:
+    """The ranges the trial samples from: the study's, widened first where its best so far
+    lies at an edge (see ranges)."""
+    study = trial.study
+    try:
+        best = trial_params(study.best_trial)
+    except ValueError:  # no trial completed yet
+        best = None
+    return ranges.widen(study, tune, arch, best, trial.number)
+
+
+def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str, space: ranges.Ranges) -> TrainConfig:
+    """The trial's configuration: the start preset (--start-from) with values sampled from
+    space replacing learning rate, hidden size and epochs (its other settings, such as
+    initialiser, schedule and batch size, stay the preset's, unless the search is wide). Where
+    the curve chooses the epochs, the trial trains the range's top."""
+    low, high = space["epochs"]
     epochs = high if epochs_from_curve(tune, arch) else trial.suggest_int("epochs", low, high)
     wide = {}
     if tune.search == "wide":
@@ -78,8 +90,8 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str) -> TrainConfig:
     return train_config(
         arch,
         tune.start_from,
-        learning_rate=trial.suggest_float("learning_rate", *tune.learning_rate_range, log=True),
-        hidden_size=trial.suggest_int("hidden_size", *tune.hidden_size_range, log=True),
+        learning_rate=trial.suggest_float("learning_rate", *space["learning_rate"], log=True),
+        hidden_size=trial.suggest_int("hidden_size", *space["hidden_size"], log=True),
         epochs=epochs,
         seed=tune.seed,
         validation_fraction=tune.validation_fraction,

@@ -17,7 +17,7 @@ from pipeline import data, evaluation, tracking
 from pipeline.errors import redact
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
-from pipeline.tuning import plots, verdict, workers
+from pipeline.tuning import plots, ranges, verdict, workers
 from pipeline.tuning.baseline import retrain
 from pipeline.tuning.opening import open_study
 from pipeline.tuning.storage import failures_named, open_storage, repairs
@@ -42,6 +42,7 @@ class StudyResult:
     best_params: dict
     verdict: str = ""  # the paired comparison of the best with the preset trial, in words
     pruning: str = ""  # how many trials were pruned, after which epochs
+    search: str = ""  # the ranges it ended with, the best's edges, whether it settled
     retrained: evaluation.EvalResult | None = None
     not_retrained: str = ""  # why --retrain-best trained nothing
 
@@ -54,11 +55,36 @@ def _parent_run(study: optuna.Study, created: bool) -> str | None:
     return study.user_attrs.get(names.PARENT_ATTR)  # None: its creator died early
 
 
+def _description(study: optuna.Study, tune: TuneConfig, found: verdict.Verdict, ended: str) -> str:
+    """The study run's description: what was searched how, how it ended, its verdict."""
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    searched = "learning rate, hidden size, epochs" + (
+        ", batch size and schedule" if tune.search == "wide" else ""
+    )
+    start = (
+        "trial 0 is that preset"
+        if found.baseline is not None
+        else "no preset trial: the ranges exclude it"
+    )
+    scored = (
+        f"{tune.folds}-fold cross-validation (pruned on the first fold)"
+        if tune.folds > 1
+        else f"a {tune.validation_fraction:g} validation split"
+    )
+    return (
+        f"Optuna study {study.study_name} ({tune.sampler} sampler, {tune.pruner} pruning, "
+        f"trials scored by {scored}) over "
+        f"{searched}, built on the {tune.start_from} preset ({start}): {len(finished)} trials, "
+        f"{ended}. Verdict: {found.sentence}. One child run per trial."
+    )
+
+
 def _summarise(
-    study: optuna.Study, tune: TuneConfig, run: tracking.Run
-) -> tuple[verdict.Verdict, str]:
-    """Best params and value, the paired verdict, pruning, the trials table and Optuna's plots
-    onto the parent run; (the verdict, the pruning in words)."""
+    study: optuna.Study, tune: TuneConfig, arch: str, run: tracking.Run
+) -> tuple[verdict.Verdict, str, str]:
+    """Best params and value, the paired verdict, pruning, the search's ranges, the trials
+    table and Optuna's plots onto the parent run; (the verdict, the pruning and the search in
+    words)."""
     finished = [t for t in study.trials if t.state.is_finished()]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -67,6 +93,11 @@ def _summarise(
         run.log_artifacts(folder, "study")
     found = verdict.judge(study, tune.start_from)
     pruned_share, pruned_words = verdict.pruning(study)
+    # Where the search ended: its ranges, the best's params at their edges, whether it settled.
+    described = ranges.describe(study, tune, arch)
+    edges = ranges.edge_words(study, tune, arch, trial_params(found.best) if found.best else None)
+    unsettled = verdict.unsettled(study)
+    search = "; ".join(part for part in (f"ranges {described}", edges, unsettled) if part)
     run.set_tags(
         {
             names.OPTUNA_STORAGE: redact(tune.storage),
@@ -78,6 +109,9 @@ def _summarise(
             names.FOLDS: str(tune.folds),
             names.VERDICT: found.sentence,
             names.PRUNING: pruned_words,
+            names.RANGES: described,
+            names.RANGE_EDGES: edges or "none",
+            names.SEARCH_SETTLED: str(not unsettled).lower(),
         }
     )
     run.log_metrics({names.PRUNED_SHARE: pruned_share})
@@ -93,26 +127,8 @@ def _summarise(
         run.log_metrics(names.gains("val", found.comparison.points()))
     if found.apparent is not None:
         run.log_metrics({names.VAL_GAIN_UNADJUSTED_P_VALUE: found.apparent.p_value})
-    searched = "learning rate, hidden size, epochs" + (
-        ", batch size and schedule" if tune.search == "wide" else ""
-    )
-    start = (
-        "trial 0 is that preset"
-        if found.baseline is not None
-        else "no preset trial: the ranges exclude it"
-    )
-    scored = (
-        f"{tune.folds}-fold cross-validation (pruned on the first fold)"
-        if tune.folds > 1
-        else f"a {tune.validation_fraction:g} validation split"
-    )
-    run.describe(
-        f"Optuna study {study.study_name} ({tune.sampler} sampler, {tune.pruner} pruning, "
-        f"trials scored by {scored}) over "
-        f"{searched}, built on the {tune.start_from} preset ({start}): {len(finished)} trials, "
-        f"{pruned_words}; {best}. Verdict: {found.sentence}. One child run per trial."
-    )
-    return found, pruned_words
+    run.describe(_description(study, tune, found, f"{pruned_words}; {best}; {search}"))
+    return found, pruned_words, search
 
 
 def _fail_trials_of(study: optuna.Study, died: workers.ProcessDied) -> None:
@@ -209,7 +225,7 @@ def _tune_arch(
             joined=None if created else os.getpid(),  # a worker joining others samples apart
         )
         _run_trials(study, worker, on_trial)
-        found, pruning = _summarise(study, tune, run)
+        found, pruning, search = _summarise(study, tune, arch, run)
         best, retrained, not_retrained = found.best, None, ""
         if tune.retrain_best and best is not None and found.significant:
             retrained = retrain(
@@ -231,6 +247,7 @@ def _tune_arch(
         trial_params(best) if best else {},
         found.sentence,
         pruning,
+        search,
         retrained,
         not_retrained,
     )

@@ -18,10 +18,10 @@ from pipeline.early_stopping import FIRST_EPOCH, best_epoch
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
-from pipeline.tuning import evidence, owners
+from pipeline.tuning import evidence, owners, ranges
 from pipeline.tuning.baseline import epochs_from_curve, preset_config
 from pipeline.tuning.pruning import PruneOnValidation, by_percent, pruner
-from pipeline.tuning.search import sampler, suggest, trial_params
+from pipeline.tuning.search import ranges_for, sampler, suggest, trial_params
 from pipeline.tuning.storage import failures_named, open_storage
 
 
@@ -51,14 +51,12 @@ class TrialStarted:
     epochs: int  # the epochs it trains at most
 
 
-def epoch_window(
-    tune: TuneConfig, arch: str, config: TrainConfig, preset: bool
-) -> tuple[int, int]:
+def epoch_window(space: ranges.Ranges, config: TrainConfig, preset: bool) -> tuple[int, int]:
     """The epoch counts a trial's curve chooses among: the study's range, or for the preset
     trial the range `train` chooses among (so it is the model `train` makes)."""
     if preset:
         return FIRST_EPOCH, config.epochs
-    return tune.epochs_for(arch)
+    return space["epochs"]
 
 
 def check_data(study: optuna.Study, study_name: str, digest: str | None) -> None:
@@ -80,7 +78,8 @@ def _objective(
     def objective(trial: optuna.Trial) -> float:
         # First: a journal study judges a RUNNING trial by the process it names.
         trial.set_user_attr(names.OWNER_ATTR, owners.process_identity())
-        config = suggest(trial, tune, arch)  # records its params, a preset trial's too
+        space = ranges_for(trial, tune, arch)
+        config = suggest(trial, tune, arch, space)  # records its params, a preset trial's too
         if is_preset := names.PRESET in trial.user_attrs:
             config = preset_config(tune, arch)
         on_start(TrialStarted(trial.number, dict(trial.params), config.epochs))
@@ -105,7 +104,7 @@ def _objective(
             run.log_params(config.params())
             from_curve = epochs_from_curve(tune, arch)
             pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)
-            window = epoch_window(tune, arch, config, is_preset)
+            window = epoch_window(space, config, is_preset)
             low, high = window if from_curve else (config.epochs, config.epochs)
             folds = evidence.fit_folds(
                 config, splits, run, data_dir, pruning, range(low, high + 1)

@@ -165,3 +165,20 @@ def pruning(study: optuna.Study) -> tuple[float, str]:
         )
         words += f" ({where})"
     return share, words
+
+
+def unsettled(study: optuna.Study) -> str:
+    """In words, that the search had not settled when the study stopped: its best came among
+    its last quarter of finished trials, so more trials may find more ("" when it settled)."""
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(finished) < 4 or not complete:
+        return ""
+    best = max(complete, key=lambda t: (t.value, -t.number))
+    place = [t.number for t in finished].index(best.number) + 1
+    if place <= len(finished) - len(finished) // 4:
+        return ""
+    return (
+        f"the search had not settled: its best came at trial {best.number}, the {place}th of "
+        f"{len(finished)} finished trials (the last quarter); more trials may find more"
+    )

@@ -1,0 +1,254 @@
+"""Does a default study find the gain that is there? Cases with headroom, unpruned and pruned.
+
+    python bench/search_cases.py unpruned --cases small-2k noisy seed --seeds 0 1 --workdir W
+    python bench/search_cases.py replay --workdir W
+    python bench/search_cases.py default --cases small-2k noisy seed --seeds 0 1 --workdir W
+
+Cases, built from the local MNIST files (--source) without downloads, each with a validation
+split of 1,970 images so that paired comparisons keep their power:
+- subset: the local training files as they are, the default preset to start from;
+- small-2k / small-5k: 1,970 / 4,925 training images (the first images of the file), where the
+  default preset, chosen on the full subset, is not tuned;
+- noisy: the subset with 25 % of its training labels replaced by a wrong digit (seeded);
+- seed: the subset, the study built on the notebook's seed preset (`--start-from seed`).
+
+`unpruned`: a 20-trial study per case and sampler seed with `--pruner none` (every trial trains
+its whole curve), its CPU seconds. `replay`: every unpruned study replayed under pruners (see
+pruner_replay.replay) in its own order and in --orders random orders of its trials after trial
+0: how often a pruner stops every configuration within 0.1 pt of the unpruned best (the winner
+killed), and the share of the unpruned epochs it trains. `default`: a default `pipeline tune
+--retrain-best` study per case and seed (extra options by --tune-args, e.g. today's ranges),
+with its pruned share, epochs, range edges, validation and test gains (MLflow's records) and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shlex
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+from common import Workspace, children_cpu  # bench/, beside this script
+from pruner_replay import replay
+
+from pipeline import data
+from pipeline.tracking import names
+from pipeline.tune_config import TuneConfig
+from pipeline.tuning.pruning import pruner as pipeline_pruner
+
+REPO = Path(__file__).resolve().parents[1]
+VALIDATION = 1970
+CASES = {  # name: (training images, label noise, tune options)
+    "subset": (None, 0.0, ()),
+    "small-2k": (1970, 0.0, ()),
+    "small-5k": (4925, 0.0, ()),
+    "noisy": (None, 0.25, ()),
+    "seed": (None, 0.0, ("--start-from", "seed")),
+}
+FILES = {
+    "train-images-idx3-ubyte.gz": ("train", "images"),
+    "train-labels-idx1-ubyte.gz": ("train", "labels"),
+    "t10k-images-idx3-ubyte.gz": ("test", "images"),
+    "t10k-labels-idx1-ubyte.gz": ("test", "labels"),
+}
+P = optuna.pruners
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">II", 0x803 if array.ndim == 3 else 0x801, array.shape[0])
+    if array.ndim == 3:
+        header += struct.pack(">II", *array.shape[1:])
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0))
+
+
+def case_source(work: Workspace, source: Path, case: str) -> tuple[Path, float]:
+    """The case's IDX folder (made once) and its validation fraction."""
+    count, noise, _ = CASES[case]
+    folder = work.folder / "sources" / case
+    arrays = {name: data.parse_idx(source / name, kind) for name, (_, kind) in FILES.items()}
+    total = len(arrays["train-labels-idx1-ubyte.gz"])
+    keep = total if count is None else count + VALIDATION
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        labels = arrays["train-labels-idx1-ubyte.gz"][:keep].copy()
+        if noise:
+            rng = np.random.default_rng(20261203)
+            flipped = rng.random(keep) < noise
+            labels[flipped] = (labels[flipped] + rng.integers(1, 10, flipped.sum())) % 10
+        arrays["train-labels-idx1-ubyte.gz"] = labels
+        arrays["train-images-idx3-ubyte.gz"] = arrays["train-images-idx3-ubyte.gz"][:keep]
+        for name, array in arrays.items():
+            write_idx(folder / name, array)
+    return folder, round(VALIDATION / keep, 6)
+
+
+def tune(work: Workspace, source: Path, case: str, seed: int, name: str, extra) -> dict:
+    """A study of the case (data downloaded into its own folder); its CPU seconds and wall time."""
+    folder, fraction = case_source(work, source, case)
+    data_dir = work.folder / f"data-{case}"
+    work.pipeline("download", "--source", folder, "--data-dir", data_dir)
+    cpu, started = children_cpu(), time.perf_counter()
+    work.pipeline(
+        "tune",
+        "--study-name",
+        name,
+        "--storage",
+        work.optuna_storage,
+        "--seed",
+        seed,
+        "--data-dir",
+        data_dir,
+        "--checkpoint-dir",
+        work.folder / f"checkpoints-{case}",
+        "--validation-fraction",
+        fraction,
+        *CASES[case][2],
+        *extra,
+    )
+    return {"cpu": children_cpu() - cpu, "wall": time.perf_counter() - started}
+
+
+def trained_epochs(trial: optuna.trial.FrozenTrial) -> int:
+    return trial.user_attrs.get(names.TRAINED_ATTR) or trial.user_attrs.get(
+        names.PRUNED_AT_ATTR, 0
+    )
+
+
+def unpruned(options, work: Workspace) -> None:
+    for case in options.cases:
+        for seed in options.seeds:
+            name = f"{case}-none-{seed}"
+            if name in optuna.get_all_study_names(work.optuna_storage):
+                continue
+            cost = tune(
+                work, options.source, case, seed, name, ("--pruner", "none", *options.extra)
+            )
+            study = optuna.load_study(study_name=name, storage=work.optuna_storage)
+            print(
+                f"{name}: best {study.best_value:.4f} {study.best_trial.params}, "
+                f"{sum(map(trained_epochs, study.trials))} epochs, {cost['cpu']:.0f} CPU-s",
+                flush=True,
+            )
+
+
+def candidates(longest: int, tune_config: TuneConfig) -> dict[str, P.BasePruner]:
+    halving = P.SuccessiveHalvingPruner
+    return {
+        "today: halving from epoch 3": halving(3, reduction_factor=3),
+        "pipeline's default": pipeline_pruner(tune_config, "mlp"),
+        "halving from epoch 5": halving(5, reduction_factor=3),
+        "halving from epoch 5, keep half": halving(5, reduction_factor=2),
+        "halving from epoch 7": halving(7, reduction_factor=3),
+        "median after epoch 5": P.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
+        "patient(halving 3, 2 epochs, 0.2 pt)": P.PatientPruner(
+            halving(3, reduction_factor=3), 2, 0.002
+        ),
+        "patient(halving 3, 3 epochs, 0.1 pt)": P.PatientPruner(
+            halving(3, reduction_factor=3), 3, 0.001
+        ),
+        "patient(halving 5, 2 epochs, 0.2 pt)": P.PatientPruner(
+            halving(5, reduction_factor=3), 2, 0.002
+        ),
+        "hyperband 1..": P.HyperbandPruner(1, longest, reduction_factor=3),
+    }
+
+
+def replayed(options, work: Workspace) -> None:
+    storage = work.optuna_storage
+    studies = [s for s in optuna.get_all_study_names(storage) if "-none-" in s]
+    rng = np.random.default_rng(0)
+    tally: dict[str, list[tuple[bool, float]]] = {}
+    for name in sorted(studies):
+        trials = [
+            t
+            for t in optuna.load_study(study_name=name, storage=storage).trials
+            if t.state == optuna.trial.TrialState.COMPLETE
+        ]
+        best = max(t.value for t in trials)
+        full = sum(len(t.intermediate_values) for t in trials)
+        longest = max(max(t.intermediate_values) for t in trials)
+        orders = [list(range(len(trials)))]
+        orders += [[0, *(1 + rng.permutation(len(trials) - 1))] for _ in range(options.orders)]
+        line = []
+        for label, _ in candidates(longest, TuneConfig()).items():
+            killed, share = 0, 0.0
+            for index, order in enumerate(orders):
+                pruner = candidates(longest, TuneConfig())[label]  # fresh state per replay
+                epochs, kept = replay([trials[i] for i in order], pruner, f"{name}-{index}", True)
+                killed += kept < best - 0.001
+                share += epochs / full
+                tally.setdefault(label, []).append((kept < best - 0.001, epochs / full))
+            line.append(
+                f"{label}: killed {killed}/{len(orders)}, epochs {share / len(orders):.2f}"
+            )
+        print(f"{name} ({len(trials)} trials, {full} epochs, best {best:.4f}):", flush=True)
+        for each in line:
+            print("   ", each, flush=True)
+    print("all studies and orders:")
+    for label, results in tally.items():
+        killed = sum(k for k, _ in results)
+        share = np.mean([s for _, s in results])
+        print(
+            f"  {label:<40} winner killed {killed}/{len(results)} "
+            f"({100 * killed / len(results):.1f} %), epochs {share:.2f}",
+            flush=True,
+        )
+
+
+def default(options, work: Workspace) -> None:
+    for case in options.cases:
+        for seed in options.seeds:
+            name = f"{case}-{options.label}-{seed}"
+            cost = tune(work, options.source, case, seed, name, ("--retrain-best", *options.extra))
+            study = optuna.load_study(study_name=name, storage=work.optuna_storage)
+            run = work.study_run(name)
+            metrics, tags = run.data.metrics, run.data.tags
+            pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+            at = sorted(t.user_attrs.get(names.PRUNED_AT_ATTR) for t in pruned)
+            tuned = work.runs("evaluate", **{names.TUNED_FROM: name})
+            test = "not retrained"
+            if tuned:
+                m = tuned[0].data.metrics
+                test = (
+                    f"test gain {100 * m.get(names.gain('test'), float('nan')):+.2f} pt "
+                    f"[{100 * m.get(names.gain_low('test'), float('nan')):+.2f}, "
+                    f"{100 * m.get(names.gain_high('test'), float('nan')):+.2f}] "
+                    f"p {m.get(names.gain_p('test'), float('nan')):.2g}"
+                )
+            print(
+                f"{name}: pruned {len(pruned)}/{len(study.trials)} at epochs {at}; "
+                f"{sum(map(trained_epochs, study.trials))} epochs; best {study.best_trial.params}; "
+                f"val gain {100 * metrics.get(names.gain('val'), float('nan')):+.2f} pt "
+                f"[{100 * metrics.get(names.gain_low('val'), float('nan')):+.2f}, "
+                f"{100 * metrics.get(names.gain_high('val'), float('nan')):+.2f}] "
+                f"p {metrics.get(names.gain_p('val'), float('nan')):.2g}; {test}; "
+                f"edges: {tags.get(names.RANGE_EDGES, '-')}; {cost['cpu']:.0f} CPU-s",
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=("unpruned", "replay", "default"))
+    parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "mnist")
+    parser.add_argument("--cases", nargs="+", default=["small-2k", "noisy", "seed"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--orders", type=int, default=20, help="random orders per replay")
+    parser.add_argument("--label", default="default", help="the default studies' name part")
+    parser.add_argument("--tune-args", default="", help="more tune options")
+    parser.add_argument("--workdir", type=Path, required=True)
+    options = parser.parse_args()
+    options.extra = tuple(shlex.split(options.tune_args))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    work = Workspace.create(options.workdir, "search-cases-")
+    if options.stage != "replay":
+        work.pipeline("init-stores", "--storage", work.optuna_storage)
+    {"unpruned": unpruned, "replay": replayed, "default": default}[options.stage](options, work)
+
+
+if __name__ == "__main__":
+    main()

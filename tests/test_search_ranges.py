@@ -1,0 +1,112 @@
+"""A study's search ranges: a best at an edge is named, and widens the range past it; a search
+whose best came late says it had not settled."""
+
+from __future__ import annotations
+
+import mlflow
+import optuna
+import pytest
+from study_helpers import storage_url, study_runs, tune
+
+from pipeline.tracking import names
+from pipeline.tune_config import RANGE_LIMITS, TuneConfig
+from pipeline.tuning import ranges, verdict
+
+SPACE = {"learning_rate": (1e-5, 1e-2), "hidden_size": (32, 1024), "epochs": (2, 20)}
+
+
+def test_a_value_within_a_twentieth_of_the_log_width_is_at_the_edge():
+    inside = {"learning_rate": 1e-3, "hidden_size": 256, "epochs": 10}
+    assert ranges.edges(inside, SPACE) == []
+    at = ranges.edges({"learning_rate": 1.3e-5, "hidden_size": 900, "epochs": 20}, SPACE)
+    assert [(e.param, e.side, e.limit) for e in at] == [
+        ("learning_rate", "floor", False),
+        ("hidden_size", "ceiling", False),
+        ("epochs", "ceiling", False),
+    ]
+    # Three decades: 5 % is 0.15 of a decade, so 1.5e-5 is just inside.
+    assert ranges.edges({"learning_rate": 1.5e-5}, SPACE) == []
+    assert str(at[0]) == "learning rate 1.3e-05 at the floor 1e-05"
+
+
+def test_a_range_grows_by_half_its_width_up_to_its_limit():
+    floor = ranges.Edge("learning_rate", 1e-5, "floor", 1e-5, False)
+    low, high = ranges.widened(floor, (1e-5, 1e-2))
+    assert (low, high) == (RANGE_LIMITS["learning_rate"][0], 1e-2)  # not 10**-6.5
+    low, high = ranges.widened(floor, (1e-4, 1e-2))
+    assert (low, high) == (pytest.approx(1e-5), 1e-2)
+    ceiling = ranges.Edge("hidden_size", 1000, "ceiling", 1024, False)
+    assert ranges.widened(ceiling, (32, 1024)) == (32, RANGE_LIMITS["hidden_size"][1])
+    assert ranges.widened(ceiling, (256, 1024)) == (256, 2048)
+    epochs = ranges.Edge("epochs", 20, "ceiling", 20, False)
+    assert ranges.widened(epochs, (2, 20)) == (2, 29)
+    limited = ranges.edges({"hidden_size": 2048}, {"hidden_size": (32, 2048)})
+    assert limited[0].limit and str(limited[0]).endswith("(the widest allowed)")
+
+
+def _study_with(values: list[float]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for value in values:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"learning_rate": 1e-3},
+                distributions={"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1)},
+                value=value,
+            )
+        )
+    return study
+
+
+def test_a_best_in_the_last_quarter_of_trials_says_the_search_had_not_settled():
+    assert verdict.unsettled(_study_with([0.90, 0.95, 0.91, 0.92, 0.93, 0.94, 0.92, 0.93])) == ""
+    words = verdict.unsettled(_study_with([0.90, 0.91, 0.91, 0.92, 0.93, 0.94, 0.92, 0.96]))
+    assert words.startswith("the search had not settled: its best came at trial 7, the 8th of 8")
+
+
+@pytest.mark.slow
+def test_a_study_widens_a_range_its_best_lies_at_the_edge_of(cli, workdir, data_dir, tiny):
+    # In 10..11 every hidden size is at an edge: before trial 1, the study's only best lies at
+    # one, so the range grows past it (by half its log-width: to 9 or to 12).
+    args = ("--arch", "mlp", "--n-trials", "3", "--pruner", "none", "--epochs-range", "2", "3")
+    result = tune(cli, workdir, tiny, *args, "--hidden-size-range", "10", "11")
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    grown = [each for each in study.user_attrs[names.WIDENED_ATTR] if each[1] == "hidden_size"]
+    assert grown[0][0] == 1 and grown[0][2] == [10, 11]
+    assert grown[0][3] in ([9, 11], [10, 12])
+    assert [t.distributions["hidden_size"].low for t in study.trials] == [
+        10,
+        *[grown[-1][3][0]] * 2,
+    ]
+    parents, _ = study_runs("mnist-mlp")
+    tags = mlflow.get_run(parents.iloc[0]["run_id"]).data.tags
+    assert "(widened from 10..11 before trial 1" in tags[names.RANGES]
+    assert "(widened from 10..11 before trial 1" in tags["mlflow.note.content"]
+    assert "Search: ranges learning rate" in result.stdout
+    tune_config = TuneConfig(hidden_size_range=(10, 11), epochs_range=(2, 3))
+    assert tags[names.RANGE_EDGES] == (
+        ranges.edge_words(study, tune_config, "mlp", _best(study)) or "none"
+    )
+
+
+@pytest.mark.slow
+def test_no_widen_keeps_the_ranges_and_names_a_best_at_an_edge(cli, workdir, data_dir, tiny):
+    # In 10..11 every hidden size is at an edge, and the study's best ends at one.
+    args = ("--arch", "mlp", "--n-trials", "2", "--pruner", "none", "--epochs-range", "2", "3")
+    result = tune(cli, workdir, tiny, *args, "--hidden-size-range", "10", "11", "--no-widen")
+    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    assert names.WIDENED_ATTR not in study.user_attrs
+    assert {t.distributions["hidden_size"].high for t in study.trials} == {11}
+    hidden = study.best_params["hidden_size"]
+    side = "floor" if hidden == 10 else "ceiling"
+    expected = f"best at the edge of its range: hidden size {hidden} at the {side} {hidden}"
+    assert expected in result.stdout and "(--no-widen: not searched past)" in result.stdout
+    parents, _ = study_runs("mnist-mlp")
+    tags = mlflow.get_run(parents.iloc[0]["run_id"]).data.tags
+    assert tags[names.RANGE_EDGES].startswith(expected)
+    assert expected in tags["mlflow.note.content"]
+
+
+def _best(study: optuna.Study) -> dict:
+    params = dict(study.best_trial.params)
+    params["epochs"] = study.best_trial.user_attrs[names.EPOCHS_ATTR]
+    return params
