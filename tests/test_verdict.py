@@ -169,7 +169,7 @@ def test_when_the_ranges_exclude_the_preset_no_trial_is_enqueued_and_the_run_say
     _add(study, {"learning_rate": 0.003, "hidden_size": 512}, 0.975, answers(1950))
     tracking.Store(os.environ["MLFLOW_TRACKING_URI"]).open()
     with tracking.run("tune", "tune-excluded", {}) as run:
-        found, _ = studies._summarise(study, tune, run)
+        found, _, _ = studies._summarise(study, tune, "mlp", run)
     assert found.comparison is None and not found.significant
     recorded = mlflow.get_run(run.run_id).data
     description = recorded.tags[names.NOTE]
