@@ -166,6 +166,11 @@ def _finish(
     )
     run.set_tags({names.MODEL_URI: model_uri})
     train_records.log_curves(run)
+    if best is not None and best.epoch is not None and best.epoch < config.epochs:
+        # MLflow shows a run's metrics at their latest step: the kept model's, there too.
+        kept = (names.VAL_ACCURACY, names.VAL_LOSS)
+        settled = {metric.key: metric.value for metric in epoch_metrics if metric.key in kept}
+        run.log_metrics(settled, step=sink.next_step - 1)
     final = tracking.latest_metrics(run.run_id)
     if best is not None and best.epoch is not None:
         final = {**final, **{metric.key: metric.value for metric in epoch_metrics}}

@@ -111,6 +111,9 @@ def test_early_stopping_keeps_the_model_of_the_best_epoch(cli, data_dir, tiny):
     assert run.data.params["early_stopping"] == "True"
     assert run.data.tags["pipeline.best_epoch"] == str(chosen)
     assert f"the one after epoch {chosen} of 8" in run.data.tags["mlflow.note.content"]
+    # The run's latest val_accuracy is the kept model's (logged again at the last step).
+    assert run.data.metrics["val_accuracy"] == pytest.approx(curve[chosen - 1])
+    assert history[-1] == (history[-2][0], pytest.approx(curve[chosen - 1]))
     step = history[chosen - 1][0] + 1  # steps done after that epoch
     assert [output.step for output in run.outputs.model_outputs] == [step]
     model = mlflow.pyfunc.load_model(run.data.tags["pipeline.model_uri"])

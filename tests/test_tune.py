@@ -72,6 +72,12 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
     # Each run is named for the epochs its value is of: the count chosen, or where it stopped.
     assert f"-ep{study.trials[0].user_attrs['epochs']}-" in complete.info.run_name
     assert f"-ep{pruned_at}-" in pruned.info.run_name, pruned.info.run_name
+    # ... and its records say the same: the epochs its value is of, and that value as its
+    # latest val_accuracy (logged again at its last epoch's step).
+    assert complete.data.params["epochs"] == str(study.trials[0].user_attrs["epochs"])
+    assert complete.data.metrics["val_accuracy"] == pytest.approx(study.trials[0].value)
+    assert pruned.data.params["epochs"] == str(pruned_at)
+    assert pruned.data.metrics["val_accuracy"] == pytest.approx(study.trials[2].value)
     assert pruned.info.run_name.endswith("-pruned")
     assert {i.dataset.name for i in complete.inputs.dataset_inputs} == {
         "mnist-train",

@@ -31,10 +31,12 @@ class FoldRecord:
         self.x, self.y, self.kept = splits.x_val.astype(np.float32), splits.y_val, kept
         self.batches = range(0, len(self.y), 1024)
         self.curve: list[float] = []
+        self.losses: list[float] = []  # validation loss after each epoch
         self.answers: dict[int, np.ndarray] = {}
 
     def on_epoch(self, epochs_done: int, logs: dict) -> None:
         self.curve.append(float(logs[names.VAL_ACCURACY]))
+        self.losses.append(float(logs[names.VAL_LOSS]))
 
     def on_epoch_model(self, model, sink, epochs_done: int) -> None:
         if epochs_done in self.kept:
@@ -51,11 +53,16 @@ class Folds:
     """A trial's fits: the mean validation curve and each fold's answers."""
 
     records: list[FoldRecord] = field(default_factory=list)
+    last_step: int = 0  # the step of the last fold's last epoch end (its epoch metrics')
 
     @property
     def curve(self) -> list[float]:
         """Validation accuracy after each epoch, the mean over folds."""
         return [float(value) for value in np.mean([r.curve for r in self.records], axis=0)]
+
+    def loss(self, epochs: int) -> float:
+        """Validation loss after `epochs` epochs, the mean over folds."""
+        return float(np.mean([record.losses[epochs - 1] for record in self.records]))
 
     def accuracies(self, epochs: int) -> list[float]:
         """Each fold's validation accuracy after `epochs` epochs."""
@@ -103,4 +110,5 @@ def fit_folds(
             raise PipelineError(f"loss became NaN at step {fitted.metrics.non_finite_step}")
         step = fitted.metrics.sink.next_step
         folds.records.append(record)
+    folds.last_step = step - 1
     return folds

@@ -32,6 +32,10 @@ class PruneOnValidation:
     trial by percent, so that all its trials share one unit (see `by_percent`). Where a trial's
     objective is the best epoch of its curve, it reports its best accuracy so far (best_so_far):
     what it would score if stopped now.
+
+    A pruned trial's run ends with the epochs it trained as its `epochs` param and, at its last
+    epoch's step, the validation metrics of the epoch its value is of, so that the run's latest
+    metrics are its value's.
     """
 
     def __init__(
@@ -41,14 +45,18 @@ class PruneOnValidation:
         config: TrainConfig,
         percent: bool,
         best_so_far: bool = False,
+        steps_per_epoch: int = 1,
     ) -> None:
         self.trial, self.run, self.config, self.last = trial, run, config, 0.0
         self.percent, self.reported, self.best_so_far = percent, 0, best_so_far
+        self.steps_per_epoch = steps_per_epoch
         self.curve: list[float] = []  # validation accuracy after each epoch
+        self.losses: list[float] = []  # and loss
 
     def __call__(self, epochs_done: int, logs: dict) -> None:
         self.last = float(logs[names.VAL_ACCURACY])
         self.curve.append(self.last)
+        self.losses.append(float(logs[names.VAL_LOSS]))
         step = report_step(epochs_done, self.config.epochs, self.percent)
         if step == self.reported:  # over 100 epochs, several share one percent
             return
@@ -63,6 +71,7 @@ class PruneOnValidation:
                     names.OPTUNA_TRIAL_STATE: "PRUNED",
                 }
             )
+            self._settle(epochs_done)
             stopped = replace(self.config, epochs=epochs_done).differences()
             self.run.rename(
                 run_names.trial(self.trial.study.study_name, self.trial.number, stopped, True)
@@ -71,6 +80,17 @@ class PruneOnValidation:
                 f"pruned at epoch {epochs_done} of {self.config.epochs} "
                 f"(val_accuracy {self.last:.4f})"
             )
+
+    def _settle(self, epochs_done: int) -> None:
+        """The run's epochs param and latest validation metrics: the pruned trial's value's."""
+        self.run.log_params({"epochs": epochs_done})
+        chosen = epochs_done - 1
+        if self.best_so_far:  # the latest best, as the trial reported it
+            chosen = max(range(epochs_done), key=lambda i: (self.curve[i], i))
+        self.run.log_metrics(
+            {names.VAL_ACCURACY: self.curve[chosen], names.VAL_LOSS: self.losses[chosen]},
+            step=epochs_done * self.steps_per_epoch - 1,
+        )
 
 
 def by_percent(tune: TuneConfig, arch: str) -> bool:

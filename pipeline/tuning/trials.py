@@ -84,26 +84,21 @@ def _objective(
             config = preset_config(tune, arch)
         on_start(TrialStarted(trial.number, dict(trial.params), config.epochs))
         fitting.clear_state()  # no model or graph growth over a long study
-        tags = {
-            names.ARCH: arch,
-            names.DATA_DIGEST: splits[0].digest,
-            names.CONFIG_HASH: tracking.config_hash(config.params()),
-            names.STUDY: study_name,
-            names.OPTUNA_TRIAL_NUMBER: str(trial.number),
-            **({names.FOLDS: str(len(splits))} if len(splits) > 1 else {}),
-        }
         name = run_names.trial(study_name, trial.number, config.differences())
         with tracking.run(
             "trial",
             name,
-            tags,
+            _tags(arch, study_name, trial.number, config, splits),
             killed_on=(optuna.TrialPruned,),
             parent_run_id=worker.parent_run_id,
         ) as run:
             _own(trial, run.run_id, worker.name)
-            run.log_params(config.params())
+            # `epochs` once it is known: the count the trial's value is of (see _settle).
+            run.log_params({k: v for k, v in config.params().items() if k != "epochs"})
             from_curve = epochs_from_curve(tune, arch)
-            pruning = PruneOnValidation(trial, run, config, by_percent(tune, arch), from_curve)
+            steps = fitting.steps_per_epoch(config, len(splits[0].y_train))
+            percent = by_percent(tune, arch)
+            pruning = PruneOnValidation(trial, run, config, percent, from_curve, steps)
             window = epoch_window(space, config, is_preset)
             low, high = window if from_curve else (config.epochs, config.epochs)
             folds = evidence.fit_folds(
@@ -118,6 +113,7 @@ def _objective(
             value = folds.curve[epochs - 1]
             if len(splits) > 1:
                 outcome = _cross_validated(run, folds, epochs, value, outcome)
+            _settle(run, folds, epochs, value)
             run.set_tags({names.OPTUNA_TRIAL_STATE: "COMPLETE", names.PRUNED: "false"})
             run.describe(
                 f"Trial {trial.number} of study {study_name}: {arch} with learning rate "
@@ -132,6 +128,20 @@ def _objective(
     return objective
 
 
+def _tags(
+    arch: str, study_name: str, number: int, config: TrainConfig, splits: list[data.Splits]
+) -> dict[str, str]:
+    """A trial run's tags: what it trains, on which data, for which study."""
+    return {
+        names.ARCH: arch,
+        names.DATA_DIGEST: splits[0].digest,
+        names.CONFIG_HASH: tracking.config_hash(config.params()),
+        names.STUDY: study_name,
+        names.OPTUNA_TRIAL_NUMBER: str(number),
+        **({names.FOLDS: str(len(splits))} if len(splits) > 1 else {}),
+    }
+
+
 def _choose_epochs(
     trial: optuna.Trial, run, config: TrainConfig, curve: list[float], window: tuple[int, int]
 ) -> tuple[int, str]:
@@ -143,6 +153,14 @@ def _choose_epochs(
     chosen = replace(config, epochs=epochs).differences()
     run.rename(run_names.trial(trial.study.study_name, trial.number, chosen))
     return epochs, f"best epoch count {epochs} of {config.epochs}; validation accuracy"
+
+
+def _settle(run, folds: evidence.Folds, epochs: int, value: float) -> None:
+    """The run's epochs param and, at its last epoch's step, its latest validation metrics:
+    those its value is of (MLflow shows a run's metrics at their latest step)."""
+    run.log_params({"epochs": epochs})
+    metrics = {names.VAL_ACCURACY: value, names.VAL_LOSS: folds.loss(epochs)}
+    run.log_metrics(metrics, step=folds.last_step)
 
 
 def _own(trial: optuna.Trial, run_id: str, worker: str) -> None:
