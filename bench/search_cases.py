@@ -144,22 +144,24 @@ def candidates(longest: int, tune_config: TuneConfig) -> dict[str, P.BasePruner]
         "halving from epoch 5, keep half": halving(5, reduction_factor=2),
         "halving from epoch 7": halving(7, reduction_factor=3),
         "median after epoch 5": P.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
-        "patient(halving 3, 2 epochs, 0.2 pt)": P.PatientPruner(
-            halving(3, reduction_factor=3), 2, 0.002
-        ),
-        "patient(halving 3, 3 epochs, 0.1 pt)": P.PatientPruner(
-            halving(3, reduction_factor=3), 3, 0.001
-        ),
-        "patient(halving 5, 2 epochs, 0.2 pt)": P.PatientPruner(
-            halving(5, reduction_factor=3), 2, 0.002
-        ),
         "hyperband 1..": P.HyperbandPruner(1, longest, reduction_factor=3),
+        "percentile 33 after epoch 3": P.PercentilePruner(33, 5, 3),
+        "halving from epoch 6": halving(6, reduction_factor=3),
+        "halving from epoch 8": halving(8, reduction_factor=3),
+        "halving from epoch 7, keep a quarter": halving(7, reduction_factor=4),
+        "halving from epoch 7, keep half": halving(7, reduction_factor=2),
+        "median after epoch 7": P.MedianPruner(n_startup_trials=5, n_warmup_steps=7),
     }
 
 
 def replayed(options, work: Workspace) -> None:
     storage = work.optuna_storage
     studies = [s for s in optuna.get_all_study_names(storage) if "-none-" in s]
+    studies = [
+        s
+        for s in studies
+        if len(optuna.load_study(study_name=s, storage=storage).trials) >= options.complete
+    ]
     rng = np.random.default_rng(0)
     tally: dict[str, list[tuple[bool, float]]] = {}
     for name in sorted(studies):
@@ -199,34 +201,37 @@ def replayed(options, work: Workspace) -> None:
         )
 
 
+def gain_words(metrics: dict, split: str) -> str:
+    """A logged gain in points with its interval and p-value (see names.gains)."""
+    keys = names.GAINS[split]  # gain, low, high, p
+    if not all(key in metrics for key in keys):
+        return f"no {split} gain"
+    gain, low, high, p = (metrics[key] for key in keys)
+    return f"{split} gain {gain:+.2f} pt [{low:+.2f}, {high:+.2f}] p {p:.2g}"
+
+
 def default(options, work: Workspace) -> None:
     for case in options.cases:
         for seed in options.seeds:
             name = f"{case}-{options.label}-{seed}"
-            cost = tune(work, options.source, case, seed, name, ("--retrain-best", *options.extra))
+            extra = ("--retrain-best", *options.extra)
+            cost = tune(work, options.source, case, seed, name, extra)
             study = optuna.load_study(study_name=name, storage=work.optuna_storage)
-            run = work.study_run(name)
-            metrics, tags = run.data.metrics, run.data.tags
+            tags, metrics = (lambda run: (run.data.tags, run.data.metrics))(work.study_run(name))
             pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
             at = sorted(t.user_attrs.get(names.PRUNED_AT_ATTR) for t in pruned)
-            tuned = work.runs("evaluate", **{names.TUNED_FROM: name})
+            tuned = work.runs("train", **{names.TUNED_FROM: name})
             test = "not retrained"
             if tuned:
-                m = tuned[0].data.metrics
-                test = (
-                    f"test gain {100 * m.get(names.gain('test'), float('nan')):+.2f} pt "
-                    f"[{100 * m.get(names.gain_low('test'), float('nan')):+.2f}, "
-                    f"{100 * m.get(names.gain_high('test'), float('nan')):+.2f}] "
-                    f"p {m.get(names.gain_p('test'), float('nan')):.2g}"
-                )
+                run_id = tuned[0].info.run_id
+                evaluated = work.newest("evaluate", **{names.EVALUATED_RUN: run_id})
+                test = gain_words(evaluated.data.metrics, "test")
+            epochs = sum(map(trained_epochs, study.trials))
             print(
-                f"{name}: pruned {len(pruned)}/{len(study.trials)} at epochs {at}; "
-                f"{sum(map(trained_epochs, study.trials))} epochs; best {study.best_trial.params}; "
-                f"val gain {100 * metrics.get(names.gain('val'), float('nan')):+.2f} pt "
-                f"[{100 * metrics.get(names.gain_low('val'), float('nan')):+.2f}, "
-                f"{100 * metrics.get(names.gain_high('val'), float('nan')):+.2f}] "
-                f"p {metrics.get(names.gain_p('val'), float('nan')):.2g}; {test}; "
-                f"edges: {tags.get(names.RANGE_EDGES, '-')}; {cost['cpu']:.0f} CPU-s",
+                f"{name}: pruned {len(pruned)}/{len(study.trials)} at epochs {at}; {epochs} "
+                f"epochs; best {study.best_trial.params}; {gain_words(metrics, 'val')}; {test}; "
+                f"edges: {tags.get(names.RANGE_EDGES)}; ranges: {tags.get(names.RANGES)}; "
+                f"settled: {tags.get(names.SEARCH_SETTLED)}; {cost['cpu']:.0f} CPU-s",
                 flush=True,
             )
 
@@ -238,6 +243,9 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["small-2k", "noisy", "seed"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--orders", type=int, default=20, help="random orders per replay")
+    parser.add_argument(
+        "--complete", type=int, default=20, help="replay studies of this many trials"
+    )
     parser.add_argument("--label", default="default", help="the default studies' name part")
     parser.add_argument("--tune-args", default="", help="more tune options")
     parser.add_argument("--workdir", type=Path, required=True)
