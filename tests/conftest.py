@@ -373,8 +373,8 @@ def add_hopeless_baseline(storage: str, study_name: str) -> None:
     from pipeline.tracking import names
 
     study = optuna.load_study(study_name=study_name, storage=storage)
-    done = next(t for t in study.trials if names.VAL_CORRECT_ATTR in t.user_attrs)
-    images = len(paired.unpack(done.user_attrs[names.VAL_CORRECT_ATTR]))
+    done = next(t for t in study.trials if names.VAL_CORRECT_ATTR in t.system_attrs)
+    images = len(paired.unpack(done.system_attrs[names.VAL_CORRECT_ATTR]))
     study.add_trial(
         optuna.trial.create_trial(
             params={"learning_rate": 1e-7, "hidden_size": 8},
@@ -383,10 +383,8 @@ def add_hopeless_baseline(storage: str, study_name: str) -> None:
                 "hidden_size": optuna.distributions.IntDistribution(1, 1024, log=True),
             },
             value=0.0,
-            user_attrs={
-                names.PRESET: "default",
-                names.VAL_CORRECT_ATTR: paired.pack(np.zeros(images, dtype=bool)),
-            },
+            user_attrs={names.PRESET: "default"},
+            system_attrs={names.VAL_CORRECT_ATTR: paired.pack(np.zeros(images, dtype=bool))},
         )
     )
 

@@ -218,7 +218,7 @@ def test_every_key_is_spelled_once_by_value_too():
     ]
     assert any("names.TEST_ACCURACY" in line for line in spelled_keys(broken))
     broken = [
-        (path, ast.parse(path.read_text() + '\nx = trial.user_attrs["val_correct"]\n'))
+        (path, ast.parse(path.read_text() + '\nx = trial.system_attrs["val_correct"]\n'))
         if path == PACKAGE / "tuning" / "verdict.py"
         else (path, tree)
         for path, tree in sources()

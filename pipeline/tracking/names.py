@@ -136,9 +136,10 @@ EPOCHS_ATTR = "epochs"  # the epoch count a trial's learning curve chose
 TRAINED_ATTR = "epochs_trained"  # the epochs a complete trial trained
 PRUNED_AT_ATTR = "pruned_at_epoch"  # the epochs a pruned trial trained
 RSS_ATTR = "rss_mb"  # the trial process's resident memory after the trial, in MB
-# Which validation images the trial's objective model got right (paired.pack): the evidence a
-# study's verdict compares. In the study's storage, beside the value it explains, so that any
-# worker reads it in one query, with no artifact download per trial.
+# A trial's system attribute: which validation images its objective model got right
+# (paired.pack), the evidence a study's verdict compares. In the study's storage, beside the
+# value it explains, so that any worker reads it in one query, with no artifact download per
+# trial; a system attribute, so that optuna-dashboard's trial pages leave it out.
 VAL_CORRECT_ATTR = "val_correct"
 
 

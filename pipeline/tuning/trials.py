@@ -121,7 +121,10 @@ def _objective(
                 f"{outcome} {value:.4f}."
             )
             trial.set_user_attr(names.TRAINED_ATTR, config.epochs)
-            trial.set_user_attr(names.VAL_CORRECT_ATTR, paired.pack(folds.correct(epochs)))
+            # A system attribute: the verdict's evidence, kept off optuna-dashboard's pages
+            # (Optuna has no public setter for a trial's; its storage's is public).
+            answers = paired.pack(folds.correct(epochs))
+            trial.storage.set_trial_system_attr(trial._trial_id, names.VAL_CORRECT_ATTR, answers)
             trial.set_user_attr(names.RSS_ATTR, round(owners.resident_megabytes()))
             return value
 

@@ -81,8 +81,8 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
         state = baseline.state.name.lower()
         return Verdict(None, f"{who} ended {state}: no paired comparison", baseline, best)
     if (
-        names.VAL_CORRECT_ATTR not in best.user_attrs
-        or names.VAL_CORRECT_ATTR not in baseline.user_attrs
+        names.VAL_CORRECT_ATTR not in best.system_attrs
+        or names.VAL_CORRECT_ATTR not in baseline.system_attrs
     ):
         return Verdict(
             None,
@@ -106,7 +106,7 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
 def _answers(trial: optuna.trial.FrozenTrial) -> np.ndarray:
     """A trial's per-image record; a damaged one is a PipelineError naming the trial."""
     try:
-        return paired.unpack(trial.user_attrs[names.VAL_CORRECT_ATTR])
+        return paired.unpack(trial.system_attrs[names.VAL_CORRECT_ATTR])
     except PipelineError as damaged:
         raise PipelineError(
             f"trial {trial.number}'s per-image record is damaged ({damaged})"
@@ -125,7 +125,7 @@ def _after_selection(
         _answers(trial)
         for trial in complete
         if trial.number not in (best.number, baseline.number)
-        and names.VAL_CORRECT_ATTR in trial.user_attrs
+        and names.VAL_CORRECT_ATTR in trial.system_attrs
     ]
     chosen, base = _answers(best), _answers(baseline)
     if any(len(answers) != len(base) for answers in (chosen, *others)):
