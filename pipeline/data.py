@@ -202,11 +202,24 @@ def load_dataset(data_dir: Path) -> Dataset:
         digest=digest,
         official=manifest["official"],
         source=manifest["source"],
-        test_official=all(
-            manifest["files"].get(MNIST_FILES[key][0], {}).get("official", False)
-            for key in ("test-images", "test-labels")
-        ),
+        test_official=_test_official(manifest),
     )
+
+
+def _test_official(manifest: dict) -> bool:
+    """Whether a manifest's test files are byte-identical to MNIST's published ones."""
+    return all(
+        manifest["files"].get(MNIST_FILES[key][0], {}).get("official", False)
+        for key in ("test-images", "test-labels")
+    )
+
+
+def data_name(data_dir: Path) -> str:
+    """What the cached data is called in study names: "mnist" when its test set is MNIST's
+    official one (or nothing is cached yet), "data" otherwise, so that a study of other data
+    does not pass for an MNIST one."""
+    manifest = read_manifest(data_dir)
+    return "mnist" if manifest is None or _test_official(manifest) else "data"
 
 
 def split_train_validation(dataset: Dataset, validation_fraction: float, seed: int) -> Splits:

@@ -67,6 +67,7 @@ class TuneConfig:
     widen: bool = True  # a range grows past an edge where the study's best lies
     heartbeat_seconds: int = 10
     trials_per_process: int = TRIALS_PER_PROCESS
+    data_name: str = "mnist"  # the default study names' first part (see data.data_name)
 
     def __post_init__(self) -> None:
         arch_choices(self.arch)
@@ -108,7 +109,7 @@ class TuneConfig:
     def study_for(self, arch: str) -> str:
         """The study name for arch (the given name gets an -arch suffix when tuning several)."""
         if self.study_name is None:
-            return f"mnist-{arch}"
+            return f"{self.data_name}-{arch}"
         return f"{self.study_name}-{arch}" if len(self.arches()) > 1 else self.study_name
 
     def epochs_for(self, arch: str) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline import (
+    data,
     downloading,
     evaluation,
     fetch,
@@ -124,7 +125,12 @@ def _arch_steps(job: _Job, arch: str) -> None:
         (arch, train_config(arch, config.preset), {}, None)
     ]
     if config.tune:
-        tune_config = TuneConfig(arch=arch, n_trials=config.n_trials, storage=config.storage)
+        tune_config = TuneConfig(
+            arch=arch,
+            n_trials=config.n_trials,
+            storage=config.storage,
+            data_name=data.data_name(config.data.data_dir),
+        )
         key = cache_key("tune", {"arch": arch, "n_trials": config.n_trials}, job.digest)
         study_run = job.step(
             f"tune {arch}",

@@ -136,3 +136,6 @@ def test_the_official_test_set_is_called_so(cli, workdir):
     dataset = data.load_dataset(workdir / "data" / "mnist")
     assert dataset.test_set().startswith("the official MNIST test set (10000 images")
     assert not dataset.official  # the training part of the shared copy is a subset
+    # Studies are named after it (the synthetic test set gives data-ARCH: see test_tune).
+    assert data.data_name(workdir / "data" / "mnist") == "mnist"
+    assert data.data_name(workdir / "nothing-cached") == "mnist"

@@ -236,7 +236,7 @@ def test_a_study_storage_that_fills_mid_study_is_one_line_and_goes_on_once_freed
     storage = f"{kind}:///{disk / name}"
     try:
         tune = TuneConfig(storage=storage, validation_fraction=0.2)  # as tiny.tune
-        create_or_load(tune, "mlp", open_storage(storage), "mnist-mlp")  # the study exists
+        create_or_load(tune, "mlp", open_storage(storage), "data-mlp")  # the study exists
         free = subprocess.run(
             ["df", "-k", "--output=avail", str(disk)], capture_output=True, text=True
         ).stdout.split()[-1]
@@ -251,7 +251,7 @@ def test_a_study_storage_that_fills_mid_study_is_one_line_and_goes_on_once_freed
         (disk / "filler").unlink()
         result = cli("tune", "--arch", "mlp", "--n-trials", "1", "--storage", storage, *tiny.tune)
         assert result.exit_code == 0, result.stderr
-        study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+        study = optuna.load_study(study_name="data-mlp", storage=open_storage(storage))
         states = [trial.state for trial in study.trials]
         assert optuna.trial.TrialState.COMPLETE in states
         assert optuna.trial.TrialState.RUNNING not in states, states  # failed, not left running

@@ -190,7 +190,7 @@ def test_sigterm_during_tune_ends_trial_and_study_runs_killed(workdir, data_dir)
     assert "RUNNING" not in set(frame["status"])
     assert set(frame[frame["tags.pipeline.stage"] == "tune"]["status"]) == {"KILLED"}
     assert "KILLED" in set(frame[frame["tags.pipeline.stage"] == "trial"]["status"])
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+    study = optuna.load_study(study_name="data-mlp", storage=storage)
     assert "RUNNING" not in {trial.state.name for trial in study.trials}
 
 

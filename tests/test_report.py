@@ -25,7 +25,7 @@ def test_report_compares_variants(cli, workdir, data_dir, source, tiny):
     study = ("tune", "--arch", "mlp", "--epochs-range", "1", "2", "--storage", storage)
     study += ("--hidden-size-range", "8", "16", "--learning-rate-range", "0.01", "0.1")
     assert cli(*study, "--n-trials", "2").exit_code == 0
-    add_hopeless_baseline(storage, "mnist-mlp")  # so that --retrain-best has a winner
+    add_hopeless_baseline(storage, "data-mlp")  # so that --retrain-best has a winner
     tuned = cli(*study, "--n-trials", "1", "--retrain-best")
     assert tuned.exit_code == 0, tuned.stderr
     assert "beats trial 2 (the default preset)" in tuned.stdout, tuned.stdout
@@ -37,11 +37,11 @@ def test_report_compares_variants(cli, workdir, data_dir, source, tiny):
     assert text.startswith("# Notebooks' models vs pipeline, on data that is not MNIST's")
     assert "notebook (published)" not in text
     assert "| mlp | seed preset |" in text
-    assert "| mlp | tuned best (mnist-mlp, from the default preset) |" in text
+    assert "| mlp | tuned best (data-mlp, from the default preset) |" in text
     # --retrain-best trained and evaluated the study's baseline first (none was evaluated: the
     # 2-epoch run above is not the preset as trial 0 trains it): the newest default preset.
     frame = runs()
-    tuned_run = frame[frame["tags.pipeline.tuned_from"] == "mnist-mlp"].iloc[0]
+    tuned_run = frame[frame["tags.pipeline.tuned_from"] == "data-mlp"].iloc[0]
     hashed = tuned_run["tags.pipeline.baseline_config_hash"]
     trains = frame[frame["tags.pipeline.stage"] == "train"]
     (default_run,) = trains[trains["tags.pipeline.config_hash"] == hashed]["run_id"]
@@ -53,10 +53,10 @@ def test_report_compares_variants(cli, workdir, data_dir, source, tiny):
     assert len({m.value for m in throughputs}) > 1  # the median is not the latest epoch's
     assert f"| {statistics.median(m.value for m in throughputs):,.0f} |" in default_row
     # The tuning summary: 3 trials and the baseline, the gain over it and the verdict in words.
-    summary = next(line for line in text.splitlines() if "| mnist-mlp | mlp | 4 |" in line)
+    summary = next(line for line in text.splitlines() if "| data-mlp | mlp | 4 |" in line)
     gain = mlflow.get_run(runs().query("`tags.pipeline.stage` == 'tune'").iloc[0]["run_id"])
     assert f"| {gain.data.metrics['val_gain_pt']:+.2f} pt (" in summary
-    assert f"- mnist-mlp: {gain.data.tags['pipeline.verdict']}." in text
+    assert f"- data-mlp: {gain.data.tags['pipeline.verdict']}." in text
     frame = runs()
     study = frame[frame["tags.pipeline.stage"] == "tune"].iloc[0]
     seconds = (study["end_time"] - study["start_time"]).total_seconds()

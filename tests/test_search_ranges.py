@@ -69,7 +69,7 @@ def test_a_study_widens_a_range_its_best_lies_at_the_edge_of(cli, workdir, data_
     # one, so the range grows past it (by half its log-width: to 9 or to 12).
     args = ("--arch", "mlp", "--n-trials", "3", "--pruner", "none", "--epochs-range", "2", "3")
     result = tune(cli, workdir, tiny, *args, "--hidden-size-range", "10", "11")
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     grown = [each for each in study.user_attrs[names.WIDENED_ATTR] if each[1] == "hidden_size"]
     assert grown[0][0] == 1 and grown[0][2] == [10, 11]
     assert grown[0][3] in ([9, 11], [10, 12])
@@ -77,7 +77,7 @@ def test_a_study_widens_a_range_its_best_lies_at_the_edge_of(cli, workdir, data_
         10,
         *[grown[-1][3][0]] * 2,
     ]
-    parents, _ = study_runs("mnist-mlp")
+    parents, _ = study_runs("data-mlp")
     tags = mlflow.get_run(parents.iloc[0]["run_id"]).data.tags
     assert "(widened from 10..11 before trial 1" in tags[names.RANGES]
     assert "(widened from 10..11 before trial 1" in tags["mlflow.note.content"]
@@ -93,14 +93,14 @@ def test_no_widen_keeps_the_ranges_and_names_a_best_at_an_edge(cli, workdir, dat
     # In 10..11 every hidden size is at an edge, and the study's best ends at one.
     args = ("--arch", "mlp", "--n-trials", "2", "--pruner", "none", "--epochs-range", "2", "3")
     result = tune(cli, workdir, tiny, *args, "--hidden-size-range", "10", "11", "--no-widen")
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     assert names.WIDENED_ATTR not in study.user_attrs
     assert {t.distributions["hidden_size"].high for t in study.trials} == {11}
     hidden = study.best_params["hidden_size"]
     side = "floor" if hidden == 10 else "ceiling"
     expected = f"best at the edge of its range: hidden size {hidden} at the {side} {hidden}"
     assert expected in result.stdout and "(--no-widen: not searched past)" in result.stdout
-    parents, _ = study_runs("mnist-mlp")
+    parents, _ = study_runs("data-mlp")
     tags = mlflow.get_run(parents.iloc[0]["run_id"]).data.tags
     assert tags[names.RANGE_EDGES].startswith(expected)
     assert expected in tags["mlflow.note.content"]

@@ -62,11 +62,11 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
     common += ("--epochs-range", "2", "5", "--learning-rate-range", "0.2", "1.0")
     first = tune(cli, workdir, tiny, *common, "--n-trials", "3")
     # The ranges exclude the preset: a stand-in baseline that the study's best beats for sure.
-    add_hopeless_baseline(storage_url(workdir), "mnist-mlp")
+    add_hopeless_baseline(storage_url(workdir), "data-mlp")
     result = tune(cli, workdir, tiny, *common, "--n-trials", "1", "--retrain-best")
     assert "no preset trial ran" in first.stdout
     assert "beats trial 3 (the default preset)" in result.stdout
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     client = mlflow.MlflowClient()
     assert {trial.state.name for trial in study.trials} == {"COMPLETE"}
     dropped = 0  # trials whose last epoch was below their best (these learning rates overshoot)
@@ -95,8 +95,8 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
         )
     assert dropped  # else the test could not tell the best epoch from the last
     best = study.best_trial
-    parents, _ = study_runs("mnist-mlp")
+    parents, _ = study_runs("data-mlp")
     assert parents.iloc[0]["tags.best.epochs"] == str(best.user_attrs["epochs"])
     frame = runs()
-    retrained = frame[frame["tags.pipeline.tuned_from"] == "mnist-mlp"]
+    retrained = frame[frame["tags.pipeline.tuned_from"] == "data-mlp"]
     assert list(retrained["params.epochs"]) == [str(best.user_attrs["epochs"])]

@@ -26,15 +26,15 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
     assert first.stdout.count("trial ") >= 2 and "best" in first.stdout
     rate = re.search(r"with learning_rate=(\S+) hidden_size=\d+ epochs=\d+;", first.stdout)
     assert rate and rate.group(1) == f"{float(rate.group(1)):.3g}"  # rounded for people
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     # A hopeless trial (learning rate far below the range) must be pruned against the median.
     study.enqueue_trial({"learning_rate": 1e-7, "hidden_size": 8, "epochs": 3})
     tune(cli, workdir, tiny, *common, "--n-trials", "1")
 
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     states = [trial.state.name for trial in study.trials]
     assert states == ["COMPLETE", "COMPLETE", "PRUNED"]  # resume added to the same study
-    parents, trials = study_runs("mnist-mlp")
+    parents, trials = study_runs("data-mlp")
     assert len(parents) == 1 and parents.iloc[0]["status"] == "FINISHED"
     parent_id = parents.iloc[0]["run_id"]
     assert len(trials) == 3
@@ -70,8 +70,8 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
     )
     assert parent.data.metrics["pruned_share"] == pytest.approx(1 / 3)
     complete = mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"])
-    assert complete.data.tags["mlflow.note.content"].startswith("Trial 0 of study mnist-mlp")
-    assert complete.info.run_name.startswith("mnist-mlp-trial-0-")  # then what differs
+    assert complete.data.tags["mlflow.note.content"].startswith("Trial 0 of study data-mlp")
+    assert complete.info.run_name.startswith("data-mlp-trial-0-")  # then what differs
     # Each run is named for the epochs its value is of: the count chosen, or where it stopped.
     assert f"-ep{study.trials[0].user_attrs['epochs']}-" in complete.info.run_name
     assert f"-ep{pruned_at}-" in pruned.info.run_name, pruned.info.run_name
@@ -91,9 +91,9 @@ def test_mlp_study_prunes_and_resumes(cli, workdir, data_dir, tiny):
 @pytest.mark.slow
 def test_lstm_study(cli, workdir, data_dir, tiny):
     tune(cli, workdir, tiny, "--arch", "lstm", "--n-trials", "3", "--epochs-range", "1", "2")
-    study = optuna.load_study(study_name="mnist-lstm", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-lstm", storage=storage_url(workdir))
     assert len(study.trials) == 3
-    parents, trials = study_runs("mnist-lstm")
+    parents, trials = study_runs("data-lstm")
     assert len(parents) == 1 and len(trials) == 3
     assert set(trials["params.arch"]) == {"lstm"}
     assert "RUNNING" not in set(trials["status"])
@@ -125,7 +125,7 @@ def test_a_new_study_starts_with_the_default_preset(cli, workdir, data_dir):
     tune_args = ("--arch", "mlp", "--n-trials", "1", "--validation-fraction", "0.2")
     result = cli("tune", "--storage", storage_url(workdir), *tune_args)
     assert result.exit_code == 0, result.stderr
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     preset = REGISTRY["mlp"].presets["default"]
     # The MLP's learning rate is constant: its epochs come from the curve, not the sampler.
     assert study.trials[0].params == {key: preset[key] for key in study.trials[0].params}
@@ -263,9 +263,9 @@ def test_timeout_counts_from_the_worker_start_across_its_processes(cli, workdir,
         "2",
     )
     assert "0 trials ended" in result.stdout
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     assert [trial.state.name for trial in study.trials] == []
-    parents, _ = study_runs("mnist-mlp")
+    parents, _ = study_runs("data-mlp")
     assert list(parents["status"]) == ["FINISHED"]
 
 
@@ -299,9 +299,9 @@ def test_a_study_says_what_it_does_from_its_first_moment(workdir, data_dir, tiny
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("tune mlp: 2 trials of study mnist-mlp in sqlite:///"), lines
+    assert lines[0].startswith("tune mlp: 2 trials of study data-mlp in sqlite:///"), lines
     assert lines[1].startswith("IMPORTING"), lines
-    status = next(i for i, line in enumerate(lines) if line.startswith("study mnist-mlp created"))
+    status = next(i for i, line in enumerate(lines) if line.startswith("study data-mlp created"))
     started = next(i for i, line in enumerate(lines) if "training (up to 3 epochs)" in line)
     finished = [i for i, line in enumerate(lines) if re.match(r"trial +\d .* best ", line)]
     assert status < started < finished[0] and len(finished) == 2, lines
@@ -321,5 +321,5 @@ def test_a_study_refuses_data_other_than_its_own(cli, workdir, data_dir, tiny, t
     assert result.exit_code == 1
     message = one_line_error(result)
     assert "scores its trials on data of digest" in message and "not this data" in message
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     assert len(study.trials) == 1

@@ -33,12 +33,12 @@ def test_two_workers_share_one_study(cli, workdir, data_dir, tiny):
     for worker in workers:
         _, stderr = worker.communicate(timeout=600)
         assert worker.returncode == 0, stderr
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     assert sorted(trial.number for trial in study.trials) == [0, 1, 2, 3]
     assert {trial.state.name for trial in study.trials} == {"COMPLETE"}
     # Workers given one --seed still sample apart: none re-runs another's configuration.
     assert len({tuple(sorted(trial.params.items())) for trial in study.trials}) == 4
-    parents, trials = study_runs("mnist-mlp")
+    parents, trials = study_runs("data-mlp")
     assert len(parents) == 1 and len(trials) == 4
     linked = {trial.user_attrs["mlflow_run_id"] for trial in study.trials}
     assert linked == set(trials["run_id"])
@@ -92,7 +92,7 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str, tiny) ->
     while victim is None and time.time() < deadline:
         time.sleep(0.5)
         try:
-            study = optuna.load_study(study_name="mnist-mlp", storage=polled)
+            study = optuna.load_study(study_name="data-mlp", storage=polled)
         except KeyError:
             continue
         for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
@@ -109,7 +109,7 @@ def _three_workers_one_killed(workdir, storage: str, tracking_uri: str, tiny) ->
         if worker is not victim:
             assert worker.returncode == 0, stderr
 
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+    study = optuna.load_study(study_name="data-mlp", storage=storage)
     states = {trial.number: trial.state.name for trial in study.trials}
     assert states[killed_trial] == "FAIL"
     retries = [
@@ -186,7 +186,7 @@ def test_a_worker_runs_its_trials_in_fresh_processes(cli, workdir, data_dir, tin
         "1",
         "2",
     )
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     trials = study.trials
     assert [trial.state.name for trial in trials] == ["COMPLETE"] * 4
     assert {trial.user_attrs["worker"] for trial in trials} == {
@@ -198,7 +198,7 @@ def test_a_worker_runs_its_trials_in_fresh_processes(cli, workdir, data_dir, tin
     assert all(trial.user_attrs[names.RSS_ATTR] > 0 for trial in trials)
     # A second process seeded like the first would propose the first's points again.
     assert trials[2].params != trials[0].params and trials[3].params != trials[1].params
-    parents, trial_runs = study_runs("mnist-mlp")
+    parents, trial_runs = study_runs("data-mlp")
     assert len(parents) == 1 and len(trial_runs) == 4
     assert set(trial_runs["tags.mlflow.parentRunId"]) == set(parents["run_id"])
     assert set(trial_runs["experiment_id"]) == set(parents["experiment_id"])
@@ -220,7 +220,7 @@ def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdi
         while not killed and time.time() < deadline:
             time.sleep(0.5)
             try:
-                study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+                study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
             except KeyError:
                 continue
             for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
@@ -251,9 +251,9 @@ def test_a_trial_process_that_dies_fails_its_trial_and_the_study_run(cli, workdi
     assert killed
     assert result.exit_code == 1
     assert re.fullmatch(r"Error: trial process \d+ died \(SIGKILL\)", one_line_error(result))
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage_url(workdir))
+    study = optuna.load_study(study_name="data-mlp", storage=storage_url(workdir))
     assert [trial.state.name for trial in study.trials] == ["FAIL"]
-    parents, trial_runs = study_runs("mnist-mlp")
+    parents, trial_runs = study_runs("data-mlp")
     assert list(trial_runs["status"]) == ["KILLED"]
     assert list(parents["status"]) == ["FAILED"]
 
@@ -275,7 +275,7 @@ def test_a_journal_study_fails_the_trials_of_processes_that_ended(cli, workdir, 
     storage = f"journal:///{workdir / 'optuna.log'}"
     tune = ("tune", "--arch", "mlp", "--n-trials", "1", "--storage", storage, *tiny.tune)
     assert cli(*tune).exit_code == 0
-    first = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials[0]
+    first = optuna.load_study(study_name="data-mlp", storage=open_storage(storage)).trials[0]
     assert gone(
         first.user_attrs[names.OWNER_ATTR]
     )  # its trial process named itself, and has ended
@@ -284,7 +284,7 @@ def test_a_journal_study_fails_the_trials_of_processes_that_ended(cli, workdir, 
         "from pipeline.tracking import names\n"
         "from pipeline.tuning.owners import process_identity\n"
         "from pipeline.tuning.storage import open_storage\n"
-        f"study = optuna.load_study(study_name='mnist-mlp', storage=open_storage({storage!r}))\n"
+        f"study = optuna.load_study(study_name='data-mlp', storage=open_storage({storage!r}))\n"
         "trial = study.ask()\n"
         "trial.set_user_attr(names.OWNER_ATTR, process_identity())\n"
         "print(trial.number, flush=True)\n"
@@ -300,13 +300,13 @@ def test_a_journal_study_fails_the_trials_of_processes_that_ended(cli, workdir, 
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     dead = int(killed.stdout.split()[-1])
-    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+    study = optuna.load_study(study_name="data-mlp", storage=open_storage(storage))
     live = study.ask()  # this process's, alive
     live.set_user_attr(names.OWNER_ATTR, process_identity())
     assert cli(*tune).exit_code == 0
     states = {
         t.number: t.state
-        for t in optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials
+        for t in optuna.load_study(study_name="data-mlp", storage=open_storage(storage)).trials
     }
     assert states[dead] == optuna.trial.TrialState.FAIL
     running = [n for n, state in states.items() if state == optuna.trial.TrialState.RUNNING]
@@ -335,7 +335,7 @@ def kill_a_worker_in_trial_0(workdir, tune: list[str], storage: str) -> None:
 
     def trials():
         try:
-            return optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage)).trials
+            return optuna.load_study(study_name="data-mlp", storage=open_storage(storage)).trials
         except KeyError:  # not created yet
             return []
 
@@ -371,7 +371,7 @@ def test_a_journal_study_whose_preset_trial_was_killed_runs_it_again(cli, workdi
     kill_a_worker_in_trial_0(workdir, tune, storage)
     result = cli(*tune, "--n-trials", "2")
     assert result.exit_code == 0, result.stderr
-    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+    study = optuna.load_study(study_name="data-mlp", storage=open_storage(storage))
     states = [trial.state.name for trial in study.trials]
     assert states == ["FAIL", "COMPLETE", "COMPLETE"], states
     assert names.PRESET in study.trials[1].user_attrs
@@ -441,7 +441,7 @@ def test_a_damaged_line_anywhere_in_a_journal_is_dropped_and_named(cli, workdir,
     assert "Traceback" not in result.stdout + result.stderr
     from pipeline.tuning.storage import open_storage
 
-    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(f"journal:///{path}"))
+    study = optuna.load_study(study_name="data-mlp", storage=open_storage(f"journal:///{path}"))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
 
 
@@ -464,7 +464,7 @@ def test_a_sqlite_study_whose_preset_trial_was_killed_retries_it_for_the_verdict
     kill_a_worker_in_trial_0(workdir, tune, storage)
     result = cli(*tune, "--n-trials", "2")
     assert result.exit_code == 0, result.stderr
-    study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+    study = optuna.load_study(study_name="data-mlp", storage=open_storage(storage))
     assert study.trials[0].state.name == "FAIL"
     retried = preset_trial(study)
     assert retried.number > 0 and retried.state.name == "COMPLETE"

@@ -293,7 +293,7 @@ def test_trial_0_is_the_model_train_makes_of_the_preset(cli, workdir, data_dir):
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     args = ("--arch", "mlp", "--n-trials", "1", "--validation-fraction", "0.2")
     assert cli("tune", "--storage", storage, *args).exit_code == 0
-    (trial,) = optuna.load_study(study_name="mnist-mlp", storage=storage).trials
+    (trial,) = optuna.load_study(study_name="data-mlp", storage=storage).trials
     assert trial.user_attrs[names.PRESET] == "default"
     result = cli("train", "--arch", "mlp", "--validation-fraction", "0.2", "--no-progress")
     assert result.exit_code == 0, result.stderr
@@ -335,7 +335,7 @@ def test_cross_validated_trials_are_judged_on_every_training_image(cli, workdir,
     args = ("--arch", "mlp", "--n-trials", "2", "--folds", "3", "--pruner", "none")
     result = cli("tune", "--storage", storage, *tiny.tune, *args, "--epochs-range", "2", "3")
     assert result.exit_code == 0, result.stderr
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+    study = optuna.load_study(study_name="data-mlp", storage=storage)
     train_images = 300  # the synthetic training file (validation comes from it)
     for trial in study.trials:
         assert len(paired.unpack(trial.system_attrs[names.VAL_CORRECT_ATTR])) == train_images

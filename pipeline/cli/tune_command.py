@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline import architectures, paired
+from pipeline import architectures, data, paired
 from pipeline import config as cfg
 from pipeline import tune_config as tune_cfg
 from pipeline.cli import console, edge
@@ -44,7 +44,10 @@ def tune(
     ] = None,
     study_name: Annotated[
         str | None,
-        option("--study-name", help="(default: mnist-ARCH)."),
+        option(
+            "--study-name",
+            help="(default: mnist-ARCH; data-ARCH on data whose test set is not MNIST's).",
+        ),
     ] = None,
     storage: Storage = None,
     sampler: Annotated[
@@ -149,7 +152,8 @@ def tune(
     system_metrics: SystemMetrics = None,
 ) -> None:
     """Search learning rate, hidden size and epochs with Optuna; one MLflow run per trial."""
-    config = TuneConfig(**fields_given(TuneConfig, locals()))
+    named = data.data_name(data_dir_of(data_dir))  # data other than MNIST's: data-ARCH
+    config = TuneConfig(**fields_given(TuneConfig, locals()), data_name=named)
     store = None
     for each in config.arches():
         console.print_tune_start(config, each)  # before the seconds of importing Optuna, MLflow
