@@ -155,16 +155,20 @@ def candidates(longest: int, tune_config: TuneConfig) -> dict[str, P.BasePruner]
 
 
 def replayed(options, work: Workspace) -> None:
-    storage = work.optuna_storage
-    studies = [s for s in optuna.get_all_study_names(storage) if "-none-" in s]
+    storages = [
+        work.optuna_storage,
+        *(f"sqlite:///{w.resolve() / 'optuna.db'}" for w in options.more),
+    ]
     studies = [
-        s
-        for s in studies
-        if len(optuna.load_study(study_name=s, storage=storage).trials) >= options.complete
+        (name, storage)
+        for storage in storages
+        for name in optuna.get_all_study_names(storage)
+        if "-none-" in name
+        and len(optuna.load_study(study_name=name, storage=storage).trials) >= options.complete
     ]
     rng = np.random.default_rng(0)
     tally: dict[str, list[tuple[bool, float]]] = {}
-    for name in sorted(studies):
+    for name, storage in sorted(studies):
         trials = [
             t
             for t in optuna.load_study(study_name=name, storage=storage).trials
@@ -249,6 +253,7 @@ def main() -> None:
     parser.add_argument("--label", default="default", help="the default studies' name part")
     parser.add_argument("--tune-args", default="", help="more tune options")
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--more", type=Path, nargs="*", default=[], help="replay: more workdirs")
     options = parser.parse_args()
     options.extra = tuple(shlex.split(options.tune_args))
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -14,31 +14,79 @@ from conftest import (
 from study_helpers import storage_url, study_runs, tune
 
 
-def test_the_default_pruner_judges_no_trial_before_epoch_3():
-    """Successive halving from epoch 3 (15 % of a schedule): an early epoch's accuracy hardly
-    ranks a trial's final one (bench/pruner_replay.py), so a hopeless trial still trains three
-    epochs, then stops."""
-    from pipeline.tune_config import TuneConfig
-    from pipeline.tuning.pruning import pruner
+def test_the_default_pruner_judges_no_trial_before_its_first_rung_where_the_readme_says():
+    """Successive halving from 35 % of the longest schedule (epoch 7 of the MLP's 20): slow
+    starters trail early and win at full length (bench/search_cases.py replay), so a hopeless
+    trial still trains that long, then stops."""
+    from conftest import REPO
 
+    from pipeline.tune_config import TuneConfig
+    from pipeline.tuning.pruning import PRUNE_AFTER_SHARE, pruner
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    share = round(100 * PRUNE_AFTER_SHARE)
+    assert f"judges a trial first after {share} % of the longest schedule (epoch 7 of" in readme
     for arch, search, first in (
-        ("mlp", "standard", 3),
-        ("lstm", "standard", 15),
-        ("mlp", "wide", 15),
+        ("mlp", "standard", 7),
+        ("lstm", "standard", share),
+        ("mlp", "wide", share),
     ):
         tune = TuneConfig(arch=arch, search=search)
         study = optuna.create_study(direction="maximize", pruner=pruner(tune, arch))
         good = study.ask()
-        for step in range(1, 31):
+        for step in range(1, 101):
             good.report(0.9, step)
             assert not good.should_prune()
         study.tell(good, 0.9)
         hopeless = study.ask()
-        for step in range(1, 31):
+        for step in range(1, 101):
             hopeless.report(0.1, step)
             if hopeless.should_prune():
                 break
         assert step == first, (arch, search)
+
+
+def _curve_trial(study: optuna.Study, curve: list[float]) -> bool:
+    """Run a trial reporting as an MLP trial does (its best accuracy so far, at each epoch);
+    whether it was pruned."""
+    trial = study.ask()
+    for epoch in range(1, len(curve) + 1):
+        trial.report(max(curve[:epoch]), epoch)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return True
+    study.tell(trial, max(curve))
+    return False
+
+
+def test_a_slow_starter_that_wins_at_full_length_is_not_pruned():
+    """Six trials level off early at 93-95 %; a slow starter is the worst after epoch 3, the
+    best from epoch 7, and ends at 97 %. The default pruner keeps it; a first rung at epoch 3
+    (the old default) stopped it there."""
+    from pipeline.tune_config import TuneConfig
+    from pipeline.tuning.pruning import pruner
+
+    fast = [
+        [plateau - 0.05 / epoch**2 for epoch in range(1, 21)]
+        for plateau in (0.930, 0.935, 0.940, 0.945, 0.948, 0.950)
+    ]
+    slow = [0.60 + 0.3 * min(epoch, 3) / 3 + 0.015 * max(0, epoch - 3) for epoch in range(1, 21)]
+    slow = [min(value, 0.97) for value in slow]
+    assert slow[2] < min(curve[2] for curve in fast) and slow[6] > max(c[6] for c in fast)
+    for first_rung, pruned in ((None, False), (3, True)):
+        chosen = (
+            pruner(TuneConfig(), "mlp")
+            if first_rung is None
+            else (
+                optuna.pruners.SuccessiveHalvingPruner(min_resource=first_rung, reduction_factor=3)
+            )
+        )
+        study = optuna.create_study(direction="maximize", pruner=chosen)
+        assert not any(_curve_trial(study, curve) for curve in fast[:1])  # nothing to compare
+        for curve in fast[1:]:
+            _curve_trial(study, curve)
+        assert _curve_trial(study, slow) is pruned, first_rung
+    assert study.best_value < 0.97  # the old rung lost the best configuration
 
 
 def test_the_best_epoch_count_is_the_latest_best_within_the_range():
