@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 
@@ -66,7 +67,7 @@ def _unscale(param: str, value: float) -> float:
     return math.exp(value) if param in LOG_SCALED else value
 
 
-def edges(params: dict[str, object], ranges: Ranges) -> list[Edge]:
+def edges(params: dict[str, Any], ranges: Ranges) -> list[Edge]:
     """The params at an edge of their range (see the module)."""
     found = []
     for param, (low, high) in ranges.items():

@@ -79,7 +79,7 @@ def suggest(trial: optuna.Trial, tune: TuneConfig, arch: str, space: ranges.Rang
     space replacing learning rate, hidden size and epochs (its other settings, such as
     initialiser, schedule and batch size, stay the preset's, unless the search is wide). Where
     the curve chooses the epochs, the trial trains the range's top."""
-    low, high = space["epochs"]
+    low, high = (int(bound) for bound in space["epochs"])
     epochs = high if epochs_from_curve(tune, arch) else trial.suggest_int("epochs", low, high)
     wide = {}
     if tune.search == "wide":

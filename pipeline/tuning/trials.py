@@ -56,7 +56,8 @@ def epoch_window(space: ranges.Ranges, config: TrainConfig, preset: bool) -> tup
     trial the range `train` chooses among (so it is the model `train` makes)."""
     if preset:
         return FIRST_EPOCH, config.epochs
-    return space["epochs"]
+    low, high = space["epochs"]
+    return int(low), int(high)
 
 
 def check_data(study: optuna.Study, study_name: str, digest: str | None) -> None:
