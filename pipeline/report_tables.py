@@ -126,7 +126,7 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
             "tune_seconds",
             names.BEST_VAL_ACCURACY,
         ]
-        words = ["verdict", "pruning"]  # shown under the table
+        words = ["verdict", "pruning", "search"]  # shown under the table
         return pd.DataFrame(columns=[*columns, "val_gain", "best_params", *words])
     parents = frame[values_of(frame, tag(names.STAGE)) == "tune"]
     rows = []
@@ -154,9 +154,25 @@ def tuning_summary(frame: pd.DataFrame) -> pd.DataFrame:
                 "best_params": ", ".join(f"{k}={_param(v)}" for k, v in sorted(best.items())),
                 "verdict": latest.get(tag(names.VERDICT)),
                 "pruning": latest.get(tag(names.PRUNING)),
+                "search": _search_words(latest),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _search_words(latest: pd.Series) -> str | None:
+    """A study's ranges, the best's edges and whether its search settled, in words (None: a
+    study from before they were recorded)."""
+    ranges = latest.get(tag(names.RANGES))
+    if not isinstance(ranges, str):
+        return None
+    words = [f"ranges {ranges}"]
+    edges = latest.get(tag(names.RANGE_EDGES))
+    if isinstance(edges, str) and edges != "none":
+        words.append(edges)
+    if latest.get(tag(names.SEARCH_SETTLED)) == "false":
+        words.append("the search had not settled (its best came in its last quarter of trials)")
+    return "; ".join(words)
 
 
 def _param(text: str) -> str:

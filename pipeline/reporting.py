@@ -162,7 +162,7 @@ def render(
             "on the same test images, exact McNemar p-value. Better, within noise or worse: at "
             "the 5 % level.",
             "",
-            markdown_table(tuning.drop(columns=["verdict", "pruning"]))
+            markdown_table(tuning.drop(columns=["verdict", "pruning", "search"]))
             if not tuning.empty
             else "No studies in this experiment.",
             "",
@@ -173,6 +173,7 @@ def render(
                     if isinstance(row.pruning, str)
                     else ""
                 )
+                + (f" Search: {row.search}." if isinstance(row.search, str) else "")
                 for row in tuning.itertuples()
                 if isinstance(row.verdict, str)
             ],

@@ -57,6 +57,7 @@ def test_report_compares_variants(cli, workdir, data_dir, source, tiny):
     gain = mlflow.get_run(runs().query("`tags.pipeline.stage` == 'tune'").iloc[0]["run_id"])
     assert f"| {gain.data.metrics['val_gain_pt']:+.2f} pt (" in summary
     assert f"- data-mlp: {gain.data.tags['pipeline.verdict']}." in text
+    assert f"Search: ranges {gain.data.tags['pipeline.ranges']}" in text  # how they grew
     frame = runs()
     study = frame[frame["tags.pipeline.stage"] == "tune"].iloc[0]
     seconds = (study["end_time"] - study["start_time"]).total_seconds()
