@@ -126,8 +126,9 @@ def _add(study, number_params: dict, value: float, correct=None, state="COMPLETE
     system = {}  # the per-image record, as a trial keeps it
     if correct is not None:
         system[names.VAL_CORRECT_ATTR] = paired.pack(correct)
-    if names.VAL_CORRECT_ATTR in attrs:
-        system[names.VAL_CORRECT_ATTR] = attrs.pop(names.VAL_CORRECT_ATTR)
+    for key in (names.VAL_CORRECT_ATTR, names.VAL_CORRECT_EPOCHS_ATTR):
+        if key in attrs:
+            system[key] = attrs.pop(key)
     study.add_trial(
         optuna.trial.create_trial(
             params=number_params,
@@ -137,6 +138,44 @@ def _add(study, number_params: dict, value: float, correct=None, state="COMPLETE
             user_attrs=attrs,
             system_attrs=system,
         )
+    )
+
+
+def _model(base: np.ndarray, discordant: int, gain: int, rng) -> np.ndarray:
+    """base with `discordant` images answered otherwise, `gain` more of them now right."""
+    model = base.copy()
+    up = rng.choice(np.flatnonzero(~base), (discordant + gain) // 2, replace=False)
+    down = rng.choice(np.flatnonzero(base), (discordant - gain) // 2, replace=False)
+    model[up], model[down] = True, False
+    return model
+
+
+def test_the_epoch_counts_a_curve_chose_among_count_among_the_candidates():
+    """A trial's epoch count is chosen on the same images as the best trial: the models after
+    the counts it passed over are candidates too, so a gain that two trials make look real is
+    within noise of what 40 more models would show by chance."""
+    rng = np.random.default_rng(3)
+    base = answers(1800)
+    best, rival = _model(base, 200, 40, rng), _model(base, 200, 0, rng)
+    passed_over = [paired.pack(_model(base, 200, 0, rng)) for _ in range(40)]
+    found = {}
+    for with_epochs in (False, True):
+        study = optuna.create_study(direction="maximize")
+        preset = {names.PRESET: "default"}
+        _add(study, {"learning_rate": 0.001, "hidden_size": 256}, 0.9, base, **preset)
+        for model, value, records in (
+            (rival, 0.9, passed_over[:20]),
+            (best, 0.91, passed_over[20:]),
+        ):
+            other = {str(e): text for e, text in enumerate(records, start=2)}
+            extra = {names.VAL_CORRECT_EPOCHS_ATTR: other} if with_epochs else {}
+            _add(study, {"learning_rate": 0.003, "hidden_size": 512}, value, model, **extra)
+        found[with_epochs] = verdict.judge(study, "default")
+    assert found[False].significant and not found[True].significant
+    assert found[True].comparison.p_value > 0.05 > found[False].comparison.p_value
+    assert (
+        "adjusted for choosing the best of 2 complete trials and their epoch counts (42 models)"
+        in (found[True].sentence)
     )
 
 

@@ -39,5 +39,9 @@ def write_plots(study: optuna.Study, folder: Path) -> list[str]:
 def trials_table(study: optuna.Study):
     """The study's trials as a table for people (a pandas DataFrame): without the per-image
     record and the process identity, which the study keeps for the verdict and the workers."""
-    hidden = [f"system_attrs_{names.VAL_CORRECT_ATTR}", f"user_attrs_{names.OWNER_ATTR}"]
+    hidden = [
+        f"system_attrs_{names.VAL_CORRECT_ATTR}",
+        f"system_attrs_{names.VAL_CORRECT_EPOCHS_ATTR}",
+        f"user_attrs_{names.OWNER_ATTR}",
+    ]
     return study.trials_dataframe().drop(columns=hidden, errors="ignore")

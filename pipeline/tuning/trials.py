@@ -122,10 +122,7 @@ def _objective(
                 f"{outcome} {value:.4f}."
             )
             trial.set_user_attr(names.TRAINED_ATTR, config.epochs)
-            # A system attribute: the verdict's evidence, kept off optuna-dashboard's pages
-            # (Optuna has no public setter for a trial's; its storage's is public).
-            answers = paired.pack(folds.correct(epochs))
-            trial.storage.set_trial_system_attr(trial._trial_id, names.VAL_CORRECT_ATTR, answers)
+            _record_evidence(trial, folds, epochs, range(low, high + 1))
             trial.set_user_attr(names.RSS_ATTR, round(owners.resident_megabytes()))
             return value
 
@@ -157,6 +154,20 @@ def _choose_epochs(
     chosen = replace(config, epochs=epochs).differences()
     run.rename(run_names.trial(trial.study.study_name, trial.number, chosen))
     return epochs, f"best epoch count {epochs} of {config.epochs}; validation accuracy"
+
+
+def _record_evidence(
+    trial: optuna.Trial, folds: evidence.Folds, epochs: int, chosen_among: range
+) -> None:
+    """Which validation images the trial's model got right, after its epoch count and after
+    every other count its curve chose among: the verdict's evidence. System attributes, kept off
+    optuna-dashboard's pages (Optuna has no public setter for a trial's; its storage's is)."""
+    answers = paired.pack(folds.correct(epochs))
+    trial.storage.set_trial_system_attr(trial._trial_id, names.VAL_CORRECT_ATTR, answers)
+    others = {str(e): paired.pack(folds.correct(e)) for e in chosen_among if e != epochs}
+    if others:
+        attr = names.VAL_CORRECT_EPOCHS_ATTR
+        trial.storage.set_trial_system_attr(trial._trial_id, attr, others)
 
 
 def _settle(run, folds: evidence.Folds, epochs: int, value: float) -> None:

@@ -113,6 +113,18 @@ def _answers(trial: optuna.trial.FrozenTrial) -> np.ndarray:
         ) from None
 
 
+def _other_epochs(trial: optuna.trial.FrozenTrial) -> list[np.ndarray]:
+    """A trial's per-image records after the other epoch counts its curve chose among (none
+    when its epochs were not chosen by its curve); a damaged one is a PipelineError."""
+    records = trial.system_attrs.get(names.VAL_CORRECT_EPOCHS_ATTR) or {}
+    try:
+        return [paired.unpack(text) for _, text in sorted(records.items())]
+    except PipelineError as damaged:
+        raise PipelineError(
+            f"trial {trial.number}'s per-image record is damaged ({damaged})"
+        ) from None
+
+
 def _after_selection(
     best: optuna.trial.FrozenTrial,
     baseline: optuna.trial.FrozenTrial,
@@ -121,19 +133,23 @@ def _after_selection(
 ) -> Verdict:
     """The best against the baseline, adjusted for having been chosen among the complete trials
     (paired.after_selection), in one of three outcomes."""
-    others = [
-        _answers(trial)
+    rivals = [
+        trial
         for trial in complete
         if trial.number not in (best.number, baseline.number)
         and names.VAL_CORRECT_ATTR in trial.system_attrs
     ]
+    others = [_answers(trial) for trial in rivals]
+    epochs = [answers for trial in (best, *rivals) for answers in _other_epochs(trial)]
     chosen, base = _answers(best), _answers(baseline)
-    if any(len(answers) != len(base) for answers in (chosen, *others)):
+    if any(len(answers) != len(base) for answers in (chosen, *others, *epochs)):
         raise PipelineError("the trials' per-image records cover different images")
-    comparison = paired.after_selection(chosen, others, base)
+    comparison = paired.after_selection(chosen, others + epochs, base)
     adjusted = ""
-    if others and comparison.gain > 0:
+    if (others or epochs) and comparison.gain > 0:
         adjusted = f", adjusted for choosing the best of {len(others) + 1} complete trials"
+        if epochs:
+            adjusted += f" and their epoch counts ({len(others) + len(epochs) + 1} models)"
     numbers = (
         f"{comparison.gain * 100:+.2f} pt ({comparison.interval()}, p = "
         f"{paired.p_text(comparison.p_value)}{adjusted})"
