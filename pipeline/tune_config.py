@@ -29,7 +29,7 @@ from pipeline.errors import PipelineError
 # The search space shared by every architecture; the epoch range comes from the registry.
 # Wide enough for a full-size training set's bests (bench/search_cases.py); a study whose best
 # lies at an edge widens it anyway (see tuning/ranges.py), up to RANGE_LIMITS.
-LEARNING_RATE_RANGE = (1e-5, 1e-2)
+LEARNING_RATE_RANGE = (3e-5, 1e-2)
 HIDDEN_SIZE_RANGE = (32, 1024)
 RANGE_LIMITS = {
     "learning_rate": (1e-6, 1.0),
