@@ -30,10 +30,13 @@ import struct
 import time
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import optuna
 from common import Workspace, children_cpu  # bench/, beside this script
 from pruner_replay import replay
+from tune_budget import epochs_trained
+from tune_verdict import gain_words, retrained
 
 from pipeline import data
 from pipeline.tracking import names
@@ -112,12 +115,6 @@ def tune(work: Workspace, source: Path, case: str, seed: int, name: str, extra) 
     return {"cpu": children_cpu() - cpu, "wall": time.perf_counter() - started}
 
 
-def trained_epochs(trial: optuna.trial.FrozenTrial) -> int:
-    return trial.user_attrs.get(names.TRAINED_ATTR) or trial.user_attrs.get(
-        names.PRUNED_AT_ATTR, 0
-    )
-
-
 def unpruned(options, work: Workspace) -> None:
     for case in options.cases:
         for seed in options.seeds:
@@ -130,7 +127,7 @@ def unpruned(options, work: Workspace) -> None:
             study = optuna.load_study(study_name=name, storage=work.optuna_storage)
             print(
                 f"{name}: best {study.best_value:.4f} {study.best_trial.params}, "
-                f"{sum(map(trained_epochs, study.trials))} epochs, {cost['cpu']:.0f} CPU-s",
+                f"{epochs_trained(study)} epochs, {cost['cpu']:.0f} CPU-s",
                 flush=True,
             )
 
@@ -205,15 +202,6 @@ def replayed(options, work: Workspace) -> None:
         )
 
 
-def gain_words(metrics: dict, split: str) -> str:
-    """A logged gain in points with its interval and p-value (see names.gains)."""
-    keys = names.GAINS[split]  # gain, low, high, p
-    if not all(key in metrics for key in keys):
-        return f"no {split} gain"
-    gain, low, high, p = (metrics[key] for key in keys)
-    return f"{split} gain {gain:+.2f} pt [{low:+.2f}, {high:+.2f}] p {p:.2g}"
-
-
 def default(options, work: Workspace) -> None:
     for case in options.cases:
         for seed in options.seeds:
@@ -224,16 +212,15 @@ def default(options, work: Workspace) -> None:
             tags, metrics = (lambda run: (run.data.tags, run.data.metrics))(work.study_run(name))
             pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
             at = sorted(t.user_attrs.get(names.PRUNED_AT_ATTR) for t in pruned)
-            tuned = work.runs("train", **{names.TUNED_FROM: name})
+            evaluated = retrained(work, name)
             test = "not retrained"
-            if tuned:
-                run_id = tuned[0].info.run_id
-                evaluated = work.newest("evaluate", **{names.EVALUATED_RUN: run_id})
-                test = gain_words(evaluated.data.metrics, "test")
-            epochs = sum(map(trained_epochs, study.trials))
+            if evaluated is not None:
+                test = f"test gain {gain_words(mlflow.get_run(evaluated).data.metrics, 'test')}"
+            epochs = epochs_trained(study)
             print(
                 f"{name}: pruned {len(pruned)}/{len(study.trials)} at epochs {at}; {epochs} "
-                f"epochs; best {study.best_trial.params}; {gain_words(metrics, 'val')}; {test}; "
+                f"epochs; best {study.best_trial.params}; "
+                f"val gain {gain_words(metrics, 'val')}; {test}; "
                 f"edges: {tags.get(names.RANGE_EDGES)}; ranges: {tags.get(names.RANGES)}; "
                 f"settled: {tags.get(names.SEARCH_SETTLED)}; {cost['cpu']:.0f} CPU-s",
                 flush=True,
