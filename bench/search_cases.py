@@ -41,10 +41,12 @@ from tune_verdict import gain_words, retrained
 from pipeline import data
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
+from pipeline.tuning.pruning import TolerantHalving
 from pipeline.tuning.pruning import pruner as pipeline_pruner
 
 REPO = Path(__file__).resolve().parents[1]
 VALIDATION = 1970
+SE = (0.95 * 0.05 / VALIDATION) ** 0.5  # one validation accuracy's standard error near 95 %
 CASES = {  # name: (training images, label noise, tune options)
     "subset": (None, 0.0, ()),
     "small-2k": (1970, 0.0, ()),
@@ -136,7 +138,7 @@ def candidates(longest: int, tune_config: TuneConfig) -> dict[str, P.BasePruner]
     halving = P.SuccessiveHalvingPruner
     return {
         "today: halving from epoch 3": halving(3, reduction_factor=3),
-        "pipeline's default": pipeline_pruner(tune_config, "mlp"),
+        "pipeline's default": pipeline_pruner(tune_config, "mlp", VALIDATION),
         "halving from epoch 5": halving(5, reduction_factor=3),
         "halving from epoch 5, keep half": halving(5, reduction_factor=2),
         "halving from epoch 7": halving(7, reduction_factor=3),
@@ -148,6 +150,13 @@ def candidates(longest: int, tune_config: TuneConfig) -> dict[str, P.BasePruner]
         "halving from epoch 7, keep a quarter": halving(7, reduction_factor=4),
         "halving from epoch 7, keep half": halving(7, reduction_factor=2),
         "median after epoch 7": P.MedianPruner(n_startup_trials=5, n_warmup_steps=7),
+        **{
+            f"tolerant halving from {first}, {noise:g} SE": TolerantHalving(
+                first, 3, tolerance=noise * SE
+            )
+            for first in (3, 5, 7)
+            for noise in (0.5, 1, 2)
+        },
     }
 
 

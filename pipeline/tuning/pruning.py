@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import optuna
@@ -12,12 +13,13 @@ from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
 
 PRUNE_MIN_PERCENT = 10  # Hyperband's first rung under a cosine schedule: a tenth of it
-# The default pruner (successive halving) gives its first verdict after this share of the
-# study's longest schedule (epoch 7 of the MLP's 20): slow starters (low learning rates, large
-# layers) trail early and win at full length, and an earlier first rung stopped the
-# configuration that ended best in many more unpruned studies replayed
-# (bench/search_cases.py replay; the figures are in the README).
-PRUNE_AFTER_SHARE = 0.35
+# The default pruner (successive halving that spares a trial within the validation noise of the
+# promoted ones, TolerantHalving) gives its first verdict after this share of the study's
+# longest schedule (epoch 5 of the MLP's 20): slow starters (low learning rates, large layers)
+# trail early and win at full length. Which first rung and tolerance stop the configuration that
+# ended best least often, at what share of the epochs, in unpruned studies replayed:
+# bench/search_cases.py replay (the figures are in the README).
+PRUNE_AFTER_SHARE = 0.25
 
 
 class PruneOnValidation:
@@ -92,6 +94,51 @@ class PruneOnValidation:
         )
 
 
+class TolerantHalving(optuna.pruners.BasePruner):
+    """Successive halving that stops a trial only when it is clearly behind.
+
+    At each rung (`first`, then `factor` times further each time) a trial is compared with every
+    trial that reached that rung, each by its value at its first report there: it goes on when it
+    is among the top 1/`factor` of them, or behind their cutoff by no more than the noise of an
+    accuracy measured on `images` validation images (one standard error at the cutoff): a trial
+    within it of the promoted ones is not known to be worse, and a slow starter often is one.
+    Optuna's SuccessiveHalvingPruner stops those too. A number `tolerance` replaces the noise.
+    """
+
+    def __init__(
+        self, first: int, factor: int, images: int = 0, tolerance: float | None = None
+    ) -> None:
+        self.first, self.factor, self.images, self.tolerance = first, factor, images, tolerance
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.first:
+            return False
+        rung = self.first
+        while rung * self.factor <= step:
+            rung *= self.factor
+        if min(s for s in trial.intermediate_values if s >= rung) != step:
+            return False  # judged at this rung already
+        values = [
+            value
+            for other in study.get_trials(deepcopy=False)
+            if (value := _at_rung(other, rung)) is not None
+        ]
+        if len(values) < 2:
+            return False  # nothing to compare with
+        cutoff = sorted(values, reverse=True)[max(len(values) // self.factor - 1, 0)]
+        noise = self.tolerance
+        if noise is None:
+            noise = math.sqrt(max(cutoff * (1 - cutoff), 0.0) / max(self.images, 1))
+        return trial.intermediate_values[step] < cutoff - noise
+
+
+def _at_rung(trial: optuna.trial.FrozenTrial, rung: int) -> float | None:
+    """A trial's value at its first report at or past the rung (None: it never got there)."""
+    reached = [step for step in trial.intermediate_values if step >= rung]
+    return trial.intermediate_values[min(reached)] if reached else None
+
+
 def by_percent(tune: TuneConfig, arch: str) -> bool:
     """Whether a study's trials report at the percent of their schedule done (else at epoch
     counts): when the study's start preset decays its learning rate, or the schedule is
@@ -112,14 +159,13 @@ def first_rung(tune: TuneConfig, arch: str) -> int:
     return max(1, round(PRUNE_AFTER_SHARE * last))
 
 
-def pruner(tune: TuneConfig, arch: str) -> optuna.pruners.BasePruner:
-    """Pruners over the unit the arch's trials report in (see PruneOnValidation)."""
+def pruner(tune: TuneConfig, arch: str, validation_images: int = 0) -> optuna.pruners.BasePruner:
+    """Pruners over the unit the arch's trials report in (see PruneOnValidation); the default's
+    tolerance is the noise of an accuracy on validation_images (the first fold's)."""
     if tune.pruner == "none":
         return optuna.pruners.NopPruner()
-    if tune.pruner == "halving":  # a third of the trials go on at each rung: 7, 21 epochs
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=first_rung(tune, arch), reduction_factor=3
-        )
+    if tune.pruner == "halving":  # a third (and the close) go on at each rung: 5, 15, 45 epochs
+        return TolerantHalving(first_rung(tune, arch), 3, validation_images)
     if by_percent(tune, arch):
         first, last = PRUNE_MIN_PERCENT, 100
     else:

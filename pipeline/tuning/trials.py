@@ -231,7 +231,7 @@ class Worker:
             study_name=tune.study_for(self.arch),
             storage=storage,
             sampler=sampler(tune, share, self.joined),
-            pruner=pruner(tune, self.arch),
+            pruner=pruner(tune, self.arch, len(splits[0].y_val)),
         )
         check_data(study, study.study_name, dataset.digest)  # downloaded again since it began?
         # TensorFlow's import holds the GIL for seconds: done before any trial's heartbeat
