@@ -96,3 +96,13 @@ def test_the_reference_report_is_todays_with_a_verdict_per_study():
     assert not re.search(r"(^|[\s`(\[])/[\w.-]+/", report, flags=re.M), "an absolute path"
     assert "tuned best" not in report or "beats" in report
     assert (REPO / "docs" / "reference-report" / "learning_curves.png").stat().st_size > 0
+
+
+def test_tune_help_states_the_budget_the_readme_does():
+    """`tune --help` says what a study costs to reach its verdict, in the README's words."""
+    from pipeline.cli import tune_command
+
+    doc = " ".join((tune_command.tune.__doc__ or "").split())
+    assert "Budget:" in doc
+    budget = doc[doc.index("Budget:") :]
+    assert budget in " ".join(readme().split())

@@ -44,6 +44,27 @@ def test_a_range_grows_by_half_its_width_up_to_its_limit():
     assert limited[0].limit and str(limited[0]).endswith("(the widest allowed)")
 
 
+def test_an_epoch_count_tied_with_an_earlier_one_is_not_at_an_edge():
+    """A curve's tie goes to the later epoch: a flat end chosen at the range's top says nothing
+    about more epochs; a new high there does."""
+    from pipeline.tuning.search import edge_params
+
+    def trial(best_so_far: list[float]) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(
+            params={"learning_rate": 1e-3},
+            distributions={"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1)},
+            value=best_so_far[-1],
+            intermediate_values=dict(enumerate(best_so_far, start=1)),
+            user_attrs={names.EPOCHS_ATTR: len(best_so_far)},
+        )
+
+    assert "epochs" not in edge_params(trial([0.90, 0.95, 0.95, 0.95]))
+    assert edge_params(trial([0.90, 0.93, 0.94, 0.95]))["epochs"] == 4
+    ranges_ = {"epochs": (2, 4)}
+    assert ranges.edges(edge_params(trial([0.90, 0.93, 0.94, 0.95])), ranges_)
+    assert not ranges.edges(edge_params(trial([0.90, 0.95, 0.95, 0.95])), ranges_)
+
+
 def _study_with(values: list[float]) -> optuna.Study:
     study = optuna.create_study(direction="maximize")
     for value in values:
@@ -107,6 +128,6 @@ def test_no_widen_keeps_the_ranges_and_names_a_best_at_an_edge(cli, workdir, dat
 
 
 def _best(study: optuna.Study) -> dict:
-    params = dict(study.best_trial.params)
-    params["epochs"] = study.best_trial.user_attrs[names.EPOCHS_ATTR]
-    return params
+    from pipeline.tuning.search import edge_params
+
+    return edge_params(study.best_trial)

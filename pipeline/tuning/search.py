@@ -63,12 +63,25 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
     return params if inside else None
 
 
+def edge_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
+    """A trial's configuration as far as its edges mean something: an epoch count its curve
+    chose counts only where the curve reached a new high then, not where it tied an earlier
+    epoch's (a tie goes to the later epoch, so a flat end would look like a curve still
+    rising at the top of its range)."""
+    params = trial_params(trial)
+    if names.EPOCHS_ATTR in trial.user_attrs:
+        values, chosen = trial.intermediate_values, params["epochs"]
+        if chosen not in values or values[chosen] <= values.get(chosen - 1, -1.0):
+            del params["epochs"]
+    return params
+
+
 def ranges_for(trial: optuna.Trial, tune: TuneConfig, arch: str) -> ranges.Ranges:
     """The ranges the trial samples from: the study's, widened first where its best so far
     lies at an edge (see ranges)."""
     study = trial.study
     try:
-        best = trial_params(study.best_trial)
+        best = edge_params(study.best_trial)
     except ValueError:  # no trial completed yet
         best = None
     return ranges.widen(study, tune, arch, best, trial.number)

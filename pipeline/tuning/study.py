@@ -20,6 +20,7 @@ from pipeline.tune_config import TuneConfig
 from pipeline.tuning import plots, ranges, verdict, workers
 from pipeline.tuning.baseline import retrain
 from pipeline.tuning.opening import open_study
+from pipeline.tuning.search import edge_params
 from pipeline.tuning.storage import failures_named, open_storage, repairs
 from pipeline.tuning.trials import (
     TrialDone,
@@ -95,7 +96,7 @@ def _summarise(
     pruned_share, pruned_words = verdict.pruning(study)
     # Where the search ended: its ranges, the best's params at their edges, whether it settled.
     described = ranges.describe(study, tune, arch)
-    edges = ranges.edge_words(study, tune, arch, trial_params(found.best) if found.best else None)
+    edges = ranges.edge_words(study, tune, arch, edge_params(found.best) if found.best else None)
     unsettled = verdict.unsettled(study)
     search = "; ".join(part for part in (f"ranges {described}", edges, unsettled) if part)
     run.set_tags(
