@@ -44,9 +44,10 @@ def test_a_range_grows_by_half_its_width_up_to_its_limit():
     assert limited[0].limit and str(limited[0]).endswith("(the widest allowed)")
 
 
-def test_an_epoch_count_tied_with_an_earlier_one_is_not_at_an_edge():
+def test_an_epoch_count_tied_with_an_earlier_one_or_the_presets_is_not_at_an_edge():
     """A curve's tie goes to the later epoch: a flat end chosen at the range's top says nothing
-    about more epochs; a new high there does."""
+    about more epochs; a new high there does. The preset trial's values were given: the
+    default epoch range ends at the preset's own count."""
     from pipeline.tuning.search import edge_params
 
     def trial(best_so_far: list[float]) -> optuna.trial.FrozenTrial:
@@ -63,6 +64,9 @@ def test_an_epoch_count_tied_with_an_earlier_one_is_not_at_an_edge():
     ranges_ = {"epochs": (2, 4)}
     assert ranges.edges(edge_params(trial([0.90, 0.93, 0.94, 0.95])), ranges_)
     assert not ranges.edges(edge_params(trial([0.90, 0.95, 0.95, 0.95])), ranges_)
+    preset = trial([0.90, 0.93, 0.94, 0.95])
+    preset.user_attrs[names.PRESET] = "default"  # given, not searched: no edge of its own
+    assert edge_params(preset) == {}
 
 
 def _study_with(values: list[float]) -> optuna.Study:

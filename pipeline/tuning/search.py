@@ -64,10 +64,13 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
 
 
 def edge_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
-    """A trial's configuration as far as its edges mean something: an epoch count its curve
-    chose counts only where the curve reached a new high then, not where it tied an earlier
-    epoch's (a tie goes to the later epoch, so a flat end would look like a curve still
-    rising at the top of its range)."""
+    """A trial's configuration as far as its edges mean something: none of the preset trial's
+    (its values were given, not searched: the default epoch range ends at the preset's own
+    count); an epoch count its curve chose only where the curve reached a new high then, not
+    where it tied an earlier epoch's (a tie goes to the later epoch, so a flat end would look
+    like a curve still rising at the top of its range)."""
+    if names.PRESET in trial.user_attrs:
+        return {}
     params = trial_params(trial)
     if names.EPOCHS_ATTR in trial.user_attrs:
         values, chosen = trial.intermediate_values, params["epochs"]
