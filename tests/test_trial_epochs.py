@@ -107,7 +107,7 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
     from pipeline.tuning.trials import best_epoch
 
     common = ("--arch", "mlp", "--sampler", "random", "--pruner", "none")
-    common += ("--epochs-range", "2", "5", "--learning-rate-range", "0.2", "1.0")
+    common += ("--epochs-range", "2", "5", "--learning-rate-range", "0.2", "1.0", "--no-widen")
     first = tune(cli, workdir, tiny, *common, "--n-trials", "3")
     # The ranges exclude the preset: a stand-in baseline that the study's best beats for sure.
     add_hopeless_baseline(storage_url(workdir), "data-mlp")
@@ -123,14 +123,18 @@ def test_under_a_constant_learning_rate_a_trial_trains_the_range_top_and_keeps_i
             continue  # the stand-in baseline
         assert "epochs" not in trial.params  # the sampler learns nothing about epochs
         run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
-        assert run.data.params["epochs"] == "5"
+        assert trial.user_attrs["epochs_trained"] == 5
         history = sorted(
             client.get_metric_history(run.info.run_id, "val_accuracy"),
-            key=lambda metric: metric.step,
+            key=lambda metric: (metric.step, metric.timestamp),
         )
-        curve = [metric.value for metric in history]
+        by_step = {}  # each epoch's own value: the first at its step
+        for metric in history:
+            by_step.setdefault(metric.step, metric.value)
+        curve = list(by_step.values())
         assert len(curve) == 5
         chosen = trial.user_attrs["epochs"]
+        assert run.data.params["epochs"] == str(chosen)  # the count its value is of
         assert chosen == best_epoch(curve, (2, 5))
         assert trial.value == pytest.approx(max(curve[1:]))
         assert run.data.tags["pipeline.best_epoch"] == str(chosen)
