@@ -102,7 +102,8 @@ class TolerantHalving(optuna.pruners.BasePruner):
     is among the top 1/`factor` of them, or behind their cutoff by no more than the noise of an
     accuracy measured on `images` validation images (one standard error at the cutoff): a trial
     within it of the promoted ones is not known to be worse, and a slow starter often is one.
-    Optuna's SuccessiveHalvingPruner stops those too. A number `tolerance` replaces the noise.
+    (Optuna's SuccessiveHalvingPruner would stop those too.) A number `tolerance` replaces the
+    noise.
     """
 
     def __init__(
