@@ -73,7 +73,7 @@ def edge_params(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
         return {}
     params = trial_params(trial)
     if names.EPOCHS_ATTR in trial.user_attrs:
-        values, chosen = trial.intermediate_values, params["epochs"]
+        values, chosen = trial.intermediate_values, trial.user_attrs[names.EPOCHS_ATTR]
         if chosen not in values or values[chosen] <= values.get(chosen - 1, -1.0):
             del params["epochs"]
     return params
