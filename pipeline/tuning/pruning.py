@@ -100,16 +100,13 @@ class TolerantHalving(optuna.pruners.BasePruner):
     At each rung (`first`, then `factor` times further each time) a trial is compared with every
     trial that reached that rung, each by its value at its first report there: it goes on when it
     is among the top 1/`factor` of them, or behind their cutoff by no more than the noise of an
-    accuracy measured on `images` validation images (one standard error at the cutoff): a trial
-    within it of the promoted ones is not known to be worse, and a slow starter often is one.
-    (Optuna's SuccessiveHalvingPruner would stop those too.) A number `tolerance` replaces the
-    noise.
+    accuracy measured on `images` validation images (`errors` standard errors at the cutoff, one
+    by default): a trial within it of the promoted ones is not known to be worse, and a slow
+    starter often is one. (Optuna's SuccessiveHalvingPruner would stop those too.)
     """
 
-    def __init__(
-        self, first: int, factor: int, images: int = 0, tolerance: float | None = None
-    ) -> None:
-        self.first, self.factor, self.images, self.tolerance = first, factor, images, tolerance
+    def __init__(self, first: int, factor: int, images: int, errors: float = 1.0) -> None:
+        self.first, self.factor, self.images, self.errors = first, factor, images, errors
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
@@ -128,10 +125,8 @@ class TolerantHalving(optuna.pruners.BasePruner):
         if len(values) < 2:
             return False  # nothing to compare with
         cutoff = sorted(values, reverse=True)[max(len(values) // self.factor - 1, 0)]
-        noise = self.tolerance
-        if noise is None:
-            noise = math.sqrt(max(cutoff * (1 - cutoff), 0.0) / max(self.images, 1))
-        return trial.intermediate_values[step] < cutoff - noise
+        noise = math.sqrt(max(cutoff * (1 - cutoff), 0.0) / max(self.images, 1))
+        return trial.intermediate_values[step] < cutoff - self.errors * noise
 
 
 def _at_rung(trial: optuna.trial.FrozenTrial, rung: int) -> float | None:
