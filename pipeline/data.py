@@ -75,7 +75,11 @@ def parse_idx(path: Path, kind: str) -> np.ndarray:
     """Decompress and validate one IDX file; images come back as (n, 28, 28) uint8."""
     name = path.name
     try:
-        raw = gzip.decompress(path.read_bytes())
+        packed = path.read_bytes()
+    except OSError as error:
+        raise PipelineError(f"{name}: cannot be read ({error.strerror or error})") from None
+    try:
+        raw = gzip.decompress(packed)
     except EOFError:
         raise PipelineError(f"{name}: truncated gzip (the file ends early)") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as error:

@@ -199,3 +199,11 @@ def test_shared_real_mnist(cli, workdir):
     row = runs().iloc[0]
     assert row["tags.pipeline.data_digest"] == manifest["digest"]
     assert row["tags.pipeline.official_data"] == "false"
+
+
+def test_an_unreadable_idx_file_is_named_as_unreadable_not_corrupt(tmp_path):
+    from pipeline import data
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"^nowhere\.gz: cannot be read"):
+        data.parse_idx(tmp_path / "nowhere.gz", "labels")
