@@ -63,9 +63,8 @@ def _baseline_words(baseline: optuna.trial.FrozenTrial, start_from: str) -> str:
 
 
 def judge(study: optuna.Study, start_from: str) -> Verdict:
-    """The best complete trial against the preset trial, on the same validation images (their
-    cross-fitted records where curves chose the epoch counts), its p-value and interval
-    adjusted for having been chosen among the complete trials."""
+    """The best complete trial against the preset trial, on the same validation images, its
+    p-value and interval adjusted for having been chosen among the complete trials."""
     complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
     best = study.best_trial if complete else None
     baseline = preset_trial(study)
