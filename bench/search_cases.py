@@ -32,7 +32,7 @@ from pruner_replay import replay
 from tune_budget import epochs_trained
 from tune_verdict import gain_words, retrained
 
-from pipeline import data, tracking
+from pipeline import data, paired, tracking
 from pipeline.tracking import names
 from pipeline.tune_config import TuneConfig
 from pipeline.tuning import verdict
@@ -188,12 +188,27 @@ def default(options, work: Workspace) -> None:
             print(
                 f"{name}: pruned {len(pruned)}/{len(study.trials)} at epochs {at}; {epochs} "
                 f"epochs; best {study.best_trial.params}; "
-                f"val gain {gain_words(metrics, 'val')} (unadjusted p="
-                f"{metrics.get(names.VAL_GAIN_UNADJUSTED_P_VALUE, float('nan')):.2g}); {test}; "
+                f"val gain {gain_words(metrics, 'val')} ({trials_only(study)}); {test}; "
                 f"edges: {tags.get(names.RANGE_EDGES)}; ranges: {tags.get(names.RANGES)}; "
                 f"settled: {tags.get(names.SEARCH_SETTLED)}; {cost['cpu']:.0f} CPU-s",
                 flush=True,
             )
+
+
+def trials_only(study: optuna.Study) -> str:
+    """The best's adjusted p-value had only the trials, not their epoch counts, been counted."""
+    best, baseline = study.best_trial, verdict.preset_trial(study)
+    if baseline is None or best.number == baseline.number:
+        return "the preset is the best"
+    answers = [
+        paired.unpack(t.system_attrs[names.VAL_CORRECT_ATTR])
+        for t in study.get_trials(states=(verdict.COMPLETE,))
+        if t.number not in (best.number, baseline.number)
+    ]
+    chosen, base = (
+        paired.unpack(t.system_attrs[names.VAL_CORRECT_ATTR]) for t in (best, baseline)
+    )
+    return f"p={paired.after_selection(chosen, answers, base).p_value:.2g} counting trials only"
 
 
 def retrained_anyway(work: Workspace, case: str, study: optuna.Study) -> str | None:

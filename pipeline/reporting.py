@@ -157,8 +157,7 @@ def render(
             "",
             "val_gain: the best trial over the study's preset trial on the same validation "
             "images, in points, with its 95 % interval and p-value adjusted for choosing the "
-            "best among the study's complete trials (max-T paired bootstrap), each image "
-            "judged after the epoch count the other half of the images chose; test_gain above: "
+            "best among the study's complete trials (max-T paired bootstrap); test_gain above: "
             "a tuned model over its study's baseline (the start preset as trial 0 trained it) "
             "on the same test images, exact McNemar p-value. Better, within noise or worse: at "
             "the 5 % level.",

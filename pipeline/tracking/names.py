@@ -141,10 +141,10 @@ RSS_ATTR = "rss_mb"  # the trial process's resident memory after the trial, in M
 # value it explains, so that any worker reads it in one query, with no artifact download per
 # trial; a system attribute, so that optuna-dashboard's trial pages leave it out.
 VAL_CORRECT_ATTR = "val_correct"
-# And, where its curve chose the epoch count, the same cross-fitted: each image answered by the
-# model after the epoch count chosen on the other images (tuning.evidence.Folds.cross_fitted),
-# the record the verdict compares, free of the epoch choice's luck.
-VAL_CORRECT_CROSS_FITTED_ATTR = "val_correct_cross_fitted"
+# And, where its curve chose the epoch count, the same after every other epoch count it chose
+# among ({"7": packed, ...}): the epoch was chosen on the same images, so the verdict counts
+# those models among the candidates the best was picked from.
+VAL_CORRECT_EPOCHS_ATTR = "val_correct_other_epochs"
 
 
 def best(param: str) -> str:

@@ -18,12 +18,9 @@ import numpy as np
 
 from pipeline import data, fitting, tracking, train_records
 from pipeline.config import TrainConfig
-from pipeline.early_stopping import best_epoch
 from pipeline.errors import PipelineError
 from pipeline.tracking import names
 from pipeline.tuning.pruning import PruneOnValidation
-
-CROSS_FIT_PARTS = 2  # see Folds.cross_fitted
 
 
 class FoldRecord:
@@ -74,28 +71,6 @@ class Folds:
     def correct(self, epochs: int) -> np.ndarray:
         """Which validation images the models after `epochs` epochs got right, fold by fold."""
         return np.concatenate([record.answers[epochs] for record in self.records])
-
-    def cross_fitted(self, among: range) -> np.ndarray:
-        """Which validation images the models got right, each image judged after the epoch count
-        (among `among`, by early_stopping's rule) that the other images chose.
-
-        The images fall into CROSS_FIT_PARTS parts in turn (image i in part i mod the number);
-        for each part the epoch count is chosen on the accuracy of the rest, and the part's
-        answers are those after it. An epoch count chosen on the same images as it is judged on
-        looks better than it is (a spike of the curve); here no image judges a choice it made,
-        so a study's claims need adjusting only for the choice among trials."""
-        answers = {epochs: self.correct(epochs) for epochs in among}
-        part = np.arange(len(answers[among[0]])) % CROSS_FIT_PARTS
-        record = np.zeros(len(part), dtype=bool)
-        for judged in range(CROSS_FIT_PARTS):
-            rest = part != judged
-            curve = [
-                float(answers[e][rest].mean()) if e in answers else -1.0
-                for e in range(1, among[-1] + 1)
-            ]
-            chosen = best_epoch(curve, (among[0], among[-1]))
-            record[part == judged] = answers[chosen][part == judged]
-        return record
 
 
 def _also(first: Callable[[int, dict], None], then: Callable[[int, dict], None]):

@@ -41,7 +41,7 @@ def trials_table(study: optuna.Study):
     record and the process identity, which the study keeps for the verdict and the workers."""
     hidden = [
         f"system_attrs_{names.VAL_CORRECT_ATTR}",
-        f"system_attrs_{names.VAL_CORRECT_CROSS_FITTED_ATTR}",
+        f"system_attrs_{names.VAL_CORRECT_EPOCHS_ATTR}",
         f"user_attrs_{names.OWNER_ATTR}",
     ]
     return study.trials_dataframe().drop(columns=hidden, errors="ignore")

@@ -159,15 +159,15 @@ def _choose_epochs(
 def _record_evidence(
     trial: optuna.Trial, folds: evidence.Folds, epochs: int, chosen_among: range
 ) -> None:
-    """Which validation images the trial's model got right, after its epoch count, and, where
-    its curve chose that count, cross-fitted (see evidence.Folds.cross_fitted): the verdict's
-    evidence. System attributes, kept off optuna-dashboard's pages (Optuna has no public setter
-    for a trial's; its storage's is)."""
-    records = {names.VAL_CORRECT_ATTR: folds.correct(epochs)}
-    if len(chosen_among) > 1:
-        records[names.VAL_CORRECT_CROSS_FITTED_ATTR] = folds.cross_fitted(chosen_among)
-    for attr, correct in records.items():
-        trial.storage.set_trial_system_attr(trial._trial_id, attr, paired.pack(correct))
+    """Which validation images the trial's model got right, after its epoch count and after
+    every other count its curve chose among: the verdict's evidence. System attributes, kept off
+    optuna-dashboard's pages (Optuna has no public setter for a trial's; its storage's is)."""
+    answers = paired.pack(folds.correct(epochs))
+    trial.storage.set_trial_system_attr(trial._trial_id, names.VAL_CORRECT_ATTR, answers)
+    others = {str(e): paired.pack(folds.correct(e)) for e in chosen_among if e != epochs}
+    if others:
+        attr = names.VAL_CORRECT_EPOCHS_ATTR
+        trial.storage.set_trial_system_attr(trial._trial_id, attr, others)
 
 
 def _settle(run, folds: evidence.Folds, epochs: int, value: float) -> None:

@@ -103,22 +103,26 @@ def judge(study: optuna.Study, start_from: str) -> Verdict:
         return Verdict(None, f"{damaged}: no paired comparison", baseline, best)
 
 
-def _answers(trial: optuna.trial.FrozenTrial, attr: str = names.VAL_CORRECT_ATTR) -> np.ndarray:
+def _answers(trial: optuna.trial.FrozenTrial) -> np.ndarray:
     """A trial's per-image record; a damaged one is a PipelineError naming the trial."""
     try:
-        return paired.unpack(trial.system_attrs[attr])
+        return paired.unpack(trial.system_attrs[names.VAL_CORRECT_ATTR])
     except PipelineError as damaged:
         raise PipelineError(
             f"trial {trial.number}'s per-image record is damaged ({damaged})"
         ) from None
 
 
-def _claimed(trial: optuna.trial.FrozenTrial) -> np.ndarray:
-    """The record a claim compares: cross-fitted where the trial's curve chose its epoch count
-    (its epoch choice has not seen the image judging it), else the model's own."""
-    if names.VAL_CORRECT_CROSS_FITTED_ATTR in trial.system_attrs:
-        return _answers(trial, names.VAL_CORRECT_CROSS_FITTED_ATTR)
-    return _answers(trial)
+def _other_epochs(trial: optuna.trial.FrozenTrial) -> list[np.ndarray]:
+    """A trial's per-image records after the other epoch counts its curve chose among (none
+    when its epochs were not chosen by its curve); a damaged one is a PipelineError."""
+    records = trial.system_attrs.get(names.VAL_CORRECT_EPOCHS_ATTR) or {}
+    try:
+        return [paired.unpack(text) for _, text in sorted(records.items())]
+    except PipelineError as damaged:
+        raise PipelineError(
+            f"trial {trial.number}'s per-image record is damaged ({damaged})"
+        ) from None
 
 
 def _after_selection(
@@ -135,19 +139,20 @@ def _after_selection(
         if trial.number not in (best.number, baseline.number)
         and names.VAL_CORRECT_ATTR in trial.system_attrs
     ]
-    others = [_claimed(trial) for trial in rivals]
-    chosen, base = _claimed(best), _claimed(baseline)
-    if any(len(answers) != len(base) for answers in (chosen, *others)):
+    others = [_answers(trial) for trial in rivals]
+    epochs = [answers for trial in (best, *rivals) for answers in _other_epochs(trial)]
+    chosen, base = _answers(best), _answers(baseline)
+    if any(len(answers) != len(base) for answers in (chosen, *others, *epochs)):
         raise PipelineError("the trials' per-image records cover different images")
-    comparison = paired.after_selection(chosen, others, base)
-    adjusted = []
-    if others and comparison.gain > 0:
-        adjusted.append(f"adjusted for choosing the best of {len(others) + 1} complete trials")
-    if names.VAL_CORRECT_CROSS_FITTED_ATTR in best.system_attrs:
-        adjusted.append("each epoch count chosen on the other half of the images")
+    comparison = paired.after_selection(chosen, others + epochs, base)
+    adjusted = ""
+    if (others or epochs) and comparison.gain > 0:
+        adjusted = f", adjusted for choosing the best of {len(others) + 1} complete trials"
+        if epochs:
+            adjusted += f" and their epoch counts ({len(others) + len(epochs) + 1} models)"
     numbers = (
         f"{comparison.gain * 100:+.2f} pt ({comparison.interval()}, p = "
-        f"{paired.p_text(comparison.p_value)}{''.join(', ' + words for words in adjusted)})"
+        f"{paired.p_text(comparison.p_value)}{adjusted})"
     )
     best_words = f"the best, {_describe(best)},"
     if comparison.outcome == paired.WITHIN_NOISE:
@@ -157,8 +162,7 @@ def _after_selection(
         )
     else:
         sentence = paired.sentence(comparison.outcome, best_words, who, numbers)
-    apparent = paired.compare(_answers(best), _answers(baseline))
-    return Verdict(comparison, sentence, baseline, best, apparent)
+    return Verdict(comparison, sentence, baseline, best, paired.compare(chosen, base))
 
 
 def pruning(study: optuna.Study) -> tuple[float, str]:
