@@ -1,5 +1,6 @@
 """The search benches' cases: data with headroom, built from the local MNIST files (--source)
-without downloads, each with a validation split of 1,970 images so that paired comparisons keep their power:
+without downloads, each with a validation split of 1,970 images so that paired comparisons keep
+their power:
 - subset: the local training files as they are, the default preset to start from;
 - small-2k / small-5k: 1,970 / 4,925 training images (the first images of the file), where the
   default preset, chosen on the full subset, is not tuned;
