@@ -205,6 +205,8 @@ def test_a_store_locked_mid_run_is_one_line_without_sql(workdir, data_dir):
     train = start(workdir, *KILLABLE_TRAIN, "--epochs", "200")
     try:
         wait_for(running_run_id, 120, "the run to start")
+        # training, past the run's set-up (its params and inputs, logged at once, not spooled)
+        wait_for(lambda: list(workdir.glob("checkpoints/*/state.json")), 120, "an epoch")
 
         def hold() -> None:
             locked = sqlite3.connect(workdir / "mlflow.db", isolation_level=None, timeout=60)
