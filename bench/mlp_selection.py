@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import data
+from pipeline.architectures import REGISTRY
 from pipeline.config import train_config
-from pipeline.tune_config import HIDDEN_SIZE_RANGE, LEARNING_RATE_RANGE
+from pipeline.tune_config import LEARNING_RATE_RANGE
 from pipeline.tuning.trials import best_epoch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def main() -> None:
 
     preset = train_config("mlp", "default")
     configs = [(preset.learning_rate, preset.hidden_size)] + [
-        (log_uniform(*LEARNING_RATE_RANGE), round(log_uniform(*HIDDEN_SIZE_RANGE)))
+        (log_uniform(*LEARNING_RATE_RANGE), round(log_uniform(*REGISTRY["mlp"].hidden_sizes)))
         for _ in range(options.configs - 1)
     ]
     with tempfile.TemporaryDirectory(prefix="bench-selection-") as tmp:

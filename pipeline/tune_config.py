@@ -26,16 +26,15 @@ from pipeline.config import (
 )
 from pipeline.errors import PipelineError
 
-# The search space shared by every architecture; the epoch range comes from the registry.
-# Wide enough for a full-size training set's bests (bench/search_cases.py); a study whose best
-# lies at an edge widens it anyway (see tuning/ranges.py), up to RANGE_LIMITS.
+# The search space: the learning rates every architecture shares; hidden sizes and epochs come
+# from the registry. Wide enough for a full-size training set's bests (bench/search_cases.py); a
+# study whose best lies at an edge widens it anyway (see tuning/ranges.py), up to range_limits.
 LEARNING_RATE_RANGE = (3e-5, 1e-2)
-HIDDEN_SIZE_RANGE = (32, 1024)
 RANGE_LIMITS = {
     "learning_rate": (1e-6, 1.0),
-    "hidden_size": (8, 2048),
     "epochs": (2, 100),  # 2: the earliest epoch count a curve chooses (early_stopping)
 }
+HIDDEN_SIZE_FLOOR = 8
 EDGE_SHARE = 0.05  # a best this close to an edge, in shares of the range's (log) width, is at it
 WIDEN_SHARE = 0.5  # a range grows past such an edge by this share of its (log) width
 MAX_FOLDS = 10
@@ -57,7 +56,7 @@ class TuneConfig:
     pruner: str = "halving"
     seed: int = 0
     learning_rate_range: tuple[float, float] = LEARNING_RATE_RANGE
-    hidden_size_range: tuple[int, int] = HIDDEN_SIZE_RANGE
+    hidden_size_range: tuple[int, int] | None = None  # None: the registry's for each arch
     epochs_range: tuple[int, int] | None = None  # None: the registry's range for each arch
     search: str = "standard"
     start_from: str = DEFAULT_PRESET  # the preset trials build on, trial 0 when in the ranges
@@ -95,10 +94,9 @@ class TuneConfig:
         ranges = [
             ("--learning-rate-range", self.learning_rate_range),
             ("--hidden-size-range", self.hidden_size_range),
+            ("--epochs-range", self.epochs_range),
         ]
-        if self.epochs_range is not None:
-            ranges.append(("--epochs-range", self.epochs_range))
-        for option, (low, high) in ranges:
+        for option, (low, high) in ((o, r) for o, r in ranges if r is not None):
             if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
                 raise PipelineError(f"{option} needs 0 < LOW < HIGH (got {low} {high})")
         check_fraction(self.validation_fraction)
@@ -114,6 +112,15 @@ class TuneConfig:
 
     def epochs_for(self, arch: str) -> tuple[int, int]:
         return self.epochs_range or architecture(arch).tuning_epochs()
+
+    def hidden_sizes_for(self, arch: str) -> tuple[int, int]:
+        return self.hidden_size_range or architecture(arch).hidden_sizes
+
+
+def range_limits(arch: str) -> dict[str, tuple[float, float]]:
+    """How far an arch's ranges may widen, per searched param."""
+    ceiling = architecture(arch).hidden_size_limit
+    return {**RANGE_LIMITS, "hidden_size": (HIDDEN_SIZE_FLOOR, ceiling)}
 
 
 @dataclass(frozen=True)

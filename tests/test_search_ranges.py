@@ -9,39 +9,58 @@ import pytest
 from study_helpers import storage_url, study_runs, tune
 
 from pipeline.tracking import names
-from pipeline.tune_config import RANGE_LIMITS, TuneConfig
+from pipeline.tune_config import TuneConfig, range_limits
 from pipeline.tuning import ranges, verdict
 
 SPACE = {"learning_rate": (1e-5, 1e-2), "hidden_size": (32, 1024), "epochs": (2, 20)}
+LIMITS = range_limits("mlp")
 
 
 def test_a_value_within_a_twentieth_of_the_log_width_is_at_the_edge():
     inside = {"learning_rate": 1e-3, "hidden_size": 256, "epochs": 10}
-    assert ranges.edges(inside, SPACE) == []
-    at = ranges.edges({"learning_rate": 1.3e-5, "hidden_size": 900, "epochs": 20}, SPACE)
+    assert ranges.edges(inside, SPACE, LIMITS) == []
+    at = ranges.edges({"learning_rate": 1.3e-5, "hidden_size": 900, "epochs": 20}, SPACE, LIMITS)
     assert [(e.param, e.side, e.limit) for e in at] == [
         ("learning_rate", "floor", False),
         ("hidden_size", "ceiling", False),
         ("epochs", "ceiling", False),
     ]
     # Three decades: 5 % is 0.15 of a decade, so 1.5e-5 is just inside.
-    assert ranges.edges({"learning_rate": 1.5e-5}, SPACE) == []
+    assert ranges.edges({"learning_rate": 1.5e-5}, SPACE, LIMITS) == []
     assert str(at[0]) == "learning rate 1.3e-05 at the floor 1e-05"
 
 
 def test_a_range_grows_by_half_its_width_up_to_its_limit():
     floor = ranges.Edge("learning_rate", 1e-5, "floor", 1e-5, False)
-    low, high = ranges.widened(floor, (1e-5, 1e-2))
-    assert (low, high) == (RANGE_LIMITS["learning_rate"][0], 1e-2)  # not 10**-6.5
-    low, high = ranges.widened(floor, (1e-4, 1e-2))
+    low, high = ranges.widened(floor, (1e-5, 1e-2), LIMITS)
+    assert (low, high) == (LIMITS["learning_rate"][0], 1e-2)  # not 10**-6.5
+    low, high = ranges.widened(floor, (1e-4, 1e-2), LIMITS)
     assert (low, high) == (pytest.approx(1e-5), 1e-2)
     ceiling = ranges.Edge("hidden_size", 1000, "ceiling", 1024, False)
-    assert ranges.widened(ceiling, (32, 1024)) == (32, RANGE_LIMITS["hidden_size"][1])
-    assert ranges.widened(ceiling, (256, 1024)) == (256, 2048)
+    assert ranges.widened(ceiling, (32, 1024), LIMITS) == (32, LIMITS["hidden_size"][1])
+    assert ranges.widened(ceiling, (256, 1024), LIMITS) == (256, 2048)
     epochs = ranges.Edge("epochs", 20, "ceiling", 20, False)
-    assert ranges.widened(epochs, (2, 20)) == (2, 29)
-    limited = ranges.edges({"hidden_size": 2048}, {"hidden_size": (32, 2048)})
+    assert ranges.widened(epochs, (2, 20), LIMITS) == (2, 29)
+    limited = ranges.edges({"hidden_size": 2048}, {"hidden_size": (32, 2048)}, LIMITS)
     assert limited[0].limit and str(limited[0]).endswith("(the widest allowed)")
+
+
+def test_an_lstm_searches_and_widens_narrower_hidden_sizes_as_the_readme_says():
+    """An LSTM's step costs about the square of its width: its hidden sizes start at 32..512
+    and widen to 1024 at most, an MLP's start at 32..1024 and widen to 2048."""
+    from conftest import REPO
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "(log-uniform integers, 32…1024 for the MLP, 32…512 for the LSTM" in readme
+    assert "hidden sizes 8…2048 (the MLP) or 8…1024 (the LSTM)" in readme
+    lstm = range_limits("lstm")
+    assert ranges.initial(TuneConfig(), "lstm")["hidden_size"] == (32, 512)
+    assert ranges.initial(TuneConfig(), "mlp")["hidden_size"] == (32, 1024)
+    ceiling = ranges.Edge("hidden_size", 500, "ceiling", 512, False)
+    assert ranges.widened(ceiling, (32, 512), lstm) == (32, 1024)
+    assert ranges.widened(ceiling, (32, 512), LIMITS) == (32, 2048)
+    assert ranges.edges({"hidden_size": 1000}, {"hidden_size": (32, 1024)}, lstm)[0].limit
+    assert not ranges.edges({"hidden_size": 1000}, {"hidden_size": (32, 1024)}, LIMITS)[0].limit
 
 
 def test_an_epoch_count_tied_with_an_earlier_one_or_the_presets_is_not_at_an_edge():
@@ -62,8 +81,8 @@ def test_an_epoch_count_tied_with_an_earlier_one_or_the_presets_is_not_at_an_edg
     assert "epochs" not in edge_params(trial([0.90, 0.95, 0.95, 0.95]))
     assert edge_params(trial([0.90, 0.93, 0.94, 0.95]))["epochs"] == 4
     ranges_ = {"epochs": (2, 4)}
-    assert ranges.edges(edge_params(trial([0.90, 0.93, 0.94, 0.95])), ranges_)
-    assert not ranges.edges(edge_params(trial([0.90, 0.95, 0.95, 0.95])), ranges_)
+    assert ranges.edges(edge_params(trial([0.90, 0.93, 0.94, 0.95])), ranges_, LIMITS)
+    assert not ranges.edges(edge_params(trial([0.90, 0.95, 0.95, 0.95])), ranges_, LIMITS)
     preset = trial([0.90, 0.93, 0.94, 0.95])
     preset.user_attrs[names.PRESET] = "default"  # given, not searched: no edge of its own
     assert edge_params(preset) == {}

@@ -32,6 +32,11 @@ def _default(field: str) -> str:
     return f"(default: {default_of(TuneConfig, field)})"
 
 
+def _per_arch(value) -> str:
+    """value(architecture) for each architecture, in words: "32..1024 (mlp), 32..512 (lstm)"."""
+    return ", ".join(f"{value(each)} ({each.name})" for each in architectures.REGISTRY.values())
+
+
 def tune(
     arch: Arches = None,
     n_trials: Annotated[
@@ -71,8 +76,9 @@ def tune(
         tuple[int, int] | None,
         option(
             "--hidden-size-range",
-            help="LOW HIGH hidden units, log-uniform integers "
-            f"(default: {tune_cfg.HIDDEN_SIZE_RANGE}).",
+            help="LOW HIGH hidden units, log-uniform integers (default: "
+            + _per_arch(lambda arch: "..".join(map(str, arch.hidden_sizes)))
+            + ").",
         ),
     ] = None,
     epochs_range: Annotated[
@@ -117,7 +123,7 @@ def tune(
             "up to learning rates "
             + "..".join(f"{v:g}" for v in tune_cfg.RANGE_LIMITS["learning_rate"])
             + ", hidden sizes "
-            + "..".join(f"{v:g}" for v in tune_cfg.RANGE_LIMITS["hidden_size"])
+            + _per_arch(lambda arch: f"{tune_cfg.HIDDEN_SIZE_FLOOR}..{arch.hidden_size_limit}")
             + ", epochs "
             + "..".join(f"{v:g}" for v in tune_cfg.RANGE_LIMITS["epochs"])
             + "; the summary names a best still at an edge.",

@@ -4,9 +4,9 @@ edge where the study's best lies, so that a search does not stop where its range
 A value is at an edge when it lies within EDGE_SHARE of its range's width from it, on the
 sampler's scale (log for learning rate and hidden size, linear for epochs). Before each trial the
 study's best so far is looked at: each of its params at an edge widens that side by WIDEN_SHARE
-of the range's width, up to RANGE_LIMITS. The ranges trials sample from now, and every widening,
-are user attributes of the study, so that every worker samples from the same ranges and the
-summary says how they grew.
+of the range's width, up to the arch's range_limits. The ranges trials sample from now, and every
+widening, are user attributes of the study, so that every worker samples from the same ranges
+and the summary says how they grew.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import optuna
 
 from pipeline.tracking import names
-from pipeline.tune_config import EDGE_SHARE, RANGE_LIMITS, WIDEN_SHARE, TuneConfig
+from pipeline.tune_config import EDGE_SHARE, WIDEN_SHARE, TuneConfig, range_limits
 
-Ranges = dict[str, tuple[float, float]]  # param -> (low, high)
+Ranges = dict[str, tuple[float, float]]  # param -> (low, high); also the limits they widen to
 LOG_SCALED = ("learning_rate", "hidden_size")
 WORDS = {"learning_rate": "learning rate", "hidden_size": "hidden size", "epochs": "epochs"}
 
@@ -33,7 +33,7 @@ class Edge:
     value: float
     side: str  # "floor" or "ceiling"
     bound: float
-    limit: bool  # the bound is RANGE_LIMITS' own: the range grows no further
+    limit: bool  # the bound is the limit's own: the range grows no further
 
     def __str__(self) -> str:
         where = (
@@ -46,7 +46,7 @@ def initial(tune: TuneConfig, arch: str) -> Ranges:
     """The ranges a study starts with: the tune config's."""
     return {
         "learning_rate": tune.learning_rate_range,
-        "hidden_size": tune.hidden_size_range,
+        "hidden_size": tune.hidden_sizes_for(arch),
         "epochs": tune.epochs_for(arch),
     }
 
@@ -67,8 +67,8 @@ def _unscale(param: str, value: float) -> float:
     return math.exp(value) if param in LOG_SCALED else value
 
 
-def edges(params: dict[str, Any], ranges: Ranges) -> list[Edge]:
-    """The params at an edge of their range (see the module)."""
+def edges(params: dict[str, Any], ranges: Ranges, limits: Ranges) -> list[Edge]:
+    """The params at an edge of their range (see the module); limits: how far each may widen."""
     found = []
     for param, (low, high) in ranges.items():
         if param not in params or not high > low:
@@ -76,7 +76,7 @@ def edges(params: dict[str, Any], ranges: Ranges) -> list[Edge]:
         value = float(params[param])
         width = _scale(param, high) - _scale(param, low)
         position = (_scale(param, value) - _scale(param, low)) / width
-        floor, ceiling = RANGE_LIMITS[param]
+        floor, ceiling = limits[param]
         if position <= EDGE_SHARE:
             found.append(Edge(param, value, "floor", low, low <= floor))
         elif position >= 1 - EDGE_SHARE:
@@ -84,11 +84,11 @@ def edges(params: dict[str, Any], ranges: Ranges) -> list[Edge]:
     return found
 
 
-def widened(edge: Edge, bounds: tuple[float, float]) -> tuple[float, float]:
-    """The range grown past the edge by WIDEN_SHARE of its width, within RANGE_LIMITS."""
+def widened(edge: Edge, bounds: tuple[float, float], limits: Ranges) -> tuple[float, float]:
+    """The range grown past the edge by WIDEN_SHARE of its width, within limits."""
     param, (low, high) = edge.param, bounds
     step = WIDEN_SHARE * (_scale(param, high) - _scale(param, low))
-    floor, ceiling = RANGE_LIMITS[param]
+    floor, ceiling = limits[param]
     whole = param != "learning_rate"
     if edge.side == "floor":
         new = max(floor, _unscale(param, _scale(param, low) - step))
@@ -105,12 +105,13 @@ def widen(
     ranges = current(study, tune, arch)
     if not tune.widen or best is None:
         return ranges
-    grown = [edge for edge in edges(best, ranges) if not edge.limit]
+    limits = range_limits(arch)
+    grown = [edge for edge in edges(best, ranges, limits) if not edge.limit]
     if not grown:
         return ranges
     history = list(study.user_attrs.get(names.WIDENED_ATTR) or [])
     for edge in grown:
-        old, ranges[edge.param] = ranges[edge.param], widened(edge, ranges[edge.param])
+        old, ranges[edge.param] = ranges[edge.param], widened(edge, ranges[edge.param], limits)
         history.append([before, edge.param, list(old), list(ranges[edge.param])])
     study.set_user_attr(
         names.RANGES_ATTR, {param: list(bounds) for param, bounds in ranges.items()}
@@ -140,7 +141,7 @@ def edge_words(study: optuna.Study, tune: TuneConfig, arch: str, best: dict | No
     """The best's params at an edge of the ranges the study ended with, in words ("" if none)."""
     if best is None:
         return ""
-    found = edges(best, current(study, tune, arch))
+    found = edges(best, current(study, tune, arch), range_limits(arch))
     if not found:
         return ""
     after = "" if tune.widen else " (--no-widen: not searched past)"

@@ -45,13 +45,10 @@ def preset_params(tune: TuneConfig, arch: str) -> dict[str, object] | None:
     preset = architecture(arch).presets[tune.start_from]
     if "max_steps" in preset:
         return None
-    ranges = {
-        "learning_rate": tune.learning_rate_range,
-        "hidden_size": tune.hidden_size_range,
-        "epochs": tune.epochs_for(arch),
-    }
     params = {name: preset[name] for name in SEARCHED}
-    inside = all(low <= params[name] <= high for name, (low, high) in ranges.items())
+    inside = all(
+        low <= params[name] <= high for name, (low, high) in ranges.initial(tune, arch).items()
+    )
     if tune.search == "wide":
         config = train_config(arch, tune.start_from)  # the dataclass's defaults fill the rest
         params.update(
