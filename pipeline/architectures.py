@@ -23,8 +23,7 @@ class Architecture:
     notebook_accuracy: float
     registered_model: str
     # The hidden sizes a study searches by default, and the widest a range widens to: an
-    # LSTM's step costs about the square of its width (on the subset an epoch at 903 units
-    # took 76 s against 4.3 s at 128), an MLP's much less.
+    # LSTM's step grows far faster with its width than an MLP's (bench/widths.py).
     hidden_sizes: tuple[int, int]
     hidden_size_limit: int
 
