@@ -42,7 +42,8 @@ class StepMetrics(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self.stop.pending:  # stopped mid-epoch: --resume trains that epoch again
+        # The first of a fit's epoch-end callbacks: it decides for them all (see _recording).
+        if self.stop.end_epoch():  # stopped mid-epoch: --resume trains that epoch again
             self.sink.discard_epoch()
             return
         seconds = time.perf_counter() - self.epoch_started
@@ -82,7 +83,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.writer, self.state, self.metrics = writer, state, metrics
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self.metrics.stop.pending:  # a partial epoch: --resume trains it again
+        if self.metrics.stop.cut_short:  # a partial epoch: --resume trains it again
             return
         self.state["epoch"] = epoch + 1
         if self.metrics.non_finite_step is None:
@@ -104,7 +105,7 @@ class EpochHook(keras.callbacks.Callback):
         self.hook, self.stop = hook, stop
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if not self.stop.pending:  # a partial epoch says nothing
+        if not self.stop.cut_short:  # a partial epoch says nothing
             self.hook(epoch + 1, logs or {})
 
 

@@ -187,7 +187,8 @@ def _recording(
     folder: Path | None,
 ) -> tuple[StepMetrics, EpochCheckpoint | None, list]:
     """The callbacks that record a fit: step metrics, checkpoints (with a folder) and the step
-    limit where the config sets one; (step metrics, checkpoints, all of them)."""
+    limit where the config sets one; (step metrics, checkpoints, all of them). The step
+    metrics come first: at an epoch's end they decide whether it was cut short."""
     from pipeline.callbacks import EpochCheckpoint, StepLimit, StepMetrics
 
     metrics = StepMetrics(sink, stop)

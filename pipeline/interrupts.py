@@ -59,12 +59,21 @@ class GracefulStop:
     end state; stopping takes one batch and the epoch's validation pass.
 
     `pending` is the signal number of a stop under way; `raise_if_pending()` turns it into
-    `Interrupted` once the caller is back in its own code.
+    `Interrupted` once the caller is back in its own code. `end_epoch()` fixes, once per epoch,
+    whether the epoch ending was cut short (`cut_short`).
     """
 
     def __init__(self, hook: Callable[[], None]) -> None:
         self.hook = hook
         self.pending: int | None = None
+        self.cut_short = False
+
+    def end_epoch(self) -> bool:
+        """Whether the epoch ending now was cut short by a stop, fixed until the next epoch
+        ends: the first epoch-end callback asks, the others read `cut_short`, so that they
+        agree even when a signal lands between them (its stop then comes after this epoch)."""
+        self.cut_short = self.pending is not None
+        return self.cut_short
 
     def _handle(self, signal_number: int, _frame) -> None:
         _ignore_further()

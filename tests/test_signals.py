@@ -119,3 +119,57 @@ def test_a_signal_just_before_keras_starts_still_stops_training(data_dir):
         callbacks=[StepMetrics(Sink("run", 0, 32, 270, None), stop), batches],
     )
     assert seen == [0]  # one batch, then it stopped (9 batches an epoch otherwise)
+
+
+def test_a_signal_between_the_epoch_end_callbacks_leaves_them_agreeing(tmp_path):
+    """A stop that lands after an epoch's step metrics were sent but before its checkpoint: the
+    epoch is whole for every callback (the checkpoint once skipped it, so --resume trained it
+    again and logged its steps twice)."""
+    import signal
+
+    from pipeline import checkpoints, fitting, interrupts, tracking
+    from pipeline.callbacks import EpochCheckpoint, EpochHook, StepMetrics
+    from pipeline.config import train_config
+    from pipeline.keras_runtime import keras
+    from pipeline.tracking import names
+
+    config = train_config("mlp", epochs=3, batch_size=32, hidden_size=8)
+    model = fitting.new_model(config, 270)
+    stop = interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
+    sent: list[int] = []
+
+    class Sink(tracking.StepMetricSink):
+        def _send(self, metrics) -> None:  # the store is not what this test is about
+            sent.extend(metric.step for metric in metrics if metric.key == names.BATCH_LOSS)
+
+    sink = Sink("run", 0, 32, 270, None)
+    metrics = StepMetrics(sink, stop)
+    state = {"epoch": 0, "step": 0}
+    checkpoint = EpochCheckpoint(checkpoints.CheckpointWriter(tmp_path), state, metrics)
+    signal_after_metrics = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: (
+            signal.raise_signal(signal.SIGTERM) if epoch == 0 else None
+        )
+    )
+    hooked: list[int] = []
+    hook = EpochHook(lambda done, logs: hooked.append(done), stop)
+    images = np.random.default_rng(0).random((270, 28, 28), dtype=np.float32) * 255
+    labels = np.arange(270) % 10
+    saved = {number: signal.getsignal(number) for number in interrupts.SIGNALS}
+    try:
+        with stop.active():
+            model.fit(
+                images,
+                labels,
+                batch_size=32,
+                epochs=3,
+                verbose=0,
+                callbacks=[metrics, signal_after_metrics, checkpoint, hook],
+            )
+    finally:
+        for number, action in saved.items():
+            signal.signal(number, action)
+    assert stop.pending == signal.SIGTERM  # the stop came, after the first epoch
+    assert sent == list(range(9))  # 9 batches an epoch: the first epoch's, once
+    assert (state["epoch"], state["step"]) == (1, 9)  # and its checkpoint
+    assert hooked == [1]
