@@ -87,17 +87,33 @@ def test_after_the_first_stop_signal_repeats_are_ignored_until_the_process_ends(
             signal.signal(number, action)
 
 
+IMAGES = 270  # 9 batches of 32 an epoch
+
+
+def _model_and_stop():
+    """A small MLP and the graceful stop that ends its fit after the current batch."""
+    from pipeline import fitting, interrupts
+    from pipeline.config import train_config
+
+    config = train_config("mlp", epochs=3, batch_size=32, hidden_size=8)
+    model = fitting.new_model(config, IMAGES)
+    return model, interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
+
+
+def _fit_three_epochs(model, callbacks: list) -> None:
+    images = np.random.default_rng(0).random((IMAGES, 28, 28), dtype=np.float32) * 255
+    labels = np.arange(IMAGES) % 10
+    model.fit(images, labels, batch_size=32, epochs=3, verbose=0, callbacks=callbacks)
+
+
 def test_a_signal_just_before_keras_starts_still_stops_training(data_dir):
     """fit() clears stop_training as it starts; a stop requested a moment earlier still counts."""
 
-    from pipeline import fitting, interrupts, tracking
+    from pipeline import tracking
     from pipeline.callbacks import StepMetrics
-    from pipeline.config import train_config
     from pipeline.keras_runtime import keras
 
-    config = train_config("mlp", epochs=3, batch_size=32, hidden_size=8)
-    model = fitting.new_model(config, 270)
-    stop = interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
+    model, stop = _model_and_stop()
     stop.pending = 2  # the signal came while fit() was being set up
 
     class Sink(tracking.StepMetricSink):
@@ -108,16 +124,7 @@ def test_a_signal_just_before_keras_starts_still_stops_training(data_dir):
         on_train_batch_end=lambda batch, logs: seen.append(batch)
     )
     seen: list[int] = []
-    images = np.random.default_rng(0).random((270, 28, 28), dtype=np.float32) * 255
-    labels = np.arange(270) % 10
-    model.fit(
-        images,
-        labels,
-        batch_size=32,
-        epochs=3,
-        verbose=0,
-        callbacks=[StepMetrics(Sink("run", 0, 32, 270, None), stop), batches],
-    )
+    _fit_three_epochs(model, [StepMetrics(Sink("run", 0, 32, IMAGES, None), stop), batches])
     assert seen == [0]  # one batch, then it stopped (9 batches an epoch otherwise)
 
 
@@ -127,22 +134,19 @@ def test_a_signal_between_the_epoch_end_callbacks_leaves_them_agreeing(tmp_path)
     again and logged its steps twice)."""
     import signal
 
-    from pipeline import checkpoints, fitting, interrupts, tracking
+    from pipeline import checkpoints, interrupts, tracking
     from pipeline.callbacks import EpochCheckpoint, EpochHook, StepMetrics
-    from pipeline.config import train_config
     from pipeline.keras_runtime import keras
     from pipeline.tracking import names
 
-    config = train_config("mlp", epochs=3, batch_size=32, hidden_size=8)
-    model = fitting.new_model(config, 270)
-    stop = interrupts.GracefulStop(lambda: setattr(model, "stop_training", True))
+    model, stop = _model_and_stop()
     sent: list[int] = []
 
     class Sink(tracking.StepMetricSink):
         def _send(self, metrics) -> None:  # the store is not what this test is about
             sent.extend(metric.step for metric in metrics if metric.key == names.BATCH_LOSS)
 
-    sink = Sink("run", 0, 32, 270, None)
+    sink = Sink("run", 0, 32, IMAGES, None)
     metrics = StepMetrics(sink, stop)
     state = {"epoch": 0, "step": 0}
     checkpoint = EpochCheckpoint(checkpoints.CheckpointWriter(tmp_path), state, metrics)
@@ -153,19 +157,10 @@ def test_a_signal_between_the_epoch_end_callbacks_leaves_them_agreeing(tmp_path)
     )
     hooked: list[int] = []
     hook = EpochHook(lambda done, logs: hooked.append(done), stop)
-    images = np.random.default_rng(0).random((270, 28, 28), dtype=np.float32) * 255
-    labels = np.arange(270) % 10
     saved = {number: signal.getsignal(number) for number in interrupts.SIGNALS}
     try:
         with stop.active():
-            model.fit(
-                images,
-                labels,
-                batch_size=32,
-                epochs=3,
-                verbose=0,
-                callbacks=[metrics, signal_after_metrics, checkpoint, hook],
-            )
+            _fit_three_epochs(model, [metrics, signal_after_metrics, checkpoint, hook])
     finally:
         for number, action in saved.items():
             signal.signal(number, action)
